@@ -1,0 +1,227 @@
+//! Input parsing: one command line in, one [`Command`] or [`SyntaxError`] out (PROTOCOL.md §1, §2).
+//!
+//! Pure: no state, no I/O. Syntax is checked here for everyone; login state is the kernel's business.
+
+/// A command line that passed the syntax check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command<'a> {
+    Login {
+        name: &'a str,
+    },
+    Logout,
+    /// `text` has control characters removed and is never empty.
+    Msg {
+        name: &'a str,
+        text: String,
+    },
+    MsgAll {
+        text: String,
+    },
+    /// `raw` is set by the `/whoami` spelling.
+    WhoAmI {
+        raw: bool,
+    },
+    UserList {
+        raw: bool,
+    },
+    Help,
+}
+
+/// Why a line was refused before looking at login state; each is `[ERROR] - REASON`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyntaxError {
+    UnknownCommand,
+    RequireUsername,
+    OverageInfo,
+    EmptyMessage,
+}
+
+/// Longest valid user name, in characters.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// Parses one input line (already split off its `\n`, already valid UTF-8).
+///
+/// Returns `None` for a line that is empty after trimming: such a line is ignored entirely.
+pub fn parse(line: &str) -> Option<Result<Command<'_>, SyntaxError>> {
+    let line = line.trim();
+    if line.is_empty() {
+        return None;
+    }
+    let (token, rest) = split_token(line);
+    let (slash, word) = match token.strip_prefix('/') {
+        Some(word) => (true, word),
+        None => (false, token),
+    };
+    Some(match word {
+        "login" => parse_login(rest),
+        "logout" if rest.is_empty() => Ok(Command::Logout),
+        "logout" => Err(SyntaxError::OverageInfo),
+        "msg" => parse_msg(rest),
+        "msgall" => text_arg(rest).map(|text| Command::MsgAll { text }),
+        "whoami" => Ok(Command::WhoAmI { raw: slash }),
+        "userlist" => Ok(Command::UserList { raw: slash }),
+        "help" => Ok(Command::Help),
+        _ => Err(SyntaxError::UnknownCommand),
+    })
+}
+
+fn parse_login(rest: &str) -> Result<Command<'_>, SyntaxError> {
+    match split_token(rest) {
+        ("", _) => Err(SyntaxError::RequireUsername),
+        (name, "") => Ok(Command::Login { name }),
+        _ => Err(SyntaxError::OverageInfo),
+    }
+}
+
+fn parse_msg(rest: &str) -> Result<Command<'_>, SyntaxError> {
+    match split_token(rest) {
+        ("", _) => Err(SyntaxError::RequireUsername),
+        (name, text) => text_arg(text).map(|text| Command::Msg { name, text }),
+    }
+}
+
+fn text_arg(text: &str) -> Result<String, SyntaxError> {
+    let text = strip_controls(text);
+    // Stripping can expose whitespace that trimming did not see (`msg bob \x1b`); an
+    // all-blank message is as empty as no message.
+    if text.trim().is_empty() {
+        Err(SyntaxError::EmptyMessage)
+    } else {
+        Ok(text)
+    }
+}
+
+/// Splits off the first whitespace-separated token; the rest has its leading whitespace removed.
+fn split_token(s: &str) -> (&str, &str) {
+    match s.find(char::is_whitespace) {
+        Some(at) => (&s[..at], s[at..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+/// Removes U+0000..=U+001F, U+007F and U+0080..=U+009F (the Unicode `Cc` category), so no user
+/// can send a terminal escape sequence to another user's terminal.
+pub fn strip_controls(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// A valid name is 1 to 32 characters, each a Unicode letter or digit or one of `_ - .`.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut count = 0;
+    for c in name.chars() {
+        count += 1;
+        if count > MAX_NAME_CHARS || !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            return false;
+        }
+    }
+    count > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command<'_> {
+        parse(line).expect("not empty").expect("valid syntax")
+    }
+
+    fn err(line: &str) -> SyntaxError {
+        parse(line).expect("not empty").expect_err("syntax error")
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(ok("login bob"), Command::Login { name: "bob" });
+        assert_eq!(ok("logout"), Command::Logout);
+        assert_eq!(
+            ok("msg bob hi there"),
+            Command::Msg {
+                name: "bob",
+                text: "hi there".into()
+            }
+        );
+        assert_eq!(ok("msgall hi"), Command::MsgAll { text: "hi".into() });
+        assert_eq!(ok("whoami"), Command::WhoAmI { raw: false });
+        assert_eq!(ok("userlist"), Command::UserList { raw: false });
+        assert_eq!(ok("help"), Command::Help);
+    }
+
+    #[test]
+    fn slash_prefix_is_accepted_and_selects_raw() {
+        assert_eq!(ok("/login bob"), Command::Login { name: "bob" });
+        assert_eq!(ok("/logout"), Command::Logout);
+        assert_eq!(ok("/msgall x"), Command::MsgAll { text: "x".into() });
+        assert_eq!(ok("/whoami"), Command::WhoAmI { raw: true });
+        assert_eq!(ok("/userlist"), Command::UserList { raw: true });
+        assert_eq!(ok("/help"), Command::Help);
+        assert_eq!(err("/"), SyntaxError::UnknownCommand);
+        assert_eq!(err("//login bob"), SyntaxError::UnknownCommand);
+    }
+
+    #[test]
+    fn syntax_errors() {
+        assert_eq!(err("hello"), SyntaxError::UnknownCommand);
+        assert_eq!(err("LOGIN bob"), SyntaxError::UnknownCommand);
+        assert_eq!(err("login"), SyntaxError::RequireUsername);
+        assert_eq!(err("login bob alice"), SyntaxError::OverageInfo);
+        assert_eq!(err("msg"), SyntaxError::RequireUsername);
+        assert_eq!(err("msg bob"), SyntaxError::EmptyMessage);
+        assert_eq!(err("msg bob   "), SyntaxError::EmptyMessage);
+        assert_eq!(err("msgall"), SyntaxError::EmptyMessage);
+        assert_eq!(err("logout now"), SyntaxError::OverageInfo);
+    }
+
+    #[test]
+    fn arguments_after_whoami_userlist_help_are_ignored() {
+        assert_eq!(ok("whoami x y"), Command::WhoAmI { raw: false });
+        assert_eq!(ok("/userlist x"), Command::UserList { raw: true });
+        assert_eq!(ok("help me"), Command::Help);
+    }
+
+    #[test]
+    fn empty_lines_are_ignored() {
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("   \t "), None);
+        assert_eq!(parse("\u{3000}"), None);
+    }
+
+    #[test]
+    fn text_keeps_inner_spacing_and_drops_leading_whitespace() {
+        assert_eq!(
+            ok("  msg   bob    a  b   c  "),
+            Command::Msg {
+                name: "bob",
+                text: "a  b   c".into()
+            }
+        );
+        assert_eq!(ok("msgall \t x   y"), Command::MsgAll { text: "x   y".into() });
+    }
+
+    #[test]
+    fn control_characters_are_stripped_from_text() {
+        assert_eq!(
+            ok("msgall \x1b[31mred\x1b[0m\x07 \u{7f}\u{85}\u{9b}ok"),
+            Command::MsgAll {
+                text: "[31mred[0m ok".into()
+            }
+        );
+        assert_eq!(err("msgall \x1b\x1b"), SyntaxError::EmptyMessage);
+        assert_eq!(err("msg bob \x00 \x01"), SyntaxError::EmptyMessage);
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("bob"));
+        assert!(is_valid_name("a.b_c-9"));
+        assert!(is_valid_name("Юля"));
+        assert!(is_valid_name("名前"));
+        assert!(is_valid_name(&"x".repeat(32)));
+        assert!(is_valid_name(&"ж".repeat(32)));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name(&"x".repeat(33)));
+        assert!(!is_valid_name("[bob]"));
+        assert!(!is_valid_name("bob\x1b[31m"));
+        assert!(!is_valid_name("a'b"));
+        assert!(!is_valid_name("<script>"));
+    }
+}

@@ -1,0 +1,667 @@
+//! The chat state: sessions of every frontend, unique names, login order. No I/O.
+//!
+//! [`Chat`] is what the kernel process owns. Each method takes one thing that happened (a session
+//! opened, a line arrived, a session or a whole frontend went away) and appends [`Output`]s: events
+//! with their recipients already grouped by frontend, so the kernel sends one frame per frontend per
+//! event.
+
+use std::collections::{BTreeMap, HashMap, hash_map::Entry};
+
+use super::command::{self, Command};
+use super::event::{ChatError, Event};
+
+/// Which frontend connection of the kernel; assigned by the kernel, never reused while it runs.
+pub type FrontendId = u32;
+/// A session (one client connection) within its frontend; assigned by the frontend.
+pub type SessionId = u64;
+
+/// A session anywhere in the chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    pub frontend: FrontendId,
+    pub session: SessionId,
+}
+
+/// A logged-in session's name and its login sequence number.
+///
+/// `seq` orders logins (oldest first in `userlist`) and, after a kernel restart, decides which of
+/// two sessions claiming one name keeps it. It is the login's wall-clock time in microseconds,
+/// bumped to stay strictly increasing, so it stays meaningful across kernel restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    pub name: String,
+    pub seq: u64,
+}
+
+/// The kernel's clock reading for one input: `time` is `HH:MM:SS` local time, `micros` the Unix
+/// time in microseconds. Passed in so that the state stays pure and testable.
+#[derive(Debug, Clone, Copy)]
+pub struct Now<'a> {
+    pub time: &'a str,
+    pub micros: u64,
+}
+
+/// Recipients of one event, grouped by frontend, in login order within each frontend.
+pub type Recipients = Vec<(FrontendId, Vec<SessionId>)>;
+
+/// What the kernel must send as a result of one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Show `event` to these sessions.
+    Deliver { event: Event, to: Recipients },
+    /// The session logged in or out: its frontend mirrors this so that it can rebuild a restarted
+    /// kernel's state in its hello.
+    Named { key: SessionKey, login: Option<Login> },
+    /// Close the session's connection once everything before this has been delivered (after
+    /// `logout`).
+    Close(SessionKey),
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    /// Login sequence number while logged in; the name is in `Chat::online`.
+    login: Option<u64>,
+    /// Logged out by `logout` and about to be closed: further input is ignored.
+    closing: bool,
+}
+
+/// The whole chat state.
+#[derive(Debug, Default)]
+pub struct Chat {
+    sessions: HashMap<SessionKey, Session>,
+    /// Logged-in name to its login sequence number.
+    names: HashMap<String, u64>,
+    /// Logged-in users in login order.
+    online: BTreeMap<u64, (String, SessionKey)>,
+    last_seq: u64,
+}
+
+impl Chat {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new session, logged out. Returns false if it already existed (nothing changes).
+    pub fn open(&mut self, key: SessionKey) -> bool {
+        match self.sessions.entry(key) {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(slot) => {
+                slot.insert(Session::default());
+                true
+            }
+        }
+    }
+
+    /// Handles one input line of a session. Returns false if the session is unknown.
+    pub fn input(&mut self, key: SessionKey, line: &str, now: Now<'_>, out: &mut Vec<Output>) -> bool {
+        let Some(session) = self.sessions.get(&key) else {
+            return false;
+        };
+        if session.closing {
+            return true;
+        }
+        let login = session.login;
+        let Some(parsed) = command::parse(line) else {
+            return true;
+        };
+        let command = match parsed {
+            Ok(command) => command,
+            Err(error) => {
+                reply(out, key, Event::Error(ChatError::Syntax(error)));
+                return true;
+            }
+        };
+        let Some(seq) = login else {
+            match command {
+                Command::Login { name } => self.login(key, name, now, out),
+                Command::Help => reply(out, key, Event::Help),
+                _ => reply(out, key, Event::Error(ChatError::FirstLogin)),
+            }
+            return true;
+        };
+        let me = &self.online[&seq].0;
+        match command {
+            Command::Login { .. } => reply(out, key, Event::Error(ChatError::AlreadyLogin)),
+            Command::Logout => {
+                let name = me.clone();
+                out.push(Output::Deliver {
+                    event: Event::Logout { name },
+                    to: self.everyone(),
+                });
+                self.logout(key, out);
+                if let Some(session) = self.sessions.get_mut(&key) {
+                    session.closing = true;
+                }
+                out.push(Output::Close(key));
+            }
+            Command::Msg { name, text } => match self.names.get(name) {
+                None => reply(out, key, Event::Error(ChatError::NotFound(name.to_string()))),
+                Some(to_seq) => {
+                    let to_key = self.online[to_seq].1;
+                    let mut to = vec![(key.frontend, vec![key.session])];
+                    if to_key != key {
+                        add(&mut to, to_key);
+                    }
+                    let event = Event::Private {
+                        time: now.time.to_string(),
+                        from: me.clone(),
+                        to: name.to_string(),
+                        text,
+                    };
+                    out.push(Output::Deliver { event, to });
+                }
+            },
+            Command::MsgAll { text } => {
+                let event = Event::Public {
+                    time: now.time.to_string(),
+                    from: me.clone(),
+                    text,
+                };
+                out.push(Output::Deliver {
+                    event,
+                    to: self.everyone(),
+                });
+            }
+            Command::WhoAmI { raw } => {
+                let name = me.clone();
+                reply(out, key, Event::WhoAmI { name, raw });
+            }
+            Command::UserList { raw } => {
+                let names = self.online.values().map(|(name, _)| name.clone()).collect();
+                reply(out, key, Event::UserList { names, raw });
+            }
+            Command::Help => reply(out, key, Event::Help),
+        }
+        true
+    }
+
+    /// The session's connection closed. A logged-in user's logout is broadcast to the others.
+    pub fn close(&mut self, key: SessionKey, out: &mut Vec<Output>) {
+        let Some(session) = self.sessions.remove(&key) else {
+            return;
+        };
+        if let Some(seq) = session.login {
+            let (name, _) = self.online.remove(&seq).expect("logged-in session is online");
+            self.names.remove(&name);
+            out.push(Output::Deliver {
+                event: Event::Logout { name },
+                to: self.everyone(),
+            });
+        }
+    }
+
+    /// A frontend went away with all its sessions: each of its users is logged out once, in login
+    /// order, and every remaining user is told once per user.
+    pub fn frontend_gone(&mut self, frontend: FrontendId, out: &mut Vec<Output>) {
+        self.sessions.retain(|key, _| key.frontend != frontend);
+        let gone: Vec<u64> = self
+            .online
+            .iter()
+            .filter(|(_, (_, key))| key.frontend == frontend)
+            .map(|(seq, _)| *seq)
+            .collect();
+        // Remove them all before telling anyone, so no logout is sent to a session that is gone.
+        let names: Vec<String> = gone
+            .iter()
+            .map(|seq| {
+                let (name, _) = self.online.remove(seq).expect("listed above");
+                self.names.remove(&name);
+                name
+            })
+            .collect();
+        for name in names {
+            out.push(Output::Deliver {
+                event: Event::Logout { name },
+                to: self.everyone(),
+            });
+        }
+    }
+
+    /// Rebuilds a frontend's sessions from its hello after a kernel restart.
+    ///
+    /// Nobody is told of restored logins: they were already announced. If a name is claimed twice,
+    /// the earlier login (lower `seq`) keeps it and the other session is told
+    /// `Username already taken!` and left logged out.
+    pub fn restore(&mut self, frontend: FrontendId, sessions: Vec<(SessionId, Option<Login>)>, out: &mut Vec<Output>) {
+        for (session, login) in sessions {
+            let key = SessionKey { frontend, session };
+            if !self.open(key) {
+                continue;
+            }
+            let Some(Login { name, seq }) = login else {
+                continue;
+            };
+            if !command::is_valid_name(&name) {
+                out.push(Output::Named { key, login: None });
+                reply(out, key, Event::Error(ChatError::InvalidUsername));
+                continue;
+            }
+            let seq = self.free_seq(seq);
+            match self.names.get(&name) {
+                Some(&held) if held <= seq => {
+                    out.push(Output::Named { key, login: None });
+                    reply(out, key, Event::Error(ChatError::UsernameTaken));
+                    continue;
+                }
+                Some(&held) => {
+                    let loser = self.online[&held].1;
+                    self.logout(loser, out);
+                    reply(out, loser, Event::Error(ChatError::UsernameTaken));
+                }
+                None => {}
+            }
+            self.last_seq = self.last_seq.max(seq);
+            self.bind(key, name, seq, out);
+        }
+    }
+
+    /// Logged-in names in login order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.online.values().map(|(name, _)| name.as_str())
+    }
+
+    /// How many users are logged in on `frontend`.
+    pub fn users_on(&self, frontend: FrontendId) -> usize {
+        self.online.values().filter(|(_, key)| key.frontend == frontend).count()
+    }
+
+    fn login(&mut self, key: SessionKey, name: &str, now: Now<'_>, out: &mut Vec<Output>) {
+        if !command::is_valid_name(name) {
+            reply(out, key, Event::Error(ChatError::InvalidUsername));
+            return;
+        }
+        if self.names.contains_key(name) {
+            reply(out, key, Event::Error(ChatError::UsernameTaken));
+            return;
+        }
+        let seq = self.free_seq(now.micros.max(self.last_seq + 1));
+        self.last_seq = seq;
+        self.bind(key, name.to_string(), seq, out);
+        out.push(Output::Deliver {
+            event: Event::Login { name: name.to_string() },
+            to: self.everyone(),
+        });
+    }
+
+    /// A sequence number at or after `seq` that no login holds (two frontends' hellos may carry
+    /// equal ones).
+    fn free_seq(&self, mut seq: u64) -> u64 {
+        while self.online.contains_key(&seq) {
+            seq += 1;
+        }
+        seq
+    }
+
+    fn bind(&mut self, key: SessionKey, name: String, seq: u64, out: &mut Vec<Output>) {
+        self.sessions.get_mut(&key).expect("session is open").login = Some(seq);
+        self.names.insert(name.clone(), seq);
+        self.online.insert(seq, (name.clone(), key));
+        out.push(Output::Named {
+            key,
+            login: Some(Login { name, seq }),
+        });
+    }
+
+    /// Logs a session out without telling anyone but its frontend.
+    fn logout(&mut self, key: SessionKey, out: &mut Vec<Output>) {
+        let Some(seq) = self.sessions.get_mut(&key).and_then(|s| s.login.take()) else {
+            return;
+        };
+        if let Some((name, _)) = self.online.remove(&seq) {
+            self.names.remove(&name);
+        }
+        out.push(Output::Named { key, login: None });
+    }
+
+    /// Every logged-in session, grouped by frontend.
+    fn everyone(&self) -> Recipients {
+        let mut to = Recipients::new();
+        for (_, key) in self.online.values() {
+            add(&mut to, *key);
+        }
+        to
+    }
+}
+
+fn reply(out: &mut Vec<Output>, key: SessionKey, event: Event) {
+    out.push(Output::Deliver {
+        event,
+        to: vec![(key.frontend, vec![key.session])],
+    });
+}
+
+fn add(to: &mut Recipients, key: SessionKey) {
+    // Few frontends: a linear search beats hashing, and the last group is the likeliest.
+    match to.iter_mut().rev().find(|(frontend, _)| *frontend == key.frontend) {
+        Some((_, sessions)) => sessions.push(key.session),
+        None => to.push((key.frontend, vec![key.session])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::command::SyntaxError;
+
+    const NOW: Now<'static> = Now {
+        time: "12:00:00",
+        micros: 1,
+    };
+
+    fn key(frontend: FrontendId, session: SessionId) -> SessionKey {
+        SessionKey { frontend, session }
+    }
+
+    /// Drives a `Chat` and flattens deliveries into (recipient, plain text) pairs.
+    struct Harness {
+        chat: Chat,
+        out: Vec<Output>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            Self {
+                chat: Chat::new(),
+                out: Vec::new(),
+            }
+        }
+
+        fn open(&mut self, k: SessionKey) {
+            assert!(self.chat.open(k));
+        }
+
+        fn send(&mut self, k: SessionKey, line: &str) -> Vec<(SessionKey, String)> {
+            self.out.clear();
+            assert!(self.chat.input(k, line, NOW, &mut self.out));
+            self.deliveries()
+        }
+
+        fn deliveries(&self) -> Vec<(SessionKey, String)> {
+            let mut all = Vec::new();
+            for output in &self.out {
+                if let Output::Deliver { event, to } = output {
+                    for (frontend, sessions) in to {
+                        for session in sessions {
+                            all.push((key(*frontend, *session), event.plain()));
+                        }
+                    }
+                }
+            }
+            all
+        }
+
+        fn login(&mut self, k: SessionKey, name: &str) {
+            self.open(k);
+            let got = self.send(k, &format!("login {name}"));
+            assert!(got.contains(&(k, format!("[SYSTEM INFO] - [{name}] login to chat."))));
+        }
+
+        /// The one reply `line` gets from `k`, checked to go to `k` alone.
+        fn reply(&mut self, k: SessionKey, line: &str) -> String {
+            let got = self.send(k, line);
+            assert_eq!(got.len(), 1, "{line:?} gave {got:?}");
+            assert_eq!(got[0].0, k);
+            got[0].1.clone()
+        }
+    }
+
+    #[test]
+    fn logged_out_column() {
+        let mut h = Harness::new();
+        let a = key(1, 1);
+        h.open(a);
+        for line in [
+            "logout",
+            "msg bob hi",
+            "msgall hi",
+            "whoami",
+            "/whoami",
+            "userlist",
+            "/userlist",
+        ] {
+            assert_eq!(h.reply(a, line), "[ERROR] - First login!", "{line}");
+        }
+        assert!(h.reply(a, "help").starts_with("[INFO] - commands: login <name>"));
+        assert_eq!(h.reply(a, "login b[a]d"), "[ERROR] - invalid username");
+        h.login(key(2, 1), "bob");
+        assert_eq!(h.reply(a, "login bob"), "[ERROR] - Username already taken!");
+        let got = h.send(a, "login alice");
+        assert_eq!(
+            got,
+            [
+                (key(2, 1), "[SYSTEM INFO] - [alice] login to chat.".into()),
+                (a, "[SYSTEM INFO] - [alice] login to chat.".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn logged_in_column() {
+        let mut h = Harness::new();
+        let (a, b) = (key(1, 1), key(2, 7));
+        h.login(a, "alice");
+        h.login(b, "bob");
+        assert_eq!(h.reply(a, "login carol"), "[ERROR] - Already login!");
+        assert_eq!(
+            h.send(a, "msg bob hi  you"),
+            [
+                (a, "[12:00:00][alice][->][bob]: hi  you".into()),
+                (b, "[12:00:00][alice][->][bob]: hi  you".into()),
+            ]
+        );
+        assert_eq!(h.reply(a, "msg zed hi"), "[ERROR] - [zed] not found!");
+        let got = h.send(b, "msgall hey");
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().all(|(_, text)| text == "[12:00:00][bob]: hey"));
+        assert_eq!(h.reply(a, "whoami"), "[INFO] - alice");
+        assert_eq!(h.reply(a, "/whoami"), "alice");
+        assert_eq!(h.reply(a, "userlist"), "[INFO] - ['alice', 'bob']");
+        assert_eq!(h.reply(a, "/userlist"), "['alice', 'bob']");
+        assert!(h.reply(a, "help").starts_with("[INFO] - commands:"));
+        let got = h.send(a, "logout");
+        assert_eq!(got.len(), 2);
+        assert!(
+            got.iter()
+                .all(|(_, text)| text == "[SYSTEM INFO] - [alice] logout from chat.")
+        );
+        assert!(h.out.contains(&Output::Close(a)));
+        assert!(h.out.contains(&Output::Named { key: a, login: None }));
+        // The name is free again; the leaving session's further input is ignored.
+        assert!(h.send(a, "whoami").is_empty());
+        assert_eq!(h.reply(b, "userlist"), "[INFO] - ['bob']");
+    }
+
+    #[test]
+    fn syntax_errors_come_first_whatever_the_login_state() {
+        let mut h = Harness::new();
+        let (out, inn) = (key(1, 1), key(1, 2));
+        h.open(out);
+        h.login(inn, "bob");
+        let cases = [
+            ("nope", SyntaxError::UnknownCommand),
+            ("login", SyntaxError::RequireUsername),
+            ("login a b", SyntaxError::OverageInfo),
+            ("msg", SyntaxError::RequireUsername),
+            ("msg bob", SyntaxError::EmptyMessage),
+            ("msgall", SyntaxError::EmptyMessage),
+            ("logout x", SyntaxError::OverageInfo),
+        ];
+        for (line, error) in cases {
+            let text = Event::Error(ChatError::Syntax(error)).plain();
+            assert_eq!(h.reply(out, line), text, "{line}");
+            assert_eq!(h.reply(inn, line), text, "{line}");
+        }
+    }
+
+    #[test]
+    fn login_broadcast_reaches_other_frontends() {
+        let mut h = Harness::new();
+        let (a, b, c) = (key(1, 1), key(2, 1), key(3, 1));
+        h.login(a, "a");
+        h.login(b, "b");
+        h.open(c);
+        let got = h.send(c, "login c");
+        let to: Vec<_> = got.iter().map(|(k, _)| *k).collect();
+        assert_eq!(to, [a, b, c]);
+        // One group per frontend.
+        let Output::Deliver { to, .. } = h.out.last().unwrap() else {
+            panic!()
+        };
+        assert_eq!(to, &vec![(1, vec![1]), (2, vec![1]), (3, vec![1])]);
+    }
+
+    #[test]
+    fn msg_to_oneself_is_delivered_once() {
+        let mut h = Harness::new();
+        let a = key(1, 1);
+        h.login(a, "a");
+        assert_eq!(h.reply(a, "msg a note"), "[12:00:00][a][->][a]: note");
+    }
+
+    #[test]
+    fn userlist_is_in_login_order() {
+        let mut h = Harness::new();
+        h.login(key(2, 1), "zed");
+        h.login(key(1, 1), "amy");
+        h.login(key(3, 1), "mo");
+        assert_eq!(h.reply(key(1, 1), "/userlist"), "['zed', 'amy', 'mo']");
+        h.send(key(2, 1), "logout");
+        h.login(key(2, 2), "zed");
+        assert_eq!(h.reply(key(1, 1), "/userlist"), "['amy', 'mo', 'zed']");
+    }
+
+    #[test]
+    fn names_are_unique_across_frontends() {
+        let mut h = Harness::new();
+        h.login(key(1, 1), "bob");
+        h.open(key(2, 1));
+        assert_eq!(h.reply(key(2, 1), "login bob"), "[ERROR] - Username already taken!");
+        // Case matters, as in the original.
+        let got = h.send(key(2, 1), "login Bob");
+        assert_eq!(got.len(), 2, "{got:?}");
+    }
+
+    #[test]
+    fn control_characters_never_reach_others() {
+        let mut h = Harness::new();
+        h.login(key(1, 1), "a");
+        h.login(key(2, 1), "b");
+        let got = h.send(key(1, 1), "msg b \x1b[2Jhi\x07");
+        assert_eq!(got[1], (key(2, 1), "[12:00:00][a][->][b]: [2Jhi".into()));
+    }
+
+    #[test]
+    fn slash_prefix_and_empty_lines() {
+        let mut h = Harness::new();
+        let a = key(1, 1);
+        h.open(a);
+        assert!(h.send(a, "").is_empty());
+        assert!(h.send(a, "   ").is_empty());
+        assert!(h.out.is_empty());
+        let got = h.send(a, "/login amy");
+        assert_eq!(got, [(a, "[SYSTEM INFO] - [amy] login to chat.".into())]);
+        assert!(h.send(a, " \t").is_empty());
+        assert_eq!(h.reply(a, "/whoami"), "amy");
+    }
+
+    #[test]
+    fn closing_while_logged_in_broadcasts_one_logout() {
+        let mut h = Harness::new();
+        let (a, b) = (key(1, 1), key(2, 1));
+        h.login(a, "a");
+        h.login(b, "b");
+        h.out.clear();
+        h.chat.close(a, &mut h.out);
+        assert_eq!(h.deliveries(), [(b, "[SYSTEM INFO] - [a] logout from chat.".into())]);
+        h.out.clear();
+        h.chat.close(a, &mut h.out);
+        assert!(h.out.is_empty());
+        // Closing after `logout` says nothing more.
+        h.send(b, "logout");
+        h.out.clear();
+        h.chat.close(b, &mut h.out);
+        assert!(h.out.is_empty());
+        assert_eq!(h.chat.names().count(), 0);
+    }
+
+    #[test]
+    fn closing_a_logged_out_session_says_nothing() {
+        let mut h = Harness::new();
+        h.login(key(1, 1), "a");
+        h.open(key(1, 2));
+        h.out.clear();
+        h.chat.close(key(1, 2), &mut h.out);
+        assert!(h.out.is_empty());
+    }
+
+    #[test]
+    fn a_frontend_going_away_logs_out_each_of_its_users_once() {
+        let mut h = Harness::new();
+        h.login(key(1, 1), "a1");
+        h.login(key(2, 1), "b1");
+        h.login(key(1, 2), "a2");
+        h.open(key(1, 3));
+        h.login(key(3, 1), "c1");
+        h.out.clear();
+        h.chat.frontend_gone(1, &mut h.out);
+        let got = h.deliveries();
+        assert_eq!(
+            got,
+            [
+                (key(2, 1), "[SYSTEM INFO] - [a1] logout from chat.".into()),
+                (key(3, 1), "[SYSTEM INFO] - [a1] logout from chat.".into()),
+                (key(2, 1), "[SYSTEM INFO] - [a2] logout from chat.".into()),
+                (key(3, 1), "[SYSTEM INFO] - [a2] logout from chat.".into()),
+            ]
+        );
+        assert_eq!(h.chat.names().collect::<Vec<_>>(), ["b1", "c1"]);
+        assert!(!h.chat.input(key(1, 3), "help", NOW, &mut h.out));
+        // Its names are free again.
+        h.login(key(2, 2), "a1");
+    }
+
+    #[test]
+    fn duplicate_open_changes_nothing() {
+        let mut h = Harness::new();
+        h.login(key(1, 1), "a");
+        assert!(!h.chat.open(key(1, 1)));
+        assert_eq!(h.reply(key(1, 1), "/whoami"), "a");
+    }
+
+    #[test]
+    fn restore_rebuilds_names_and_order_and_settles_clashes() {
+        let mut chat = Chat::new();
+        let mut out = Vec::new();
+        let login = |name: &str, seq| Some(Login { name: name.into(), seq });
+        chat.restore(
+            1,
+            vec![(1, login("late", 30)), (2, login("bob", 20)), (3, None)],
+            &mut out,
+        );
+        assert!(out.iter().all(|o| matches!(o, Output::Named { .. })));
+        out.clear();
+        // Frontend 2's bob logged in earlier: it keeps the name; frontend 1's bob is told.
+        chat.restore(2, vec![(1, login("bob", 10)), (2, login("amy", 25))], &mut out);
+        assert_eq!(chat.names().collect::<Vec<_>>(), ["bob", "amy", "late"]);
+        assert!(out.contains(&Output::Named {
+            key: key(1, 2),
+            login: None
+        }));
+        assert!(out.contains(&Output::Deliver {
+            event: Event::Error(ChatError::UsernameTaken),
+            to: vec![(1, vec![2])],
+        }));
+        out.clear();
+        // A later claim loses.
+        chat.restore(3, vec![(1, login("amy", 26))], &mut out);
+        assert!(out.contains(&Output::Deliver {
+            event: Event::Error(ChatError::UsernameTaken),
+            to: vec![(3, vec![1])],
+        }));
+        // New logins order after every restored one.
+        out.clear();
+        assert!(chat.input(key(1, 3), "login new", NOW, &mut out));
+        assert_eq!(chat.names().last(), Some("new"));
+        assert_eq!(chat.users_on(1), 2);
+    }
+}

@@ -1,0 +1,218 @@
+//! Telnet input framing (PROTOCOL.md §1), pure: bytes in, lines and negotiation answers out.
+//!
+//! IAC sequences are removed from the stream; every option the client asks for is refused (DO is
+//! answered WONT, WILL is answered DONT), so a real telnet client never waits on us. Lines end at
+//! `\n` with an optional `\r` before it. At most `max_line` bytes of an unfinished line are ever
+//! held: past that the line is reported too long at once and the rest of it is skipped.
+
+const SE: u8 = 240;
+const SB: u8 = 250;
+const WILL: u8 = 251;
+const WONT: u8 = 252;
+const DO: u8 = 253;
+const DONT: u8 = 254;
+const IAC: u8 = 255;
+
+/// What a chunk of client bytes produced, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A complete line, without its ending, invalid UTF-8 replaced by U+FFFD.
+    Line(String),
+    /// The current line passed `max_line` bytes; it is dropped up to its `\n`.
+    TooLong,
+    /// Bytes to send back to the client (a refused option).
+    Answer([u8; 3]),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Data,
+    /// After IAC.
+    Command,
+    /// After IAC WILL/WONT/DO/DONT: the next byte is the option.
+    Option(u8),
+    /// Inside IAC SB … IAC SE.
+    Sub,
+    /// After IAC inside a subnegotiation.
+    SubCommand,
+}
+
+/// The input side of one telnet connection.
+#[derive(Debug)]
+pub struct Decoder {
+    max_line: usize,
+    line: Vec<u8>,
+    /// A `\r` seen but not yet known to end the line.
+    cr: bool,
+    /// Skipping the rest of a line that was too long.
+    skipping: bool,
+    state: State,
+}
+
+impl Decoder {
+    pub fn new(max_line: usize) -> Self {
+        Self {
+            max_line,
+            line: Vec::new(),
+            cr: false,
+            skipping: false,
+            state: State::Data,
+        }
+    }
+
+    /// Feeds bytes as they arrived; `item` is called for each line, overflow and answer.
+    pub fn feed(&mut self, bytes: &[u8], item: &mut impl FnMut(Item)) {
+        for &byte in bytes {
+            self.state = match (self.state, byte) {
+                (State::Data, IAC) => State::Command,
+                (State::Data, byte) => {
+                    self.data(byte, item);
+                    State::Data
+                }
+                (State::Command, IAC) => {
+                    // IAC IAC is a literal 255 data byte.
+                    self.data(IAC, item);
+                    State::Data
+                }
+                (State::Command, WILL | WONT | DO | DONT) => State::Option(byte),
+                (State::Command, SB) => State::Sub,
+                (State::Command, _) => State::Data, // NOP, GA, AYT…: no data, nothing to answer
+                (State::Option(verb), option) => {
+                    match verb {
+                        DO => item(Item::Answer([IAC, WONT, option])),
+                        WILL => item(Item::Answer([IAC, DONT, option])),
+                        _ => {} // WONT/DONT agree with what we already do
+                    }
+                    State::Data
+                }
+                (State::Sub, IAC) => State::SubCommand,
+                (State::Sub, _) => State::Sub,
+                (State::SubCommand, SE) => State::Data,
+                (State::SubCommand, _) => State::Sub,
+            };
+        }
+    }
+
+    fn data(&mut self, byte: u8, item: &mut impl FnMut(Item)) {
+        if byte == b'\n' {
+            self.cr = false;
+            if std::mem::take(&mut self.skipping) {
+                return;
+            }
+            let line = String::from_utf8_lossy(&self.line).into_owned();
+            self.line.clear();
+            item(Item::Line(line));
+            return;
+        }
+        if self.skipping {
+            return;
+        }
+        if std::mem::take(&mut self.cr) {
+            self.push(b'\r', item);
+        }
+        if byte == b'\r' {
+            self.cr = true;
+        } else {
+            self.push(byte, item);
+        }
+    }
+
+    fn push(&mut self, byte: u8, item: &mut impl FnMut(Item)) {
+        if self.skipping {
+            return;
+        }
+        if self.line.len() == self.max_line {
+            self.line.clear();
+            self.line.shrink_to(256);
+            self.skipping = true;
+            item(Item::TooLong);
+            return;
+        }
+        self.line.push(byte);
+    }
+
+    /// Bytes held for the unfinished line (never more than `max_line`).
+    pub fn buffered(&self) -> usize {
+        self.line.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(max_line: usize, chunks: &[&[u8]]) -> Vec<Item> {
+        let mut decoder = Decoder::new(max_line);
+        let mut items = Vec::new();
+        for chunk in chunks {
+            decoder.feed(chunk, &mut |i| items.push(i));
+        }
+        items
+    }
+
+    fn line(s: &str) -> Item {
+        Item::Line(s.to_string())
+    }
+
+    #[test]
+    fn lines_end_with_lf_or_crlf() {
+        assert_eq!(run(100, &[b"a\r\nb\nc"]), [line("a"), line("b")]);
+        assert_eq!(run(100, &[b"a\r", b"\n"]), [line("a")]);
+        assert_eq!(run(100, &[b"a\rb\n"]), [line("a\rb")]);
+        assert_eq!(run(100, &[b"\r\n\n"]), [line(""), line("")]);
+    }
+
+    #[test]
+    fn split_anywhere() {
+        let whole = b"msgall hi\r\n\xff\xfd\x01login a\xff\xfa\x18\x01\xff\xf0\n";
+        let expected = run(100, &[whole]);
+        for at in 0..whole.len() {
+            assert_eq!(run(100, &[&whole[..at], &whole[at..]]), expected, "split at {at}");
+        }
+    }
+
+    #[test]
+    fn negotiation_is_answered_and_removed() {
+        let items = run(100, &[b"\xff\xfd\x01\xff\xfb\x1fhi\xff\xfc\x01\xff\xfe\x03\xff\xf1\n"]);
+        assert_eq!(
+            items,
+            [Item::Answer([IAC, WONT, 1]), Item::Answer([IAC, DONT, 31]), line("hi"),]
+        );
+    }
+
+    #[test]
+    fn subnegotiation_is_removed() {
+        assert_eq!(run(100, &[b"a\xff\xfa\x18\x00xterm\xff\xff\xff\xf0b\n"]), [line("ab")]);
+    }
+
+    #[test]
+    fn iac_iac_is_a_data_byte() {
+        assert_eq!(run(100, &[b"a\xff\xffb\n"]), [line("a\u{fffd}b")]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        assert_eq!(run(100, &[b"h\xc3\xa9 \xc3\n"]), [line("hé \u{fffd}")]);
+    }
+
+    #[test]
+    fn too_long_is_reported_at_once_and_skipped_to_the_end() {
+        let mut decoder = Decoder::new(4);
+        let mut items = Vec::new();
+        decoder.feed(b"abcd", &mut |i| items.push(i));
+        assert!(items.is_empty());
+        decoder.feed(b"e", &mut |i| items.push(i));
+        assert_eq!(items, [Item::TooLong]);
+        decoder.feed(&[b'x'; 10_000], &mut |i| items.push(i));
+        assert_eq!(decoder.buffered(), 0);
+        decoder.feed(b"zz\nok\n", &mut |i| items.push(i));
+        assert_eq!(items, [Item::TooLong, line("ok")]);
+    }
+
+    #[test]
+    fn max_line_counts_content_not_the_line_ending() {
+        assert_eq!(run(4, &[b"abcd\r\n"]), [line("abcd")]);
+        assert_eq!(run(4, &[b"abc\r\r\n"]), [line("abc\r")]);
+        assert_eq!(run(4, &[b"abcd\rx\n"]), [Item::TooLong]);
+    }
+}

@@ -1,0 +1,72 @@
+//! The kernel process (`chat-supervisor kernel --socket PATH`): the only owner of the chat state.
+//!
+//! One task owns the [`Chat`](crate::chat::Chat) ([`hub`]); each frontend connection has a reader
+//! feeding it and a writer draining a bounded outbox ([`frontend`]). The accept loop here checks
+//! each peer's uid before anything else.
+
+mod frontend;
+mod hub;
+pub mod socket;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::chat::FrontendId;
+
+/// Serves frontends on the socket at `path` until `shutdown` fires, then removes the socket.
+pub async fn run(path: &Path, shutdown: CancellationToken) -> Result<()> {
+    let listener = socket::bind(path)?;
+    let _socket = RemoveOnDrop(path.to_path_buf());
+    tracing::info!(socket = %path.display(), "kernel ready");
+    crate::notify::ready();
+
+    // Every frontend's reader holds a sender; the hub ends when the last one is gone.
+    let (hub_tx, hub_rx) = mpsc::channel(hub::QUEUE);
+    let hub = tokio::spawn(hub::run(hub_rx));
+    let mut next: FrontendId = 1;
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, most likely: back off rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        match socket::same_user(&stream) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(cred = ?stream.peer_cred().ok(), "refused a peer running as another user");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "refused a peer whose credentials are unreadable");
+                continue;
+            }
+        }
+        let id = next;
+        next += 1;
+        tokio::spawn(frontend::serve(id, stream, hub_tx.clone(), shutdown.clone()));
+    }
+    drop(hub_tx);
+    hub.abort();
+    tracing::info!("kernel stopped");
+    Ok(())
+}
+
+/// Removes the socket file when the kernel stops, so the next one finds no stale file.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,19 @@
+//! chat-supervisor: one chat shared by telnet and web frontends, each its own process, around one
+//! kernel process that owns the chat state.
+//!
+//! # Layout
+//! - [`chat`]: the chat as pure code: input parsing, the state, the events and their texts.
+//! - [`wire`]: the kernel ⇄ frontend frames and their encoding.
+//! - [`kernel`]: the kernel process, `chat-supervisor kernel`: the hub that owns the state, one
+//!   task pair per frontend connection, the private Unix socket.
+//! - [`frontend`]: the frontend process, `chat-supervisor serve`: the kernel link, the telnet and
+//!   WebSocket servers, rendering, the web page.
+//! - [`notify`]: readiness reporting to whoever started the process.
+//! - [`cli`]: the command line; `main.rs` only parses it and prints errors.
+
+pub mod chat;
+pub mod cli;
+pub mod frontend;
+pub mod kernel;
+pub mod notify;
+pub mod wire;

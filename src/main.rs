@@ -1,0 +1,17 @@
+//! `chat-supervisor`: parse the command line, run it, print any error with its causes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = chat_supervisor::cli::Cli::parse();
+    chat_supervisor::cli::init_logging();
+    match cli.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat-supervisor: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
