@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
-use super::session::Sessions;
+use super::session::{Payload, Sessions};
 use crate::chat::Event;
 use crate::wire::{self, Downstream, Upstream};
 
@@ -40,7 +40,7 @@ pub struct Link<T, R> {
 
 impl<T, R> Link<T, R>
 where
-    T: Clone + Send + 'static,
+    T: Payload,
     R: Fn(&Event) -> T,
 {
     /// Runs until `shutdown`. `ready` is called once, on the first welcome.

@@ -2,8 +2,8 @@
 //! and the login the kernel last reported (for the hello after a kernel restart).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
@@ -11,11 +11,30 @@ use tokio_util::sync::CancellationToken;
 use crate::chat::{ChatError, Event, Login, SessionId};
 use crate::wire::Upstream;
 
-/// Messages queued for one client before it counts as not reading and is dropped.
-pub const OUTBOX: usize = 4096;
+/// Bytes queued for one client before it counts as not reading and is dropped. One message
+/// always fits in an empty queue, however large.
+pub const OUTBOX_BYTES: usize = 1 << 20;
 /// Lines and session changes waiting for the kernel link, across all clients. Past it a line is
 /// answered `server busy` (a kernel restart is the usual cause).
 pub const UPSTREAM: usize = 16384;
+
+/// A rendered message for a client: telnet bytes or a WebSocket text.
+pub trait Payload: Clone + Send + 'static {
+    /// Bytes it takes in a queue.
+    fn size(&self) -> usize;
+}
+
+impl Payload for bytes::Bytes {
+    fn size(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Payload for axum::extract::ws::Utf8Bytes {
+    fn size(&self) -> usize {
+        self.len()
+    }
+}
 
 /// What a connection's writer is asked to do.
 #[derive(Debug)]
@@ -26,8 +45,75 @@ pub enum Out<T> {
     Close,
 }
 
+/// The sending side of a client's outbox, bounded in bytes.
+#[derive(Clone)]
+pub struct Outbox<T> {
+    tx: mpsc::UnboundedSender<Out<T>>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The receiving side, owned by the client's writer.
+pub struct OutboxRx<T> {
+    rx: mpsc::UnboundedReceiver<Out<T>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl<T: Payload> Outbox<T> {
+    fn new() -> (Self, OutboxRx<T>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        (
+            Self {
+                tx,
+                queued: queued.clone(),
+            },
+            OutboxRx { rx, queued },
+        )
+    }
+
+    /// Queues a message; false if that would pass [`OUTBOX_BYTES`] (or the writer is gone).
+    fn push(&self, message: T) -> bool {
+        let size = message.size();
+        let before = self.queued.fetch_add(size, Ordering::AcqRel);
+        if before > 0 && before + size > OUTBOX_BYTES {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return false;
+        }
+        self.tx.send(Out::Send(message)).is_ok()
+    }
+
+    fn close(&self) -> bool {
+        self.tx.send(Out::Close).is_ok()
+    }
+}
+
+impl<T: Payload> OutboxRx<T> {
+    pub async fn recv(&mut self) -> Option<Out<T>> {
+        let out = self.rx.recv().await;
+        self.taken(&out);
+        out
+    }
+
+    /// The next queued message if there is one, without waiting.
+    pub fn try_recv(&mut self) -> Option<Out<T>> {
+        let out = self.rx.try_recv().ok();
+        self.taken(&out);
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    fn taken(&self, out: &Option<Out<T>>) {
+        if let Some(Out::Send(message)) = out {
+            self.queued.fetch_sub(message.size(), Ordering::AcqRel);
+        }
+    }
+}
+
 struct Entry<T> {
-    outbox: mpsc::Sender<Out<T>>,
+    outbox: Outbox<T>,
     kill: CancellationToken,
     login: Option<Login>,
 }
@@ -45,12 +131,12 @@ pub struct Session<'a, T> {
     pub id: SessionId,
     sessions: &'a Sessions<T>,
     /// The client's own outbox, for replies the frontend makes itself (`line too long`).
-    pub outbox: mpsc::Sender<Out<T>>,
+    outbox: Outbox<T>,
     /// Cancelled when the client must be dropped (it stopped reading).
     pub kill: CancellationToken,
 }
 
-impl<T: Clone> Sessions<T> {
+impl<T: Payload> Sessions<T> {
     pub fn new(upstream: mpsc::Sender<Upstream>) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
@@ -60,9 +146,9 @@ impl<T: Clone> Sessions<T> {
     }
 
     /// Registers a new client and tells the kernel. Returns its handle and the outbox receiver.
-    pub async fn open(&self) -> (Session<'_, T>, mpsc::Receiver<Out<T>>) {
+    pub async fn open(&self) -> (Session<'_, T>, OutboxRx<T>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (outbox, rx) = mpsc::channel(OUTBOX);
+        let (outbox, rx) = Outbox::new();
         let kill = CancellationToken::new();
         let entry = Entry {
             outbox: outbox.clone(),
@@ -85,12 +171,12 @@ impl<T: Clone> Sessions<T> {
     pub fn deliver(&self, to: &[SessionId], message: &T) {
         let mut entries = self.lock();
         for id in to {
-            if let Some(entry) = entries.get(id) {
-                if let Err(TrySendError::Full(_)) = entry.outbox.try_send(Out::Send(message.clone())) {
-                    tracing::warn!(session = id, queued = OUTBOX, "client is not reading; dropping it");
-                    entry.kill.cancel();
-                    entries.remove(id);
-                }
+            if let Some(entry) = entries.get(id)
+                && !entry.outbox.push(message.clone())
+            {
+                tracing::warn!(session = id, limit = OUTBOX_BYTES, "client is not reading; dropping it");
+                entry.kill.cancel();
+                entries.remove(id);
             }
         }
     }
@@ -98,10 +184,10 @@ impl<T: Clone> Sessions<T> {
     /// The kernel closes a session after `logout`.
     pub fn close(&self, id: SessionId) {
         let entries = self.lock();
-        if let Some(entry) = entries.get(&id) {
-            if entry.outbox.try_send(Out::Close).is_err() {
-                entry.kill.cancel();
-            }
+        if let Some(entry) = entries.get(&id)
+            && !entry.outbox.close()
+        {
+            entry.kill.cancel();
         }
     }
 
@@ -134,7 +220,7 @@ impl<T: Clone> Sessions<T> {
     }
 }
 
-impl<T> Session<'_, T> {
+impl<T: Payload> Session<'_, T> {
     /// Forwards one input line to the kernel. Returns the error to show the client if the queue
     /// to the kernel is full.
     pub fn line(&self, line: String) -> Result<(), ChatError> {
@@ -148,7 +234,12 @@ impl<T> Session<'_, T> {
 
     /// Queues a reply the frontend makes itself; a client that is not reading is dropped.
     pub fn reply(&self, message: T) {
-        if self.outbox.try_send(Out::Send(message)).is_err() {
+        if !self.outbox.push(message) {
+            tracing::warn!(
+                session = self.id,
+                limit = OUTBOX_BYTES,
+                "client is not reading; dropping it"
+            );
             self.kill.cancel();
         }
     }

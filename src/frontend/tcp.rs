@@ -11,10 +11,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{Out, Session, Sessions};
+use super::session::{Out, OutboxRx, Session, Sessions};
 use super::telnet::{Decoder, Item};
 use super::{Limits, render};
 use crate::chat::{ChatError, Event};
@@ -106,7 +105,7 @@ async fn read_lines(read: OwnedReadHalf, session: &Session<'_, Bytes>, telnet: &
 }
 
 /// Writes the outbox, gathering whatever is queued into one write; returns after a `Close`.
-async fn write_out(mut write: OwnedWriteHalf, outbox: &mut mpsc::Receiver<Out<Bytes>>) {
+async fn write_out(mut write: OwnedWriteHalf, outbox: &mut OutboxRx<Bytes>) {
     let mut batch = BytesMut::new();
     while let Some(out) = outbox.recv().await {
         let Out::Send(first) = out else { break };
@@ -117,12 +116,12 @@ async fn write_out(mut write: OwnedWriteHalf, outbox: &mut mpsc::Receiver<Out<By
             batch.extend_from_slice(&first);
             while batch.len() < WRITE_BATCH {
                 match outbox.try_recv() {
-                    Ok(Out::Send(more)) => batch.extend_from_slice(&more),
-                    Ok(Out::Close) => {
+                    Some(Out::Send(more)) => batch.extend_from_slice(&more),
+                    Some(Out::Close) => {
                         close = true;
                         break;
                     }
-                    Err(_) => break,
+                    None => break,
                 }
             }
             let result = write.write_all(&batch).await;

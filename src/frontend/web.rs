@@ -13,9 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 
-use super::session::{Out, Session, Sessions};
+use super::session::{Out, OutboxRx, Session, Sessions};
 use super::{Limits, render};
 use crate::chat::{ChatError, Event};
 
@@ -145,7 +144,7 @@ async fn read_lines(mut stream: SplitStream<WebSocket>, session: &Session<'_, Ut
 }
 
 /// Sends the outbox, flushing once per gathered batch; returns after a `Close`.
-async fn write_out(sink: &mut SplitSink<WebSocket, Message>, outbox: &mut mpsc::Receiver<Out<Utf8Bytes>>) {
+async fn write_out(sink: &mut SplitSink<WebSocket, Message>, outbox: &mut OutboxRx<Utf8Bytes>) {
     while let Some(out) = outbox.recv().await {
         let Out::Send(first) = out else { return };
         if sink.feed(Message::Text(first)).await.is_err() {
@@ -154,16 +153,16 @@ async fn write_out(sink: &mut SplitSink<WebSocket, Message>, outbox: &mut mpsc::
         let mut close = false;
         for _ in 1..WRITE_BATCH {
             match outbox.try_recv() {
-                Ok(Out::Send(more)) => {
+                Some(Out::Send(more)) => {
                     if sink.feed(Message::Text(more)).await.is_err() {
                         return;
                     }
                 }
-                Ok(Out::Close) => {
+                Some(Out::Close) => {
                     close = true;
                     break;
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         if sink.flush().await.is_err() || close {

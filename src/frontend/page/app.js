@@ -1,0 +1,194 @@
+// The chat page: one WebSocket to /ws speaking PROTOCOL.md, reconnecting on its own.
+// Server HTML is rebuilt from a whitelist (coloured <span>s only), so no user text can become markup.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  state: $("state"), me: $("me"), logout: $("logout"),
+  loginPanel: $("login-panel"), loginForm: $("login-form"), name: $("name"), loginError: $("login-error"),
+  chatPanel: $("chat-panel"), users: $("users"), count: $("count"), log: $("log"),
+  sendForm: $("send-form"), target: $("target"), text: $("text"),
+};
+
+const LOG_LIMIT = 1000;
+let socket = null;
+let myName = null;       // logged in as
+let pendingName = null;  // login sent, not yet confirmed
+let wantName = null;     // log in again with this name after a reconnect
+let retry = 0;
+let retryTimer = null;
+
+function setState(kind, label) {
+  ui.state.className = "state " + kind;
+  ui.state.textContent = label;
+}
+
+function connect() {
+  clearTimeout(retryTimer);
+  setState("connecting", retry ? "reconnecting…" : "connecting…");
+  const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+  const ws = new WebSocket(url);
+  socket = ws;
+  ws.onopen = () => {
+    retry = 0;
+    setState("online", "connected");
+    if (wantName) login(wantName);
+  };
+  ws.onmessage = (event) => {
+    let data;
+    try { data = JSON.parse(event.data); } catch { return; }
+    receive(data);
+  };
+  ws.onclose = () => {
+    if (socket !== ws) return;
+    socket = null;
+    if (myName) wantName = myName;
+    showLoggedOut();
+    const delay = Math.min(10000, 250 * 2 ** retry++);
+    setState("offline", "offline, retrying in " + Math.ceil(delay / 1000) + " s");
+    retryTimer = setTimeout(connect, delay);
+  };
+}
+
+function send(line) {
+  if (socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(line);
+    return true;
+  }
+  notice("not connected; your message was not sent");
+  return false;
+}
+
+function login(name) {
+  pendingName = name;
+  ui.loginError.textContent = "";
+  send("login " + name);
+}
+
+function receive(data) {
+  if (data.action === "list" && Array.isArray(data.message)) {
+    showUsers(data.message.map(String));
+    return;
+  }
+  if (data.action !== "response") return;
+  const text = String(data.text ?? "");
+  const html = String(data.message ?? "");
+
+  const system = /^\[SYSTEM INFO\] - \[(.+)\] (login to chat|logout from chat)\.$/.exec(text);
+  if (system) {
+    const [, who, what] = system;
+    if (what === "login to chat" && who === pendingName) {
+      pendingName = null;
+      wantName = null;
+      showLoggedIn(who);
+    } else if (what === "logout from chat" && who === myName) {
+      wantName = null;
+      myName = null;
+    }
+    if (myName) send("/userlist");
+  } else if (pendingName && text.startsWith("[ERROR] - ")) {
+    ui.loginError.textContent = text.slice("[ERROR] - ".length);
+    if (text === "[ERROR] - Already login!") showLoggedIn(pendingName);
+    pendingName = null;
+    return;
+  }
+  append(html);
+}
+
+function showLoggedIn(name) {
+  myName = name;
+  ui.me.replaceChildren("as ", Object.assign(document.createElement("b"), { textContent: name }));
+  ui.me.hidden = false;
+  ui.logout.hidden = false;
+  ui.loginPanel.hidden = true;
+  ui.chatPanel.hidden = false;
+  ui.text.focus();
+  send("/userlist");
+}
+
+function showLoggedOut() {
+  myName = null;
+  ui.me.hidden = true;
+  ui.logout.hidden = true;
+  ui.chatPanel.hidden = true;
+  ui.loginPanel.hidden = false;
+  if (wantName) ui.name.value = wantName;
+}
+
+function showUsers(names) {
+  const chosen = ui.target.value;
+  ui.users.replaceChildren(...names.map((name) => {
+    const li = document.createElement("li");
+    li.textContent = name;
+    li.title = "message " + name;
+    if (name === myName) li.className = "self";
+    li.onclick = () => { ui.target.value = name; ui.text.focus(); };
+    return li;
+  }));
+  ui.count.textContent = String(names.length);
+  const options = [new Option("everyone", "")];
+  for (const name of names) if (name !== myName) options.push(new Option(name, name));
+  ui.target.replaceChildren(...options);
+  ui.target.value = names.includes(chosen) ? chosen : "";
+}
+
+// Rebuilds server HTML from text nodes and <span class="c-…"> only.
+function safeFragment(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html;
+  const out = document.createDocumentFragment();
+  for (const node of template.content.childNodes) {
+    if (node.nodeType === Node.ELEMENT_NODE && node.tagName === "SPAN" && /^c-(green|red|blue|yellow)$/.test(node.className)) {
+      const span = document.createElement("span");
+      span.className = node.className;
+      span.textContent = node.textContent;
+      out.append(span);
+    } else {
+      out.append(document.createTextNode(node.textContent));
+    }
+  }
+  return out;
+}
+
+function append(html) {
+  const li = document.createElement("li");
+  li.append(safeFragment(html));
+  push(li);
+}
+
+function notice(text) {
+  const li = document.createElement("li");
+  li.className = "notice";
+  li.textContent = text;
+  push(li);
+}
+
+function push(li) {
+  const log = ui.log;
+  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  log.append(li);
+  while (log.childElementCount > LOG_LIMIT) log.firstElementChild.remove();
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+ui.loginForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = ui.name.value.trim();
+  if (!name) { ui.loginError.textContent = "Type a name first."; return; }
+  login(name);
+});
+
+ui.sendForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = ui.text.value.trim();
+  if (!text) return;
+  const line = text.startsWith("/") ? text : ui.target.value ? `msg ${ui.target.value} ${text}` : `msgall ${text}`;
+  if (send(line)) ui.text.value = "";
+});
+
+ui.logout.addEventListener("click", () => {
+  wantName = null;
+  send("logout");
+});
+
+connect();

@@ -1,0 +1,119 @@
+//! Property tests over everything that parses untrusted bytes: no input panics, and none makes a
+//! parser hold more than its bound.
+
+use chat_supervisor::chat::{Chat, Command, Login, Now, Output, SessionKey, command};
+use chat_supervisor::frontend::telnet::{Decoder, Item};
+use chat_supervisor::wire::{Downstream, Upstream};
+use proptest::prelude::*;
+
+const NOW: Now<'static> = Now {
+    time: "00:00:00",
+    micros: 1,
+};
+
+/// Strings rich in what breaks parsers: whitespace, slashes, control and wide characters.
+fn nasty_line() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just(" ".to_string()),
+            Just("/".to_string()),
+            Just("\t".to_string()),
+            Just("\u{1b}[31m".to_string()),
+            Just("\u{0}".to_string()),
+            Just("\u{85}".to_string()),
+            Just("\u{3000}".to_string()),
+            Just("login".to_string()),
+            Just("msg".to_string()),
+            Just("msgall".to_string()),
+            Just("logout".to_string()),
+            Just("userlist".to_string()),
+            Just("whoami".to_string()),
+            "[a-z]{1,3}",
+            any::<char>().prop_map(String::from),
+        ],
+        0..12,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn parsing_never_panics_and_text_is_clean(line in nasty_line()) {
+        if let Some(Ok(Command::Msg { text, .. } | Command::MsgAll { text })) = command::parse(&line) {
+            prop_assert!(!text.chars().any(char::is_control));
+            prop_assert!(!text.trim().is_empty());
+        }
+    }
+
+    #[test]
+    fn decoding_any_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = Upstream::decode(&bytes);
+        let _ = Downstream::decode(&bytes);
+    }
+
+    #[test]
+    fn decoding_mutated_frames_never_panics(
+        line in nasty_line(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut buf = bytes::BytesMut::new();
+        Upstream::Hello {
+            version: 1,
+            frontend: line.clone(),
+            sessions: vec![(1, Some(Login { name: line.clone(), seq: 9 })), (2, None)],
+        }
+        .encode(&mut buf);
+        Upstream::Line { session: 3, line }.encode(&mut buf);
+        let mut body = buf[4..].to_vec();
+        for (at, byte) in flips {
+            let at = at.index(body.len());
+            body[at] = byte;
+        }
+        let _ = Upstream::decode(&body);
+        let _ = Downstream::decode(&body);
+    }
+
+    #[test]
+    fn telnet_never_buffers_more_than_max_line(
+        chunks in prop::collection::vec(prop::collection::vec(
+            prop_oneof![any::<u8>(), Just(b'\n'), Just(b'\r'), Just(255u8)], 0..200), 0..20),
+        max_line in 1usize..64,
+    ) {
+        let mut decoder = Decoder::new(max_line);
+        for chunk in &chunks {
+            let mut lines = Vec::new();
+            decoder.feed(chunk, &mut |item| if let Item::Line(line) = item { lines.push(line) });
+            prop_assert!(decoder.buffered() <= max_line);
+            for line in lines {
+                // Each replaced byte grows to three at most.
+                prop_assert!(line.len() <= 3 * max_line);
+                prop_assert!(!line.contains('\n'));
+            }
+        }
+    }
+
+    #[test]
+    fn chat_state_stays_consistent(ops in prop::collection::vec((0u32..3, 0u64..4, 0u8..6, nasty_line()), 0..80)) {
+        let mut chat = Chat::new();
+        let mut out: Vec<Output> = Vec::new();
+        let names = ["ann", "bob", "ann", "c d", "x"];
+        for (frontend, session, op, line) in ops {
+            let key = SessionKey { frontend, session };
+            match op {
+                0 => { chat.open(key); }
+                1 => { chat.input(key, &format!("login {}", names[session as usize % names.len()]), NOW, &mut out); }
+                2 => { chat.input(key, &line, NOW, &mut out); }
+                3 => chat.close(key, &mut out),
+                4 => chat.frontend_gone(frontend, &mut out),
+                _ => { chat.input(key, "msgall hi", NOW, &mut out); }
+            }
+            let online: Vec<&str> = chat.names().collect();
+            let mut unique = online.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            prop_assert_eq!(unique.len(), online.len(), "a name is online twice: {:?}", online);
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The kernel process, driven over its real Unix socket by two or more frontend connections that
+//! speak the wire protocol directly.
+
+mod util;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use bytes::BufMut;
+use chat_supervisor::wire::{Downstream, Upstream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use util::{Scene, WireFrontend, run};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn chat_across_frontends() {
+    let scene = Scene::new();
+    let _kernel = scene.kernel();
+    run(LIMIT, async {
+        let socket = scene.socket();
+        let mut f1 = WireFrontend::connect(&socket, "one", vec![]).await;
+        let mut f2 = WireFrontend::connect(&socket, "two", vec![]).await;
+
+        f1.open(1).await;
+        f1.line(1, "login alice").await;
+        assert_eq!(
+            f1.delivery().await,
+            (vec![1], "[SYSTEM INFO] - [alice] login to chat.".into())
+        );
+
+        f2.open(7).await;
+        f2.line(7, "login alice").await;
+        assert_eq!(
+            f2.delivery().await,
+            (vec![7], "[ERROR] - Username already taken!".into())
+        );
+        f2.line(7, "login bob").await;
+        assert_eq!(
+            f2.delivery().await,
+            (vec![7], "[SYSTEM INFO] - [bob] login to chat.".into())
+        );
+        assert_eq!(
+            f1.delivery().await,
+            (vec![1], "[SYSTEM INFO] - [bob] login to chat.".into())
+        );
+
+        f2.line(7, "msg alice hi  there").await;
+        let (to, text) = f1.delivery().await;
+        assert_eq!(to, vec![1]);
+        assert!(text.ends_with("][bob][->][alice]: hi  there"), "{text}");
+        assert_eq!(f2.delivery().await.1, text);
+
+        f1.open(2).await;
+        f1.line(2, "login carol").await;
+        f1.delivery().await;
+        f2.delivery().await;
+        f2.line(7, "msgall hello all").await;
+        // One frame for frontend one, naming both of its users.
+        let (to, text) = f1.delivery().await;
+        assert_eq!(to, vec![1, 2]);
+        assert!(text.ends_with("][bob]: hello all"), "{text}");
+        assert_eq!(f2.delivery().await.0, vec![7]);
+
+        f2.line(7, "userlist").await;
+        assert_eq!(f2.delivery().await.1, "[INFO] - ['alice', 'bob', 'carol']");
+        f2.line(7, "/userlist").await;
+        assert_eq!(f2.delivery().await.1, "['alice', 'bob', 'carol']");
+        f1.quiet().await;
+    });
+}
+
+#[test]
+fn a_frontend_disconnecting_logs_out_each_of_its_users_once() {
+    let scene = Scene::new();
+    let _kernel = scene.kernel();
+    run(LIMIT, async {
+        let socket = scene.socket();
+        let mut f1 = WireFrontend::connect(&socket, "one", vec![]).await;
+        let mut f2 = WireFrontend::connect(&socket, "two", vec![]).await;
+        f2.open(1).await;
+        f2.line(1, "login watcher").await;
+        f2.delivery().await;
+        for (session, name) in [(1, "a"), (2, "b")] {
+            f1.open(session).await;
+            f1.line(session, &format!("login {name}")).await;
+            f1.delivery().await;
+            f2.delivery().await;
+        }
+        f1.open(3).await; // never logged in: no broadcast for it
+        drop(f1);
+        assert_eq!(
+            f2.delivery().await,
+            (vec![1], "[SYSTEM INFO] - [a] logout from chat.".into())
+        );
+        assert_eq!(
+            f2.delivery().await,
+            (vec![1], "[SYSTEM INFO] - [b] logout from chat.".into())
+        );
+        f2.line(1, "/userlist").await;
+        assert_eq!(f2.delivery().await.1, "['watcher']");
+        f2.quiet().await;
+    });
+}
+
+#[test]
+fn logout_broadcasts_then_closes_the_session() {
+    let scene = Scene::new();
+    let _kernel = scene.kernel();
+    run(LIMIT, async {
+        let socket = scene.socket();
+        let mut f1 = WireFrontend::connect(&socket, "one", vec![]).await;
+        let mut f2 = WireFrontend::connect(&socket, "two", vec![]).await;
+        f1.open(1).await;
+        f1.line(1, "login a").await;
+        f1.delivery().await;
+        f2.open(1).await;
+        f2.line(1, "login b").await;
+        f2.delivery().await;
+        f1.delivery().await;
+        f1.line(1, "logout").await;
+        assert_eq!(f1.delivery().await.1, "[SYSTEM INFO] - [a] logout from chat.");
+        assert_eq!(f2.delivery().await.1, "[SYSTEM INFO] - [a] logout from chat.");
+        assert_eq!(
+            f1.recv().await,
+            Some(Downstream::Named {
+                session: 1,
+                login: None
+            })
+        );
+        assert_eq!(f1.recv().await, Some(Downstream::Close { session: 1 }));
+        f1.send(Upstream::Closed { session: 1 }).await;
+        f2.line(1, "/userlist").await;
+        assert_eq!(f2.delivery().await.1, "['b']");
+    });
+}
+
+#[test]
+fn a_malformed_frame_disconnects_only_that_frontend() {
+    let scene = Scene::new();
+    let kernel = scene.kernel();
+    run(LIMIT, async {
+        let socket = scene.socket();
+        let bad = WireFrontend::connect(&socket, "bad", vec![]).await;
+        let mut good = WireFrontend::connect(&socket, "good", vec![]).await;
+        good.open(1).await;
+        good.line(1, "login g").await;
+        good.delivery().await;
+
+        let mut stream = bad.into_inner();
+        let mut garbage = bytes::BytesMut::new();
+        garbage.put_u32(5);
+        garbage.put_slice(b"\x7fjunk");
+        stream.write_all(&garbage).await.unwrap();
+        let mut rest = Vec::new();
+        let n = util::within("the kernel to hang up", stream.read_to_end(&mut rest)).await;
+        assert!(n.is_ok(), "{n:?}");
+
+        good.line(1, "whoami").await;
+        assert_eq!(good.delivery().await.1, "[INFO] - g");
+    });
+    assert!(kernel.log().contains("malformed frame"), "{}", kernel.log());
+}
+
+#[test]
+fn an_oversized_frame_or_garbage_hello_is_refused() {
+    let scene = Scene::new();
+    let kernel = scene.kernel();
+    run(LIMIT, async {
+        let socket = scene.socket();
+        // An HTTP request instead of a hello.
+        let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut rest = Vec::new();
+        util::within("a refusal", stream.read_to_end(&mut rest)).await.unwrap();
+        assert!(rest.is_empty());
+        // A length of 4 GiB: refused without waiting for (or allocating) the body.
+        let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        stream.write_all(&[0xff, 0xff, 0xff, 0xff, 1]).await.unwrap();
+        util::within("a refusal", stream.read_to_end(&mut rest)).await.unwrap();
+        // The kernel still serves.
+        let mut ok = WireFrontend::connect(&socket, "ok", vec![]).await;
+        ok.open(1).await;
+        ok.line(1, "help").await;
+        assert!(ok.delivery().await.1.starts_with("[INFO] - commands:"));
+    });
+    assert!(kernel.rss_kib() < 64 * 1024, "kernel RSS {} KiB", kernel.rss_kib());
+}
+
+#[test]
+fn socket_is_private_and_a_live_kernel_is_not_replaced() {
+    let scene = Scene::new();
+    let kernel = scene.kernel();
+    let socket = scene.socket();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&socket), 0o600);
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+
+    let second = scene.kernel_command().output().unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("already serving"), "{stderr}");
+    assert!(socket.exists(), "the live kernel's socket must stay");
+
+    // A dead kernel's socket is stale: the next kernel replaces it.
+    kernel.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(kernel);
+    assert!(socket.exists());
+    let _kernel = scene.kernel();
+    run(LIMIT, async {
+        WireFrontend::connect(&scene.socket(), "after", vec![]).await;
+    });
+}
+
+#[test]
+fn a_directory_open_to_others_is_refused() {
+    let scene = Scene::new();
+    let run_dir = scene.socket().parent().unwrap().to_path_buf();
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = scene.kernel_command().output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("open to other users"), "{stderr}");
+}
+
+#[test]
+fn a_peer_of_another_uid_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to connect as another uid");
+        return;
+    }
+    let scene = Scene::new();
+    let kernel = scene.kernel();
+    // Open the way for uid 65534 so that only the credential check stands between it and us.
+    let socket = scene.socket();
+    for (path, mode) in [
+        (scene.dir.path(), 0o711),
+        (socket.parent().unwrap(), 0o711),
+        (socket.as_path(), 0o666),
+    ] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let script = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+name = b"intruder"
+body = b"\x01CHAT\x00\x01" + struct.pack(">I", len(name)) + name + struct.pack(">I", 0)
+s.sendall(struct.pack(">I", len(body)) + body)
+s.settimeout(10)
+try:
+    print(len(s.recv(100)))
+except ConnectionResetError:
+    print(0)
+"#;
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&socket)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "the kernel answered another uid"
+    );
+    assert!(kernel.log().contains("another user"), "{}", kernel.log());
+}
+
+#[test]
+fn sigterm_stops_the_kernel_and_removes_its_socket() {
+    let scene = Scene::new();
+    let mut kernel = scene.kernel();
+    kernel.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = kernel.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!scene.socket().exists());
+}

@@ -1,0 +1,110 @@
+//! Real clients against real processes: Debian's `telnet` driven by `expect`, and Debian's
+//! Chromium driven by playwright-core. `scripts/install-test-deps.sh` installs them.
+
+mod util;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use util::{Scene, Telnet, Web, run, within};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn e2e() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/e2e")
+}
+
+fn require(tool: &str, hint: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(found, "`{tool}` is missing: {hint}");
+}
+
+#[test]
+fn debian_telnet_chats_with_a_web_user() {
+    require("expect", "run scripts/install-test-deps.sh");
+    require("telnet", "run scripts/install-test-deps.sh");
+    let scene = Scene::new();
+    let _kernel = scene.kernel();
+    let (_tcp, tcp_addr) = scene.frontend("twisted", "tcp", &[]);
+    let (_ws, ws_addr) = scene.frontend("web", "ws", &[]);
+    run(LIMIT, async {
+        let mut peer = Web::connect(ws_addr).await;
+        peer.login("webpeer").await;
+        let telnet = tokio::process::Command::new("expect")
+            .arg(e2e().join("telnet.exp"))
+            .arg(tcp_addr.port().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        peer.until("[SYSTEM INFO] - [telnetuser] login to chat.").await;
+        let line = peer.text().await;
+        assert!(
+            line.ends_with("[telnetuser][->][webpeer]: hi from a real telnet"),
+            "{line}"
+        );
+        peer.send("msgall hello telnet").await;
+        let out = within("the telnet script", telnet.wait_with_output()).await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "telnet script failed:\n{stdout}");
+        assert!(stdout.contains("\nOK"), "{stdout}");
+        // The colours reached the real terminal too.
+        assert!(stdout.contains("\u{1b}[32m[SYSTEM INFO]\u{1b}[0m"), "{stdout}");
+    });
+}
+
+#[test]
+fn chromium_chats_with_a_telnet_user() {
+    require("node", "install Node.js");
+    require("chromium", "run scripts/install-test-deps.sh");
+    assert!(
+        e2e().join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run scripts/install-test-deps.sh"
+    );
+    let scene = Scene::new();
+    let _kernel = scene.kernel();
+    let (_tcp, tcp_addr) = scene.frontend("twisted", "tcp", &["--color", "false"]);
+    let (_ws, ws_addr) = scene.frontend("web", "ws", &[]);
+    let screenshot = std::env::var_os("CHAT_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| scene.dir.path().join("page.png"));
+    run(LIMIT, async {
+        let mut tuser = Telnet::connect(tcp_addr).await;
+        tuser.login("tuser").await;
+        let browser = tokio::process::Command::new("node")
+            .arg(e2e().join("browser.mjs"))
+            .arg(format!("http://{ws_addr}/"))
+            .arg(&screenshot)
+            .current_dir(e2e())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let before = tuser.until("[SYSTEM INFO] - [webuser] login to chat.").await;
+        assert!(before.is_empty(), "{before:?}");
+        let line = tuser.line().await;
+        assert!(line.ends_with("][webuser]: hello from chromium"), "{line}");
+        tuser.send("msg webuser hello back from telnet").await;
+        tuser.line().await;
+        tuser.send("msgall <img src=x onerror=alert(1)>").await;
+        tuser.line().await;
+        let line = tuser.line().await;
+        assert!(line.ends_with("][webuser][->][tuser]: just for you"), "{line}");
+        assert_eq!(tuser.line().await, "[SYSTEM INFO] - [webuser] logout from chat.");
+
+        let output = within("the browser script", browser.wait_with_output()).await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "browser script failed:\n{stdout}\n{stderr}");
+        assert!(stdout.trim_end().ends_with("OK"), "{stdout}");
+    });
+}

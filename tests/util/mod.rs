@@ -1,0 +1,352 @@
+//! Shared harness for the integration tests: real processes of the real binary (killed on drop),
+//! readiness by `NOTIFY_SOCKET`, and small clients for each protocol. Every wait is bounded.
+
+#![allow(dead_code)] // each test file uses a different part
+
+use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+use chat_supervisor::chat::{Event, Login, SessionId};
+use chat_supervisor::wire::{self, Downstream, Upstream};
+
+/// How long any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_chat-supervisor")
+}
+
+/// Runs an async test body on its own runtime, bounded in time.
+pub fn run<F: std::future::Future<Output = ()>>(limit: Duration, body: F) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        tokio::time::timeout(limit, body).await.expect("test timed out");
+    });
+}
+
+/// Waits for `future`, failing the test after [`WAIT`].
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// A child process of the binary, killed (SIGKILL) and reaped on drop.
+pub struct Proc {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), signal).unwrap();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `NOTIFY_SOCKET` for one child: `READY=1` arrives here when it is ready.
+pub struct Ready {
+    socket: UnixDatagram,
+    pub path: PathBuf,
+}
+
+impl Ready {
+    pub fn new(dir: &Path, name: &str) -> Self {
+        let path = dir.join(format!("{name}.notify"));
+        let _ = std::fs::remove_file(&path); // a previous child of the same name
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket.set_read_timeout(Some(WAIT)).unwrap();
+        Self { socket, path }
+    }
+
+    pub fn wait(&self) {
+        let mut buf = [0u8; 64];
+        let n = self.socket.recv(&mut buf).expect("child reported readiness in time");
+        assert_eq!(&buf[..n], b"READY=1");
+    }
+}
+
+/// A temporary directory holding the kernel socket and the children's logs.
+pub struct Scene {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scene {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/kernel.sock")
+    }
+
+    /// Spawns the binary with `args`, stderr to `NAME.log`, and waits for it to be ready.
+    pub fn spawn_ready(&self, name: &str, mut command: Command) -> Proc {
+        let ready = Ready::new(self.dir.path(), name);
+        command.env("NOTIFY_SOCKET", &ready.path);
+        let proc = self.spawn(name, command);
+        ready.wait();
+        proc
+    }
+
+    pub fn spawn(&self, name: &str, mut command: Command) -> Proc {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(file);
+        command.env("RUST_LOG", "info");
+        Proc {
+            child: command.spawn().unwrap(),
+            log,
+        }
+    }
+
+    pub fn kernel_command(&self) -> Command {
+        let mut command = Command::new(bin());
+        command.arg("kernel").arg("--socket").arg(self.socket());
+        command
+    }
+
+    pub fn kernel(&self) -> Proc {
+        self.spawn_ready("kernel", self.kernel_command())
+    }
+
+    /// A frontend of `kind` on an ephemeral loopback port that the test binds and hands over as
+    /// fd 3, the way the supervisor does.
+    pub fn frontend(&self, name: &str, kind: &str, extra: &[&str]) -> (Proc, SocketAddr) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut command = Command::new(bin());
+        command
+            .args(["serve", "--name", name, "--kind", kind, "--kernel"])
+            .arg(self.socket())
+            .args(extra);
+        chat_supervisor::frontend::listen::hand_over(&mut command, &listener, name);
+        let proc = self.spawn_ready(name, command);
+        (proc, addr)
+    }
+}
+
+/// A raw frontend speaking the wire protocol to the kernel, for kernel tests.
+pub struct WireFrontend {
+    framed: Framed<UnixStream, LengthDelimitedCodec>,
+}
+
+impl WireFrontend {
+    pub async fn connect(socket: &Path, name: &str, sessions: Vec<(SessionId, Option<Login>)>) -> Self {
+        let stream = UnixStream::connect(socket).await.unwrap();
+        let mut me = Self {
+            framed: Framed::new(stream, wire::codec()),
+        };
+        me.send(Upstream::Hello {
+            version: wire::VERSION,
+            frontend: name.into(),
+            sessions,
+        })
+        .await;
+        assert_eq!(me.recv().await, Some(Downstream::Welcome { version: wire::VERSION }));
+        me
+    }
+
+    pub async fn send(&mut self, message: Upstream) {
+        let mut buf = BytesMut::new();
+        message.encode(&mut buf);
+        // The codec adds its own length: strip ours.
+        self.framed.send(buf.split_off(4).freeze()).await.unwrap();
+    }
+
+    pub async fn open(&mut self, session: SessionId) {
+        self.send(Upstream::Open { session }).await;
+    }
+
+    pub async fn line(&mut self, session: SessionId, line: &str) {
+        self.send(Upstream::Line {
+            session,
+            line: line.into(),
+        })
+        .await;
+    }
+
+    /// The next frame, or None when the kernel closed the connection.
+    pub async fn recv(&mut self) -> Option<Downstream> {
+        let frame = within("a kernel frame", self.framed.next()).await?;
+        Some(Downstream::decode(&frame.ok()?).unwrap())
+    }
+
+    /// The next delivery, skipping `Named` frames: recipients and plain text.
+    pub async fn delivery(&mut self) -> (Vec<SessionId>, String) {
+        loop {
+            match self.recv().await.expect("kernel connection open") {
+                Downstream::Deliver { to, event } => return (to, event.plain()),
+                Downstream::Named { .. } => continue,
+                other => panic!("expected a delivery, got {other:?}"),
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for a moment (used only after a round trip proved the pipe flowed).
+    pub async fn quiet(&mut self) {
+        let got = tokio::time::timeout(Duration::from_millis(200), self.framed.next()).await;
+        assert!(got.is_err(), "unexpected frame: {got:?}");
+    }
+
+    pub fn into_inner(self) -> UnixStream {
+        self.framed.into_inner()
+    }
+}
+
+/// A telnet-ish client over a raw TCP stream.
+pub struct Telnet {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Telnet {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        self.stream.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Raw bytes up to and including the next `\r\n`; None at EOF.
+    pub async fn raw_line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(at) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let rest = self.buf.split_off(at + 2);
+                return Some(std::mem::replace(&mut self.buf, rest));
+            }
+            let mut chunk = [0u8; 8192];
+            let n = within("a telnet line", self.stream.read(&mut chunk)).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The next line without its `\r\n`, as text.
+    pub async fn line(&mut self) -> String {
+        let raw = self.raw_line().await.expect("connection open");
+        String::from_utf8(raw[..raw.len() - 2].to_vec()).unwrap()
+    }
+
+    /// Reads lines until one equals `expected`; returns those before it.
+    pub async fn until(&mut self, expected: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            let line = self.line().await;
+            if line == expected {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+
+    pub async fn login(&mut self, name: &str) {
+        self.send(&format!("login {name}")).await;
+        self.until(&format!("[SYSTEM INFO] - [{name}] login to chat.")).await;
+    }
+
+    /// True once the server has closed the connection.
+    pub async fn closed(&mut self) -> bool {
+        while self.raw_line().await.is_some() {}
+        true
+    }
+}
+
+pub type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client of the web frontend.
+pub struct Web {
+    pub ws: WsStream,
+}
+
+impl Web {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
+        Self { ws }
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.unwrap();
+    }
+
+    /// The next text frame, parsed.
+    pub async fn json(&mut self) -> serde_json::Value {
+        loop {
+            match within("a WebSocket message", self.ws.next()).await {
+                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).unwrap(),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The `text` of the next response.
+    pub async fn text(&mut self) -> String {
+        let json = self.json().await;
+        assert_eq!(json["action"], "response", "{json}");
+        json["text"].as_str().unwrap().to_string()
+    }
+
+    pub async fn until(&mut self, expected: &str) {
+        while self.text().await != expected {}
+    }
+
+    pub async fn login(&mut self, name: &str) {
+        self.send(&format!("login {name}")).await;
+        self.until(&format!("[SYSTEM INFO] - [{name}] login to chat.")).await;
+    }
+}
+
+/// The plain text of an event, as every frontend shows it.
+pub fn plain(event: &Event) -> String {
+    event.plain()
+}
