@@ -1,13 +1,15 @@
 //! The command line: what each subcommand takes, and running it.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::frontend::{self, Kind, Limits};
+use crate::supervisor::control::{Reply, Request};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,8 +22,50 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The config file option every supervisor command takes.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// The config file.
+    #[arg(short, long = "config", default_value = "servers.toml")]
+    pub config: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start the kernel and every server in the config, and keep them running (foreground).
+    Up(ConfigArg),
+    /// Validate the config and print what `up` would run.
+    Check(ConfigArg),
+    /// Show every server: kind, address, pid, state, uptime, restarts, users.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read the config and apply the changes (as a saved edit or SIGHUP would).
+    Reload(ConfigArg),
+    /// Restart one server (or `kernel`), clearing a failed state.
+    Restart {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Stop one server (or `kernel`) until `start`.
+    Stop {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Start a stopped server (or `kernel`).
+    Start {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Stop everything and the supervisor itself.
+    Down(ConfigArg),
     /// Run the kernel: the one owner of the chat state, serving frontends on a Unix socket.
     #[command(hide = true)]
     Kernel {
@@ -56,7 +100,24 @@ pub enum Command {
 impl Cli {
     pub fn run(self) -> Result<()> {
         match self.command {
+            Command::Up(c) => crate::supervisor::up(&c.config),
+            Command::Check(c) => check(&c.config),
+            Command::Status { config, json } => {
+                let reply = control(&config.config, &Request::Status)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&reply.servers)?);
+                } else {
+                    print!("{}", crate::supervisor::control::table(&reply.servers));
+                }
+                Ok(())
+            }
+            Command::Reload(c) => say(control(&c.config, &Request::Reload)?),
+            Command::Restart { name, config } => say(control(&config.config, &Request::Restart { name })?),
+            Command::Stop { name, config } => say(control(&config.config, &Request::Stop { name })?),
+            Command::Start { name, config } => say(control(&config.config, &Request::Start { name })?),
+            Command::Down(c) => say(control(&c.config, &Request::Down)?),
             Command::Kernel { socket } => {
+                init_logging();
                 runtime(|shutdown| async move { crate::kernel::run(&socket, shutdown).await })
             }
             Command::Serve {
@@ -79,9 +140,61 @@ impl Cli {
                         max_connections,
                     },
                 };
+                init_logging();
                 runtime(|shutdown| frontend::run(options, shutdown))
             }
         }
+    }
+}
+
+/// `check`: every problem, or the plan.
+fn check(path: &Path) -> Result<()> {
+    let config = crate::config::load(path)?;
+    println!("{} is valid. `up` would run:", path.display());
+    println!("  kernel  {}", config.run_dir.join("kernel.sock").display());
+    for s in &config.servers {
+        println!(
+            "  {}  {} on {}  color={} max_line={} max_connections={} restart={}",
+            s.name,
+            s.kind,
+            s.addr(),
+            s.color,
+            s.max_line,
+            s.max_connections,
+            serde_json::to_value(s.restart)?.as_str().unwrap_or("?"),
+        );
+    }
+    println!(
+        "  logs in {}, sockets in {}",
+        config.log_dir.display(),
+        config.run_dir.display()
+    );
+    Ok(())
+}
+
+/// Sends one control request to the supervisor running `config`.
+fn control(config: &Path, request: &Request) -> Result<Reply> {
+    // The control socket lives in the config's run_dir; an invalid config still finds the default.
+    let run_dir = match crate::config::load(config) {
+        Ok(c) => c.run_dir,
+        Err(_) => config
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::config::DEFAULT_RUN_DIR),
+    };
+    let path = run_dir.join("control.sock");
+    // `down` waits for every child to stop (each has a grace period).
+    let timeout = Duration::from_secs(60);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(crate::supervisor::control::call(&path, request, timeout))
+}
+
+fn say(reply: Reply) -> Result<()> {
+    if reply.ok {
+        println!("{}", reply.message);
+        Ok(())
+    } else {
+        anyhow::bail!("{}", reply.message)
     }
 }
 

@@ -8,12 +8,16 @@
 //!   task pair per frontend connection, the private Unix socket.
 //! - [`frontend`]: the frontend process, `chat-supervisor serve`: the kernel link, the telnet and
 //!   WebSocket servers, rendering, the web page.
+//! - [`supervisor`]: `chat-supervisor up`: sockets, children, restarts, logs, control, reloads.
+//! - [`config`]: `servers.toml`, validated strictly.
 //! - [`notify`]: readiness reporting to whoever started the process.
 //! - [`cli`]: the command line; `main.rs` only parses it and prints errors.
 
 pub mod chat;
 pub mod cli;
+pub mod config;
 pub mod frontend;
 pub mod kernel;
 pub mod notify;
+pub mod supervisor;
 pub mod wire;

@@ -6,7 +6,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = chat_supervisor::cli::Cli::parse();
-    chat_supervisor::cli::init_logging();
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

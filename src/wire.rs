@@ -15,11 +15,13 @@
 //!   0x02 Open     session:u64
 //!   0x03 Line     session:u64 line:string
 //!   0x04 Closed   session:u64
+//!   0x05 Census                                      how many users each frontend has (status)
 //! kernel → frontend
 //!   0x81 Welcome  "CHAT" version:u16
 //!   0x82 Deliver  count:u32 session:u64* event      one frame per frontend per event
 //!   0x83 Named    session:u64 login                  the session logged in or out
 //!   0x84 Close    session:u64                        close it once the frames before are sent
+//!   0x85 Census   count:u32 (frontend:string users:u64)*
 //!
 //! event    = 1 Login name | 2 Logout name | 3 Private time from to text | 4 Public time from text
 //!          | 5 WhoAmI raw:u8 name | 6 UserList raw:u8 count:u32 name* | 7 Help | 8 Error code:u8 [name]
@@ -61,15 +63,31 @@ pub enum Upstream {
     Closed {
         session: SessionId,
     },
+    /// Asks for [`Downstream::Census`].
+    Census,
 }
 
 /// Kernel → frontend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Downstream {
-    Welcome { version: u16 },
-    Deliver { to: Vec<SessionId>, event: Event },
-    Named { session: SessionId, login: Option<Login> },
-    Close { session: SessionId },
+    Welcome {
+        version: u16,
+    },
+    Deliver {
+        to: Vec<SessionId>,
+        event: Event,
+    },
+    Named {
+        session: SessionId,
+        login: Option<Login>,
+    },
+    Close {
+        session: SessionId,
+    },
+    /// Logged-in users per attached frontend, by name.
+    Census {
+        users: Vec<(String, u64)>,
+    },
 }
 
 /// Why a frame body could not be decoded.
@@ -91,10 +109,12 @@ const HELLO: u8 = 0x01;
 const OPEN: u8 = 0x02;
 const LINE: u8 = 0x03;
 const CLOSED: u8 = 0x04;
+const CENSUS: u8 = 0x05;
 const WELCOME: u8 = 0x81;
 const DELIVER: u8 = 0x82;
 const NAMED: u8 = 0x83;
 const CLOSE: u8 = 0x84;
+const CENSUS_REPLY: u8 = 0x85;
 
 impl Upstream {
     /// Appends this message as one whole frame (length included).
@@ -128,6 +148,7 @@ impl Upstream {
                 dst.put_u8(CLOSED);
                 dst.put_u64(*session);
             }
+            Upstream::Census => dst.put_u8(CENSUS),
         });
     }
 
@@ -157,6 +178,7 @@ impl Upstream {
                 line: r.string()?,
             },
             CLOSED => Upstream::Closed { session: r.u64()? },
+            CENSUS => Upstream::Census,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "frontend frame",
@@ -189,6 +211,14 @@ impl Downstream {
                     dst.put_u8(CLOSE);
                     dst.put_u64(*session);
                 }
+                Downstream::Census { users } => {
+                    dst.put_u8(CENSUS_REPLY);
+                    put_len(dst, users.len());
+                    for (frontend, count) in users {
+                        put_str(dst, frontend);
+                        dst.put_u64(*count);
+                    }
+                }
                 Downstream::Deliver { .. } => unreachable!("handled above"),
             }),
         }
@@ -215,6 +245,14 @@ impl Downstream {
                 login: r.login()?,
             },
             CLOSE => Downstream::Close { session: r.u64()? },
+            CENSUS_REPLY => {
+                let count = r.count(12)?;
+                let mut users = Vec::with_capacity(count);
+                for _ in 0..count {
+                    users.push((r.string()?, r.u64()?));
+                }
+                Downstream::Census { users }
+            }
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "kernel frame",
@@ -562,6 +600,7 @@ mod tests {
                 line: s("msgall héllo"),
             },
             Upstream::Closed { session: 7 },
+            Upstream::Census,
         ];
         let mut buf = BytesMut::new();
         for m in &messages {
@@ -584,6 +623,9 @@ mod tests {
                 login: None,
             },
             Downstream::Close { session: 3 },
+            Downstream::Census {
+                users: vec![(s("web"), 3), (s("twisted"), 0)],
+            },
         ];
         for (i, event) in all_events().into_iter().enumerate() {
             messages.push(Downstream::Deliver {

@@ -118,6 +118,7 @@ where
                 Downstream::Named { session, login } => self.sessions.set_login(session, login),
                 Downstream::Close { session } => self.sessions.close(session),
                 Downstream::Welcome { .. } => return anyhow!("a second welcome from the kernel"),
+                Downstream::Census { .. } => {} // never asked for
             }
         }
         anyhow!("the kernel closed the connection")

@@ -100,6 +100,15 @@ impl Hub {
                         }
                     }
                     Upstream::Closed { session } => self.chat.close(key(session), &mut self.out),
+                    Upstream::Census => {
+                        let users = self
+                            .frontends
+                            .iter()
+                            .map(|(id, f)| (f.name.clone(), self.chat.users_on(*id) as u64))
+                            .collect();
+                        let f = self.frontends.get_mut(&frontend).expect("checked above");
+                        Downstream::Census { users }.encode(&mut f.pending);
+                    }
                     Upstream::Hello { .. } => unreachable!("the connection refuses a second hello"),
                 }
             }

@@ -350,3 +350,140 @@ impl Web {
 pub fn plain(event: &Event) -> String {
     event.plain()
 }
+
+/// `chat-supervisor up` in a temporary directory, its stdout lines collected as they come.
+pub struct Up {
+    pub dir: tempfile::TempDir,
+    pub proc: Proc,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every stdout line so far.
+    pub seen: Vec<String>,
+    /// Lines read but not yet matched by a wait (they come in any order).
+    pending: Vec<String>,
+}
+
+impl Up {
+    /// Writes `servers.toml` and starts `up` on it.
+    pub fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("servers.toml"), config).unwrap();
+        Self::start_in(dir)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir) -> Self {
+        let mut child = Command::new(bin())
+            .arg("up")
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let log = dir.path().join("logs/supervisor.log");
+        Self {
+            dir,
+            proc: Proc { child, log },
+            lines,
+            seen: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Waits for the first stdout line containing `needle` that no earlier wait took.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        if let Some(at) = self.pending.iter().position(|l| l.contains(needle)) {
+            return self.pending.remove(at);
+        }
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                    self.pending.push(line);
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {WAIT:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the `listening` line of `name`: its address and pid.
+    pub fn listening(&mut self, name: &str) -> (SocketAddr, u32) {
+        let line = self.wait_for(&format!("listening name={name} "));
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {line}"))
+                .to_string()
+        };
+        (field("addr=").parse().unwrap(), field("pid=").parse().unwrap())
+    }
+
+    /// Runs a client command (`status`, `reload`, …) against this supervisor.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// `status --json`, parsed.
+    pub fn status(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["status", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The row of `name` in `status`.
+    pub fn row(&self, name: &str) -> serde_json::Value {
+        self.status().into_iter().find(|r| r["name"] == name).unwrap()
+    }
+
+    pub fn write_config(&self, text: &str) {
+        // As editors do: write beside, then rename over.
+        let tmp = self.dir.path().join(".servers.toml.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(tmp, self.dir.path().join("servers.toml")).unwrap();
+    }
+}
+
+/// True once no process has this pid (waits up to `limit`).
+pub fn gone(pid: u32, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
+        if !alive {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A `[[server]]` block on an ephemeral port (telnet without colour, for plain-text asserts).
+pub fn server(name: &str, kind: &str) -> String {
+    let color = if kind == "tcp" { "color = false\n" } else { "" };
+    format!("[[server]]\nname = \"{name}\"\nkind = \"{kind}\"\nport = 0\n{color}")
+}

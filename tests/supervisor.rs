@@ -1,0 +1,343 @@
+//! `chat-supervisor up` as a real process: listening lines, restarts under connection attempts,
+//! signals, orphans, crash loops, live config edits, the lock and the control commands.
+
+mod util;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use util::{Telnet, Up, Web, gone, run, server};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn kill(pid: u32, signal: Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+}
+
+fn two_servers() -> String {
+    format!("{}{}", server("twisted", "tcp"), server("web", "ws"))
+}
+
+#[test]
+fn up_logs_listening_lines_and_the_chat_works_through_them() {
+    let mut up = Up::start(&two_servers());
+    let kernel = up.wait_for("ready name=kernel");
+    let (tcp, tcp_pid) = up.listening("twisted");
+    let (ws, _) = up.listening("web");
+    assert!(kernel.contains("pid="));
+    assert_ne!(tcp.port(), 0);
+    let log = std::fs::read_to_string(up.dir.path().join("logs/supervisor.log")).unwrap();
+    assert!(
+        log.contains(&format!("listening name=twisted kind=tcp addr={tcp} pid={tcp_pid}")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("listening name=web kind=ws addr={ws} pid=")),
+        "{log}"
+    );
+
+    run(LIMIT, async {
+        let mut a = Telnet::connect(tcp).await;
+        let mut b = Web::connect(ws).await;
+        a.login("a").await;
+        b.login("b").await;
+        b.send("msg a hi").await;
+        assert!(a.until("[SYSTEM INFO] - [b] login to chat.").await.is_empty());
+        let line = a.line().await;
+        assert!(line.contains("[b][->][a]: hi"), "{line}");
+    });
+
+    let rows = up.status();
+    let names: Vec<_> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["kernel", "twisted", "web"]);
+    assert!(rows.iter().all(|r| r["state"] == "running"), "{rows:?}");
+    assert_eq!(up.row("twisted")["pid"], tcp_pid);
+    let table = String::from_utf8(up.cli(&["status"]).stdout).unwrap();
+    assert!(table.starts_with("NAME"), "{table}");
+    // Each child has its own log with its own lines.
+    let frontend_log = std::fs::read_to_string(up.dir.path().join("logs/twisted.log")).unwrap();
+    assert!(frontend_log.contains("connected to the kernel"), "{frontend_log}");
+}
+
+/// Connects in a loop until `stop`, counting refusals.
+fn hammer(
+    addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    attempts: Arc<AtomicU64>,
+    refused: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) && n < 100_000 {
+            n += 1;
+            attempts.fetch_add(1, Ordering::Relaxed);
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
+                refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+#[test]
+fn kill_9_of_a_frontend_refuses_no_connection() {
+    let mut up = Up::start(&two_servers());
+    for name in ["twisted", "web"] {
+        let (addr, pid) = up.listening(name);
+        let stop = Arc::new(AtomicBool::new(false));
+        let attempts = Arc::new(AtomicU64::new(0));
+        let refused = Arc::new(AtomicU64::new(0));
+        let hammer = hammer(addr, stop.clone(), attempts.clone(), refused.clone());
+        kill(pid, Signal::SIGKILL);
+        let (again, new_pid) = up.listening(name);
+        assert_eq!(again, addr, "same socket, same address");
+        assert_ne!(new_pid, pid);
+        // A few more attempts against the new process, then stop.
+        let before = attempts.load(Ordering::Relaxed);
+        while attempts.load(Ordering::Relaxed) < before + 50 {
+            std::thread::yield_now();
+        }
+        stop.store(true, Ordering::Relaxed);
+        hammer.join().unwrap();
+        assert_eq!(refused.load(Ordering::Relaxed), 0, "{name}: refused connections");
+        eprintln!(
+            "{name}: {} attempts across kill -9, 0 refused",
+            attempts.load(Ordering::Relaxed)
+        );
+    }
+    // The restart is counted.
+    assert_eq!(up.row("twisted")["restarts"], 1);
+}
+
+#[test]
+fn kill_9_of_the_kernel_restarts_it_and_the_chat_goes_on() {
+    let mut up = Up::start(&two_servers());
+    let kernel = up.wait_for("ready name=kernel");
+    let (tcp, tcp_pid) = up.listening("twisted");
+    let (ws, _) = up.listening("web");
+    let kernel_pid: u32 = kernel.rsplit("pid=").next().unwrap().trim().parse().unwrap();
+    run(LIMIT, async {
+        let mut a = Telnet::connect(tcp).await;
+        a.login("a").await;
+        kill(kernel_pid, Signal::SIGKILL);
+        let line = up.wait_for("ready name=kernel");
+        assert!(!line.ends_with(&format!("pid={kernel_pid}")), "{line}");
+        // The telnet user kept its connection and its name; new users join the same chat.
+        a.send("/whoami").await;
+        assert_eq!(a.line().await, "a");
+        let mut b = Web::connect(ws).await;
+        b.login("b").await;
+        a.until("[SYSTEM INFO] - [b] login to chat.").await;
+        b.send("/userlist").await;
+        assert_eq!(b.json().await["message"], serde_json::json!(["a", "b"]));
+    });
+    // Frontends were not restarted.
+    assert_eq!(up.row("twisted")["pid"], tcp_pid);
+    assert_eq!(up.row("kernel")["restarts"], 1);
+}
+
+#[test]
+fn sigterm_stops_everything_cleanly() {
+    let mut up = Up::start(&two_servers());
+    up.wait_for("ready name=kernel");
+    let (_, tcp) = up.listening("twisted");
+    let (_, ws) = up.listening("web");
+    let kernel = up.row("kernel")["pid"].as_u64().unwrap() as u32;
+    kill(up.proc.pid(), Signal::SIGTERM);
+    let status = up.proc.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    for pid in [tcp, ws, kernel] {
+        assert!(
+            gone(pid, Duration::from_millis(100)),
+            "pid {pid} outlived the supervisor"
+        );
+    }
+    let log = std::fs::read_to_string(up.dir.path().join("logs/supervisor.log")).unwrap();
+    assert!(log.contains("supervisor stopped"), "{log}");
+    assert!(!up.dir.path().join("run/kernel.sock").exists());
+    assert!(!up.dir.path().join("run/control.sock").exists());
+}
+
+#[test]
+fn sigkill_of_the_supervisor_leaves_no_child() {
+    let mut up = Up::start(&two_servers());
+    up.wait_for("ready name=kernel");
+    let (addr, tcp) = up.listening("twisted");
+    let (_, ws) = up.listening("web");
+    let kernel = up.row("kernel")["pid"].as_u64().unwrap() as u32;
+    kill(up.proc.pid(), Signal::SIGKILL);
+    up.proc.child.wait().unwrap();
+    for pid in [tcp, ws, kernel] {
+        assert!(
+            gone(pid, Duration::from_secs(2)),
+            "pid {pid} outlived a killed supervisor"
+        );
+    }
+    assert!(std::net::TcpStream::connect(addr).is_err(), "the port is still held");
+}
+
+#[test]
+fn a_crash_loop_shows_as_failed_until_restarted() {
+    let mut up = Up::start(&two_servers());
+    let (_, mut pid) = up.listening("twisted");
+    for _ in 0..4 {
+        kill(pid, Signal::SIGKILL);
+        pid = up.listening("twisted").1;
+    }
+    kill(pid, Signal::SIGKILL);
+    up.wait_for("FAILED: crash loop");
+    let row = up.row("twisted");
+    assert_eq!(row["state"], "failed", "{row}");
+    assert_eq!(row["pid"], serde_json::Value::Null);
+    // The rest is untouched; `restart` brings it back at once.
+    assert_eq!(up.row("web")["state"], "running");
+    let out = up.cli(&["restart", "twisted"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    up.listening("twisted");
+    assert_eq!(up.row("twisted")["state"], "running");
+}
+
+#[test]
+fn a_live_edit_is_applied_as_a_diff() {
+    let config = format!(
+        "{}{}{}",
+        server("keep", "tcp"),
+        server("change", "tcp"),
+        server("drop", "ws")
+    );
+    let mut up = Up::start(&config);
+    let (keep_addr, keep_pid) = up.listening("keep");
+    let (_, change_pid) = up.listening("change");
+    let (_, drop_pid) = up.listening("drop");
+    run(LIMIT, async {
+        let mut user = Telnet::connect(keep_addr).await;
+        user.login("stays").await;
+
+        let edited = format!(
+            "{}[[server]]\nname = \"change\"\nkind = \"tcp\"\nport = 0\nmax_line = 100\n{}",
+            server("keep", "tcp"),
+            server("new", "ws")
+        );
+        up.write_config(&edited);
+        up.wait_for("reloaded: 1 added, 1 removed, 1 changed, 1 unchanged");
+        let (_, new_change_pid) = up.listening("change");
+        up.listening("new");
+        assert_ne!(new_change_pid, change_pid);
+        assert!(gone(drop_pid, Duration::from_secs(5)));
+
+        // The untouched server kept its process and its user.
+        user.send("/whoami").await;
+        assert_eq!(user.line().await, "stays");
+    });
+    let rows = up.status();
+    let names: Vec<_> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["kernel", "change", "keep", "new"]);
+    assert_eq!(up.row("keep")["pid"], keep_pid);
+
+    // An invalid edit changes nothing.
+    up.write_config("[[server]]\nname = \"keep\"\nkind = \"gopher\"\nport = 0\n");
+    let line = up.wait_for("reload refused");
+    assert!(line.contains("servers.toml:3: server[1].kind"), "{line}");
+    assert_eq!(up.status().len(), 4);
+    assert_eq!(up.row("keep")["pid"], keep_pid);
+
+    // `reload` says the same through the control socket.
+    let out = up.cli(&["reload"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing changed"));
+}
+
+#[test]
+fn a_second_up_is_refused_naming_the_running_pid() {
+    let mut up = Up::start(&two_servers());
+    up.listening("web");
+    let out = up.cli(&["up"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("already running for servers.toml (pid {})", up.proc.pid())),
+        "{stderr}"
+    );
+    // `down` stops it all and exits 0.
+    let out = up.cli(&["down"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(up.proc.child.wait().unwrap().success());
+}
+
+#[test]
+fn stop_and_start_one_server() {
+    let mut up = Up::start(&two_servers());
+    let (addr, _) = up.listening("twisted");
+    up.listening("web");
+    assert!(up.cli(&["stop", "twisted"]).status.success());
+    assert_eq!(up.row("twisted")["state"], "stopped");
+    // Connections wait in the backlog of the socket the supervisor keeps.
+    let waiting = std::net::TcpStream::connect(addr);
+    assert!(waiting.is_ok());
+    assert!(up.cli(&["start", "twisted"]).status.success());
+    up.listening("twisted");
+    let out = up.cli(&["restart", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no server named `nope`"));
+}
+
+#[test]
+fn an_address_in_use_stops_up_before_any_child_starts() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}[[server]]\nname = \"busy\"\nkind = \"tcp\"\nport = {port}\n",
+        server("ok", "tcp")
+    );
+    std::fs::write(dir.path().join("servers.toml"), config).unwrap();
+    let out = std::process::Command::new(util::bin())
+        .arg("up")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("server `busy`: cannot bind 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("logs/kernel.log").exists(), "a child started");
+}
+
+#[test]
+fn check_prints_the_plan_or_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("servers.toml");
+    std::fs::write(&path, include_str!("../servers.toml")).unwrap();
+    let out = std::process::Command::new(util::bin())
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("twisted  tcp on 127.0.0.1:1234"), "{stdout}");
+
+    std::fs::write(
+        &path,
+        "[[server]]\nname = \"x\"\nkind = \"tcp\"\nport = -1\nbogus = 1\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(util::bin())
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("servers.toml:4: server[1].port: must be from 0 to 65535"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("servers.toml:5: server[1].bogus: unknown key"),
+        "{stderr}"
+    );
+}
