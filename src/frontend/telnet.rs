@@ -2,8 +2,9 @@
 //!
 //! IAC sequences are removed from the stream; every option the client asks for is refused (DO is
 //! answered WONT, WILL is answered DONT), so a real telnet client never waits on us. Lines end at
-//! `\n` with an optional `\r` before it. At most `max_line` bytes of an unfinished line are ever
-//! held: past that the line is reported too long at once and the rest of it is skipped.
+//! `\n` with an optional `\r` before it, or at `\r\0` (telnet's bare CR). At most `max_line` bytes
+//! of an unfinished line are ever held: past that the line is reported too long at once and the
+//! rest of it is skipped.
 
 const SE: u8 = 240;
 const SB: u8 = 250;
@@ -94,7 +95,9 @@ impl Decoder {
     }
 
     fn data(&mut self, byte: u8, item: &mut impl FnMut(Item)) {
-        if byte == b'\n' {
+        // CR NUL is the telnet spelling of a bare CR (RFC 854), and what Debian's telnet sends for
+        // the Enter key of piped input: it ends the line like CR LF.
+        if byte == b'\n' || (byte == 0 && self.cr) {
             self.cr = false;
             if std::mem::take(&mut self.skipping) {
                 return;
@@ -160,6 +163,15 @@ mod tests {
         assert_eq!(run(100, &[b"a\r", b"\n"]), [line("a")]);
         assert_eq!(run(100, &[b"a\rb\n"]), [line("a\rb")]);
         assert_eq!(run(100, &[b"\r\n\n"]), [line(""), line("")]);
+    }
+
+    #[test]
+    fn cr_nul_ends_a_line_too() {
+        assert_eq!(
+            run(100, &[b"login a\r\0\r\nwhoami\r\0"]),
+            [line("login a"), line(""), line("whoami")]
+        );
+        assert_eq!(run(100, &[b"a\0b\n"]), [line("a\0b")]);
     }
 
     #[test]
