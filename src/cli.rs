@@ -72,6 +72,9 @@ pub enum Command {
         /// The Unix socket to serve on; its directory must be private to this user.
         #[arg(long)]
         socket: PathBuf,
+        /// Frontends whose hellos to wait for before applying any input (after a restart).
+        #[arg(long, value_delimiter = ',')]
+        expect: Vec<String>,
     },
     /// Run one frontend: a telnet (tcp) or web (ws) server attached to the kernel.
     #[command(hide = true)]
@@ -116,9 +119,9 @@ impl Cli {
             Command::Stop { name, config } => say(control(&config.config, &Request::Stop { name })?),
             Command::Start { name, config } => say(control(&config.config, &Request::Start { name })?),
             Command::Down(c) => say(control(&c.config, &Request::Down)?),
-            Command::Kernel { socket } => {
+            Command::Kernel { socket, expect } => {
                 init_logging();
-                runtime(|shutdown| async move { crate::kernel::run(&socket, shutdown).await })
+                runtime(|shutdown| async move { crate::kernel::run(&socket, expect, shutdown).await })
             }
             Command::Serve {
                 name,

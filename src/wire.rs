@@ -11,18 +11,20 @@
 //! login    = 0:u8 | 1:u8 name:string seq:u64
 //!
 //! frontend → kernel
-//!   0x01 Hello    "CHAT" version:u16 frontend:string count:u32 (session:u64 login)*
+//!   0x01 Hello    "CHAT" version:u16 frontend:string instance:u64 first:u64 count:u32 (session:u64 login)*
 //!   0x02 Open     session:u64
 //!   0x03 Line     session:u64 line:string
 //!   0x04 Closed   session:u64
 //!   0x05 Census                                      how many users each frontend has (status)
 //! kernel → frontend
 //!   0x81 Welcome  "CHAT" version:u16
-//!   0x82 Deliver  count:u32 session:u64* event      one frame per frontend per event
+//!   0x82 Deliver  origin count:u32 session:u64* event   one frame per frontend per event
 //!   0x83 Named    session:u64 login                  the session logged in or out
 //!   0x84 Close    session:u64                        close it once the frames before are sent
 //!   0x85 Census   count:u32 (frontend:string users:u64)*
+//!   0x86 Ack      seq:u64                            every frame up to seq has been applied
 //!
+//! origin   = instance:u64 seq:u64                    the input that caused it; instance 0: none
 //! event    = 1 Login name | 2 Logout name | 3 Private time from to text | 4 Public time from text
 //!          | 5 WhoAmI raw:u8 name | 6 UserList raw:u8 count:u32 name* | 7 Help | 8 Error code:u8 [name]
 //! ```
@@ -30,6 +32,14 @@
 //! A hello must be a frontend's first frame and the welcome the kernel's; the version is
 //! [`VERSION`] and the kernel refuses any other. Decoding checks every length against the bytes
 //! actually present before allocating, so a hostile frame costs at most its own size.
+//!
+//! # Losing nothing when the kernel restarts
+//! The frames a frontend sends after its hello are numbered implicitly: the first is `first`, each
+//! next one adds 1. The kernel acknowledges them; the frontend keeps every unacknowledged frame
+//! and, after reconnecting (to a new kernel, possibly), says hello with `first` set to the oldest
+//! of them and sends them again. A frame may so be applied twice, once by each kernel: events
+//! carry the `origin` (frontend instance and frame number) of the input that caused them, and a
+//! frontend drops an event whose origin it has already seen, so each is shown once.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
@@ -51,6 +61,11 @@ pub enum Upstream {
     Hello {
         version: u16,
         frontend: String,
+        /// Tells this process apart from earlier ones of the same name (their frame numbers
+        /// started over).
+        instance: u64,
+        /// The number of the first frame after this hello.
+        first: u64,
         sessions: Vec<(SessionId, Option<Login>)>,
     },
     Open {
@@ -75,6 +90,7 @@ pub enum Downstream {
     },
     Deliver {
         to: Vec<SessionId>,
+        origin: Option<Origin>,
         event: Event,
     },
     Named {
@@ -88,6 +104,17 @@ pub enum Downstream {
     Census {
         users: Vec<(String, u64)>,
     },
+    /// Every frame of this frontend numbered up to `seq` has been applied.
+    Ack {
+        seq: u64,
+    },
+}
+
+/// Which input caused an event: a frontend instance and the number of its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub instance: u64,
+    pub seq: u64,
 }
 
 /// Why a frame body could not be decoded.
@@ -115,6 +142,7 @@ const DELIVER: u8 = 0x82;
 const NAMED: u8 = 0x83;
 const CLOSE: u8 = 0x84;
 const CENSUS_REPLY: u8 = 0x85;
+const ACK: u8 = 0x86;
 
 impl Upstream {
     /// Appends this message as one whole frame (length included).
@@ -123,12 +151,16 @@ impl Upstream {
             Upstream::Hello {
                 version,
                 frontend,
+                instance,
+                first,
                 sessions,
             } => {
                 dst.put_u8(HELLO);
                 dst.put_slice(MAGIC);
                 dst.put_u16(*version);
                 put_str(dst, frontend);
+                dst.put_u64(*instance);
+                dst.put_u64(*first);
                 put_len(dst, sessions.len());
                 for (session, login) in sessions {
                     dst.put_u64(*session);
@@ -160,6 +192,8 @@ impl Upstream {
                 r.magic()?;
                 let version = r.u16()?;
                 let frontend = r.string()?;
+                let instance = r.u64()?;
+                let first = r.u64()?;
                 // A session is at least 9 bytes: its id and a login flag.
                 let count = r.count(9)?;
                 let mut sessions = Vec::with_capacity(count);
@@ -169,6 +203,8 @@ impl Upstream {
                 Upstream::Hello {
                     version,
                     frontend,
+                    instance,
+                    first,
                     sessions,
                 }
             }
@@ -195,7 +231,7 @@ impl Downstream {
     /// Appends this message as one whole frame (length included).
     pub fn encode(&self, dst: &mut BytesMut) {
         match self {
-            Downstream::Deliver { to, event } => encode_deliver(dst, to, &encode_event(event)),
+            Downstream::Deliver { to, origin, event } => encode_deliver(dst, to, *origin, &encode_event(event)),
             other => frame(dst, |dst| match other {
                 Downstream::Welcome { version } => {
                     dst.put_u8(WELCOME);
@@ -219,6 +255,10 @@ impl Downstream {
                         dst.put_u64(*count);
                     }
                 }
+                Downstream::Ack { seq } => {
+                    dst.put_u8(ACK);
+                    dst.put_u64(*seq);
+                }
                 Downstream::Deliver { .. } => unreachable!("handled above"),
             }),
         }
@@ -233,12 +273,20 @@ impl Downstream {
                 Downstream::Welcome { version: r.u16()? }
             }
             DELIVER => {
+                let origin = match (r.u64()?, r.u64()?) {
+                    (0, _) => None,
+                    (instance, seq) => Some(Origin { instance, seq }),
+                };
                 let count = r.count(8)?;
                 let mut to = Vec::with_capacity(count);
                 for _ in 0..count {
                     to.push(r.u64()?);
                 }
-                Downstream::Deliver { to, event: r.event()? }
+                Downstream::Deliver {
+                    to,
+                    origin,
+                    event: r.event()?,
+                }
             }
             NAMED => Downstream::Named {
                 session: r.u64()?,
@@ -253,6 +301,7 @@ impl Downstream {
                 }
                 Downstream::Census { users }
             }
+            ACK => Downstream::Ack { seq: r.u64()? },
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "kernel frame",
@@ -314,10 +363,14 @@ pub fn encode_event(event: &Event) -> Bytes {
     dst.freeze()
 }
 
-/// Appends a Deliver frame for one frontend: its recipients and an event from [`encode_event`].
-pub fn encode_deliver(dst: &mut BytesMut, to: &[SessionId], event: &[u8]) {
+/// Appends a Deliver frame for one frontend: its recipients, the origin of the event, and the
+/// event from [`encode_event`].
+pub fn encode_deliver(dst: &mut BytesMut, to: &[SessionId], origin: Option<Origin>, event: &[u8]) {
     frame(dst, |dst| {
         dst.put_u8(DELIVER);
+        let origin = origin.unwrap_or(Origin { instance: 0, seq: 0 });
+        dst.put_u64(origin.instance);
+        dst.put_u64(origin.seq);
         put_len(dst, to.len());
         for session in to {
             dst.put_u64(*session);
@@ -583,6 +636,8 @@ mod tests {
             Upstream::Hello {
                 version: VERSION,
                 frontend: s("twisted"),
+                instance: 99,
+                first: 12,
                 sessions: vec![
                     (1, None),
                     (
@@ -626,10 +681,16 @@ mod tests {
             Downstream::Census {
                 users: vec![(s("web"), 3), (s("twisted"), 0)],
             },
+            Downstream::Ack { seq: 77 },
         ];
         for (i, event) in all_events().into_iter().enumerate() {
+            let origin = (i % 2 == 1).then_some(Origin {
+                instance: 5,
+                seq: i as u64,
+            });
             messages.push(Downstream::Deliver {
                 to: (0..i as u64).collect(),
+                origin,
                 event,
             });
         }
@@ -665,6 +726,8 @@ mod tests {
         Upstream::Hello {
             version: VERSION,
             frontend: s("web"),
+            instance: 1,
+            first: 1,
             sessions: vec![(1, Some(Login { name: s("x"), seq: 2 }))],
         }
         .encode(&mut buf);
@@ -695,7 +758,7 @@ mod tests {
         );
         // A count of four billion sessions in a tiny frame allocates nothing.
         assert_eq!(
-            Upstream::decode(b"\x01CHAT\0\x01\0\0\0\0\xff\xff\xff\xff"),
+            Upstream::decode(b"\x01CHAT\0\x01\0\0\0\0\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\x01\xff\xff\xff\xff"),
             Err(DecodeError::Truncated)
         );
         assert_eq!(Downstream::decode(b"\x82\xff\xff\xff\xff"), Err(DecodeError::Truncated));

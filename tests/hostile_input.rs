@@ -62,6 +62,8 @@ proptest! {
         Upstream::Hello {
             version: 1,
             frontend: line.clone(),
+            instance: 3,
+            first: 1,
             sessions: vec![(1, Some(Login { name: line.clone(), seq: 9 })), (2, None)],
         }
         .encode(&mut buf);

@@ -1,34 +1,40 @@
 //! The frontend's link to the kernel: connect (and reconnect, with backoff), say hello with every
-//! live session, then pump lines up and events down.
+//! live session, then pump frames up and events down.
 //!
 //! Clients never notice the kernel going away: their lines wait in the upstream queue while the
-//! link reconnects, and the new kernel rebuilds its state from the hello.
+//! link reconnects, every frame the kernel has not acknowledged is sent again after the hello, and
+//! events whose origin was already seen are dropped, so each shows once (see [`crate::wire`]).
 
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Payload, Sessions};
 use crate::chat::Event;
-use crate::wire::{self, Downstream, Upstream};
+use crate::wire::{self, Downstream, Origin, Upstream};
 
-/// First reconnect delay; doubles up to [`BACKOFF_MAX`].
-const BACKOFF_MIN: Duration = Duration::from_millis(10);
-const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// First reconnect delay; doubles up to [`BACKOFF_MAX`]. Connecting to a missing Unix socket costs
+/// next to nothing, and a restarted kernel applies no input until every frontend is back.
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(50);
 /// How long the kernel may take to answer a hello.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes gathered into one write to the kernel at most.
 const WRITE_BATCH: usize = 64 << 10;
+/// Frames sent but not yet acknowledged, at most; past it the link stops taking from the
+/// upstream queue, which then fills and answers `server busy`.
+pub const MAX_UNACKED: usize = super::session::UPSTREAM;
 
 /// Everything the link needs; `render` turns an event into this frontend's wire format.
 pub struct Link<T, R> {
@@ -38,6 +44,21 @@ pub struct Link<T, R> {
     pub render: R,
 }
 
+/// Frames the kernel has not acknowledged, oldest first, and the number of the next one.
+struct Unacked {
+    frames: VecDeque<(u64, Bytes)>,
+    next: u64,
+}
+
+/// State that outlives kernel connections.
+struct Memory {
+    /// This process among all frontends of this name, ever.
+    instance: u64,
+    unacked: Mutex<Unacked>,
+    /// Signalled when acknowledgements make room.
+    room: Notify,
+}
+
 impl<T, R> Link<T, R>
 where
     T: Payload,
@@ -45,12 +66,23 @@ where
 {
     /// Runs until `shutdown`. `ready` is called once, on the first welcome.
     pub async fn run(self, mut upstream: mpsc::Receiver<Upstream>, shutdown: CancellationToken, ready: impl FnOnce()) {
+        let memory = Memory {
+            instance: instance(),
+            unacked: Mutex::new(Unacked {
+                frames: VecDeque::new(),
+                next: 1,
+            }),
+            room: Notify::new(),
+        };
+        // The newest origin seen per frontend instance, and in which connection it was seen.
+        let mut seen: HashMap<u64, (u64, u64)> = HashMap::new();
         let mut ready = Some(ready);
         let mut backoff = BACKOFF_MIN;
+        let mut connection = 0u64;
         loop {
             let connected = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                connected = self.connect() => connected,
+                connected = self.connect(&memory) => connected,
             };
             let (frames, write) = match connected {
                 Ok(halves) => halves,
@@ -65,32 +97,47 @@ where
                 }
             };
             backoff = BACKOFF_MIN;
-            tracing::info!(socket = %self.socket.display(), sessions = self.sessions.len(), "connected to the kernel");
+            connection += 1;
+            let replayed = lock(&memory.unacked).frames.len();
+            tracing::info!(socket = %self.socket.display(), sessions = self.sessions.len(), replayed, "connected to the kernel");
             if let Some(ready) = ready.take() {
                 ready();
             }
             let error = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                e = self.receive(frames) => e,
-                e = send(write, &mut upstream) => e,
+                e = self.receive(frames, &memory, &mut seen, connection) => e,
+                e = send(write, &mut upstream, &memory) => e,
             };
             tracing::warn!(error = %format!("{error:#}"), "lost the kernel; reconnecting");
         }
     }
 
-    /// Connects, says hello with every live session, and waits for the welcome.
-    async fn connect(&self) -> Result<(FramedRead<OwnedReadHalf, LengthDelimitedCodec>, OwnedWriteHalf)> {
+    /// Connects, says hello with every live session, sends again every unacknowledged frame, and
+    /// waits for the welcome.
+    async fn connect(
+        &self,
+        memory: &Memory,
+    ) -> Result<(FramedRead<OwnedReadHalf, LengthDelimitedCodec>, OwnedWriteHalf)> {
         let stream = UnixStream::connect(&self.socket)
             .await
             .with_context(|| format!("connecting to {}", self.socket.display()))?;
         let (read, mut write) = stream.into_split();
-        let hello = Upstream::Hello {
-            version: wire::VERSION,
-            frontend: self.name.clone(),
-            sessions: self.sessions.snapshot(),
-        };
         let mut buf = BytesMut::new();
-        hello.encode(&mut buf);
+        {
+            let unacked = lock(&memory.unacked);
+            let first = unacked.frames.front().map_or(unacked.next, |(seq, _)| *seq);
+            Upstream::Hello {
+                version: wire::VERSION,
+                frontend: self.name.clone(),
+                instance: memory.instance,
+                first,
+                sessions: self.sessions.snapshot(),
+            }
+            .encode(&mut buf);
+            for (_, frame) in &unacked.frames {
+                buf.extend_from_slice(frame);
+            }
+        }
         write.write_all(&buf).await.context("sending hello")?;
         let mut frames = FramedRead::new(read, wire::codec());
         let body = tokio::time::timeout(WELCOME_TIMEOUT, frames.next())
@@ -104,7 +151,13 @@ where
     }
 
     /// Applies the kernel's frames until the connection ends; returns why it ended.
-    async fn receive(&self, mut frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>) -> anyhow::Error {
+    async fn receive(
+        &self,
+        mut frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+        memory: &Memory,
+        seen: &mut HashMap<u64, (u64, u64)>,
+        connection: u64,
+    ) -> anyhow::Error {
         while let Some(body) = frames.next().await {
             let message = match body
                 .map_err(anyhow::Error::from)
@@ -114,9 +167,20 @@ where
                 Err(e) => return e.context("malformed frame from the kernel"),
             };
             match message {
-                Downstream::Deliver { to, event } => self.sessions.deliver(&to, &(self.render)(&event)),
+                Downstream::Deliver { to, origin, event } => {
+                    if origin.is_none_or(|o| fresh(seen, o, connection)) {
+                        self.sessions.deliver(&to, &(self.render)(&event));
+                    }
+                }
                 Downstream::Named { session, login } => self.sessions.set_login(session, login),
                 Downstream::Close { session } => self.sessions.close(session),
+                Downstream::Ack { seq } => {
+                    let mut unacked = lock(&memory.unacked);
+                    while unacked.frames.front().is_some_and(|(s, _)| *s <= seq) {
+                        unacked.frames.pop_front();
+                    }
+                    memory.room.notify_one();
+                }
                 Downstream::Welcome { .. } => return anyhow!("a second welcome from the kernel"),
                 Downstream::Census { .. } => {} // never asked for
             }
@@ -125,23 +189,79 @@ where
     }
 }
 
-/// Writes queued upstream messages, gathering whatever is waiting into one write.
-async fn send(mut write: OwnedWriteHalf, upstream: &mut mpsc::Receiver<Upstream>) -> anyhow::Error {
+/// True unless an event of this origin was already delivered by an earlier kernel connection
+/// (one input may cause several events, all of them from one connection).
+fn fresh(seen: &mut HashMap<u64, (u64, u64)>, origin: Origin, connection: u64) -> bool {
+    let last = seen.entry(origin.instance).or_insert((0, connection));
+    if origin.seq > last.0 || (origin.seq == last.0 && last.1 == connection) {
+        *last = (origin.seq, connection);
+        true
+    } else {
+        false
+    }
+}
+
+/// Numbers, remembers and writes queued upstream messages, gathering whatever is waiting into
+/// one write.
+async fn send(mut write: OwnedWriteHalf, upstream: &mut mpsc::Receiver<Upstream>, memory: &Memory) -> anyhow::Error {
     let mut buf = BytesMut::new();
     loop {
+        while lock(&memory.unacked).frames.len() >= MAX_UNACKED {
+            memory.room.notified().await;
+        }
         let Some(first) = upstream.recv().await else {
             return anyhow!("every client sender is gone");
         };
-        first.encode(&mut buf);
-        while buf.len() < WRITE_BATCH {
-            match upstream.try_recv() {
-                Ok(more) => more.encode(&mut buf),
-                Err(_) => break,
+        let mut message = Some(first);
+        {
+            let mut unacked = lock(&memory.unacked);
+            while let Some(m) = message.take() {
+                let start = buf.len();
+                m.encode(&mut buf);
+                let seq = unacked.next;
+                unacked.next += 1;
+                unacked.frames.push_back((seq, Bytes::copy_from_slice(&buf[start..])));
+                if buf.len() < WRITE_BATCH && unacked.frames.len() < MAX_UNACKED {
+                    message = upstream.try_recv().ok();
+                }
             }
         }
         if let Err(e) = write.write_all(&buf).await {
             return anyhow::Error::from(e).context("writing to the kernel");
         }
         buf.clear();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A number that tells this process apart from every earlier frontend of the same name.
+fn instance() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (u64::from(std::process::id()) << 40)) | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_is_delivered_from_one_connection_only() {
+        let mut seen = HashMap::new();
+        let o = |seq| Origin { instance: 7, seq };
+        assert!(fresh(&mut seen, o(1), 1));
+        assert!(fresh(&mut seen, o(1), 1), "one input, several events");
+        assert!(fresh(&mut seen, o(2), 1));
+        // A new kernel replays 2 and 3: 2 was seen, 3 was not.
+        assert!(!fresh(&mut seen, o(2), 2));
+        assert!(!fresh(&mut seen, o(1), 2));
+        assert!(fresh(&mut seen, o(3), 2));
+        assert!(fresh(&mut seen, o(3), 2));
+        // Another instance of the same frontend starts over.
+        assert!(fresh(&mut seen, Origin { instance: 9, seq: 1 }, 2));
     }
 }

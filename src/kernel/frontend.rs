@@ -2,6 +2,8 @@
 //! writer that drains the outbox the hub fills. When either ends, so does the other, and the hub
 //! is told once that the frontend is gone.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -9,7 +11,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
@@ -22,16 +24,24 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes gathered into one write at most.
 const WRITE_BATCH: usize = 64 << 10;
 
-pub async fn serve(id: FrontendId, stream: UnixStream, hub: mpsc::Sender<Input>, shutdown: CancellationToken) {
+pub async fn serve(
+    id: FrontendId,
+    stream: UnixStream,
+    hub: mpsc::Sender<Input>,
+    written: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     let (read, write) = stream.into_split();
     let mut frames = FramedRead::new(read, wire::codec());
-    let (name, sessions) = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
+    let (name, instance, first, sessions) = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
         Ok(Some(Ok(body))) => match Upstream::decode(&body) {
             Ok(Upstream::Hello {
                 version: wire::VERSION,
                 frontend,
+                instance,
+                first,
                 sessions,
-            }) => (frontend, sessions),
+            }) => (frontend, instance, first, sessions),
             Ok(Upstream::Hello { version, frontend, .. }) => {
                 tracing::warn!(%frontend, version, expected = wire::VERSION, "refused a frontend speaking another protocol version");
                 return;
@@ -62,22 +72,25 @@ pub async fn serve(id: FrontendId, stream: UnixStream, hub: mpsc::Sender<Input>,
     let (outbox, outbox_rx) = mpsc::channel(hub::OUTBOX);
     let mut welcome = BytesMut::new();
     Downstream::Welcome { version: wire::VERSION }.encode(&mut welcome);
-    outbox.try_send(welcome.freeze()).expect("a new outbox has room");
+    outbox.try_send((0, welcome.freeze())).expect("a new outbox has room");
+    let progress = Arc::new(AtomicU64::new(0));
     let attach = Input::Attach {
         frontend: id,
         name: name.clone(),
+        instance,
         sessions,
         outbox,
+        written: progress.clone(),
     };
     if hub.send(attach).await.is_err() {
         return;
     }
 
     tokio::select! {
-        result = read_frames(id, &name, frames, &hub) => if let Err(e) = result {
+        result = read_frames(id, &name, first, frames, &hub) => if let Err(e) = result {
             tracing::warn!(frontend = %name, error = %e, "disconnecting frontend");
         },
-        result = write_outbox(write, outbox_rx) => if let Err(e) = result {
+        result = write_outbox(write, outbox_rx, &progress, &written) => if let Err(e) = result {
             tracing::warn!(frontend = %name, error = %e, "lost frontend");
         },
         _ = shutdown.cancelled() => {}
@@ -90,16 +103,24 @@ pub async fn serve(id: FrontendId, stream: UnixStream, hub: mpsc::Sender<Input>,
 async fn read_frames(
     id: FrontendId,
     name: &str,
+    first: u64,
     mut frames: FramedRead<OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>,
     hub: &mpsc::Sender<Input>,
 ) -> anyhow::Result<()> {
+    let mut seq = first;
     while let Some(body) = frames.next().await {
         let body = body.map_err(|e| anyhow::anyhow!("malformed frame: {e}"))?;
         let message = Upstream::decode(&body).map_err(|e| anyhow::anyhow!("malformed frame: {e}"))?;
         if let Upstream::Hello { .. } = message {
             anyhow::bail!("malformed frame: a second hello");
         }
-        if hub.send(Input::Frame { frontend: id, message }).await.is_err() {
+        let frame = Input::Frame {
+            frontend: id,
+            seq,
+            message,
+        };
+        seq += 1;
+        if hub.send(frame).await.is_err() {
             break;
         }
     }
@@ -107,23 +128,34 @@ async fn read_frames(
     Ok(())
 }
 
-/// Writes the outbox to the frontend, gathering whatever is queued into one write.
-async fn write_outbox(mut stream: OwnedWriteHalf, mut outbox: mpsc::Receiver<Bytes>) -> std::io::Result<()> {
-    let mut batch = BytesMut::new();
-    while let Some(first) = outbox.recv().await {
+/// Writes the outbox to the frontend, gathering whatever is queued into one write, and records
+/// the last batch written (the hub acknowledges frames only once their effects are written).
+async fn write_outbox(
+    mut stream: OwnedWriteHalf,
+    mut outbox: mpsc::Receiver<(u64, Bytes)>,
+    progress: &AtomicU64,
+    written: &Notify,
+) -> std::io::Result<()> {
+    let mut gathered = BytesMut::new();
+    while let Some((mut batch, first)) = outbox.recv().await {
         if outbox.is_empty() {
             stream.write_all(&first).await?;
-            continue;
-        }
-        batch.extend_from_slice(&first);
-        while batch.len() < WRITE_BATCH {
-            match outbox.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
+        } else {
+            gathered.extend_from_slice(&first);
+            while gathered.len() < WRITE_BATCH {
+                match outbox.try_recv() {
+                    Ok((more_batch, more)) => {
+                        batch = more_batch;
+                        gathered.extend_from_slice(&more);
+                    }
+                    Err(_) => break,
+                }
             }
+            stream.write_all(&gathered).await?;
+            gathered.clear();
         }
-        stream.write_all(&batch).await?;
-        batch.clear();
+        progress.store(batch, Ordering::Release);
+        written.notify_one();
     }
     // The hub let go of this frontend: hold the connection open no longer.
     Err(std::io::Error::other("dropped by the kernel"))

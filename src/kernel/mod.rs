@@ -9,16 +9,20 @@ mod hub;
 pub mod socket;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::FrontendId;
 
 /// Serves frontends on the socket at `path` until `shutdown` fires, then removes the socket.
-pub async fn run(path: &Path, shutdown: CancellationToken) -> Result<()> {
+///
+/// `expect` names the frontends whose hellos a restarted kernel waits for before it applies any
+/// frame (the supervisor passes every configured server).
+pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) -> Result<()> {
     let listener = socket::bind(path)?;
     let _socket = RemoveOnDrop(path.to_path_buf());
     tracing::info!(socket = %path.display(), "kernel ready");
@@ -26,7 +30,8 @@ pub async fn run(path: &Path, shutdown: CancellationToken) -> Result<()> {
 
     // Every frontend's reader holds a sender; the hub ends when the last one is gone.
     let (hub_tx, hub_rx) = mpsc::channel(hub::QUEUE);
-    let hub = tokio::spawn(hub::run(hub_rx));
+    let written = Arc::new(Notify::new());
+    let hub = tokio::spawn(hub::run(hub_rx, expect, written.clone()));
     let mut next: FrontendId = 1;
     loop {
         let stream = tokio::select! {
@@ -54,7 +59,13 @@ pub async fn run(path: &Path, shutdown: CancellationToken) -> Result<()> {
         }
         let id = next;
         next += 1;
-        tokio::spawn(frontend::serve(id, stream, hub_tx.clone(), shutdown.clone()));
+        tokio::spawn(frontend::serve(
+            id,
+            stream,
+            hub_tx.clone(),
+            written.clone(),
+            shutdown.clone(),
+        ));
     }
     drop(hub_tx);
     hub.abort();

@@ -28,12 +28,11 @@ pub const GRACE: Duration = Duration::from_secs(5);
 /// What a child is.
 #[derive(Debug, Clone)]
 pub enum Role {
-    Kernel,
+    /// The kernel; after a restart it waits for the hellos of the servers named in `expect`
+    /// (kept current by the supervisor as the config changes).
+    Kernel { expect: Arc<Mutex<Vec<String>>> },
     /// A frontend serving `server` on the supervisor's `listener`.
-    Frontend {
-        server: Server,
-        listener: Arc<TcpListener>,
-    },
+    Frontend { server: Server, listener: Arc<TcpListener> },
 }
 
 /// Everything needed to start a child, again and again.
@@ -52,14 +51,14 @@ pub struct Spec {
 impl Spec {
     pub fn kind(&self) -> String {
         match &self.role {
-            Role::Kernel => "kernel".into(),
+            Role::Kernel { .. } => "kernel".into(),
             Role::Frontend { server, .. } => server.kind.to_string(),
         }
     }
 
     pub fn address(&self) -> String {
         match &self.role {
-            Role::Kernel => self.kernel_socket.display().to_string(),
+            Role::Kernel { .. } => self.kernel_socket.display().to_string(),
             Role::Frontend { listener, server } => listener
                 .local_addr()
                 .map_or_else(|_| server.addr().to_string(), |a| a.to_string()),
@@ -354,7 +353,7 @@ async fn wait_after_exit(
 fn announce(spec: &Spec, pid: Option<u32>) {
     let pid = pid.unwrap_or(0);
     match &spec.role {
-        Role::Kernel => tracing::info!("ready name=kernel socket={} pid={pid}", spec.kernel_socket.display()),
+        Role::Kernel { .. } => tracing::info!("ready name=kernel socket={} pid={pid}", spec.kernel_socket.display()),
         Role::Frontend { server, .. } => tracing::info!(
             "listening name={} kind={} addr={} pid={pid}",
             server.name,
@@ -425,8 +424,12 @@ fn spawn(spec: &Spec, log: &Arc<Mutex<DailyFile>>) -> Result<Running> {
     let exe = std::env::current_exe().context("finding our own binary")?;
     let mut command = std::process::Command::new(exe);
     match &spec.role {
-        Role::Kernel => {
+        Role::Kernel { expect } => {
             command.arg("kernel").arg("--socket").arg(&spec.kernel_socket);
+            let expect = expect.lock().unwrap_or_else(|e| e.into_inner()).join(",");
+            if !expect.is_empty() {
+                command.arg("--expect").arg(expect);
+            }
         }
         Role::Frontend { server, listener } => {
             command

@@ -120,6 +120,8 @@ fn bind(server: &Server) -> Result<TcpListener> {
 
 struct Supervisor {
     config: Config,
+    /// The servers a restarted kernel waits for; shared with the kernel's spec.
+    expect: Arc<std::sync::Mutex<Vec<String>>>,
     kernel: Option<Handle>,
     servers: BTreeMap<String, Handle>,
     listeners: BTreeMap<String, Arc<TcpListener>>,
@@ -127,8 +129,10 @@ struct Supervisor {
 
 impl Supervisor {
     fn new(config: Config, listeners: BTreeMap<String, Arc<TcpListener>>) -> Self {
+        let names = config.servers.iter().map(|s| s.name.clone()).collect();
         Self {
             config,
+            expect: Arc::new(std::sync::Mutex::new(names)),
             kernel: None,
             servers: BTreeMap::new(),
             listeners,
@@ -185,7 +189,10 @@ impl Supervisor {
 
         // The kernel first; frontends once it is ready (they would wait for it anyway, but their
         // readiness then means the chat works).
-        let mut kernel = Handle::start(self.spec("kernel", Role::Kernel, Restart::Always));
+        let role = Role::Kernel {
+            expect: self.expect.clone(),
+        };
+        let mut kernel = Handle::start(self.spec("kernel", role, Restart::Always));
         let state = tokio::select! {
             state = kernel.settled() => state,
             _ = term.recv() => State::Stopped,
@@ -415,6 +422,7 @@ impl Supervisor {
             self.start_server(server);
         }
         let unchanged = new.servers.len() - added.len() - changed.len();
+        *self.expect.lock().unwrap_or_else(|e| e.into_inner()) = new.servers.iter().map(|s| s.name.clone()).collect();
         self.config = new;
         let summary = format!(
             "reloaded: {} added, {} removed, {} changed, {unchanged} unchanged",
@@ -436,6 +444,8 @@ async fn census(socket: &Path) -> Option<Vec<(String, u64)>> {
         Upstream::Hello {
             version: wire::VERSION,
             frontend: "supervisor".into(),
+            instance: 0,
+            first: 1,
             sessions: Vec::new(),
         }
         .encode(&mut buf);

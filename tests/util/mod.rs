@@ -177,6 +177,8 @@ impl WireFrontend {
         me.send(Upstream::Hello {
             version: wire::VERSION,
             frontend: name.into(),
+            instance: 1,
+            first: 1,
             sessions,
         })
         .await;
@@ -203,8 +205,19 @@ impl WireFrontend {
         .await;
     }
 
-    /// The next frame, or None when the kernel closed the connection.
+    /// The next frame other than an acknowledgement, or None when the kernel closed the
+    /// connection.
     pub async fn recv(&mut self) -> Option<Downstream> {
+        loop {
+            match self.recv_any().await? {
+                Downstream::Ack { .. } => continue,
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// The next frame, acknowledgements included.
+    pub async fn recv_any(&mut self) -> Option<Downstream> {
         let frame = within("a kernel frame", self.framed.next()).await?;
         Some(Downstream::decode(&frame.ok()?).unwrap())
     }
@@ -213,16 +226,17 @@ impl WireFrontend {
     pub async fn delivery(&mut self) -> (Vec<SessionId>, String) {
         loop {
             match self.recv().await.expect("kernel connection open") {
-                Downstream::Deliver { to, event } => return (to, event.plain()),
+                Downstream::Deliver { to, event, .. } => return (to, event.plain()),
                 Downstream::Named { .. } => continue,
                 other => panic!("expected a delivery, got {other:?}"),
             }
         }
     }
 
-    /// Asserts nothing arrives for a moment (used only after a round trip proved the pipe flowed).
+    /// Asserts nothing but acknowledgements arrives for a moment (used only after a round trip
+    /// proved the pipe flowed).
     pub async fn quiet(&mut self) {
-        let got = tokio::time::timeout(Duration::from_millis(200), self.framed.next()).await;
+        let got = tokio::time::timeout(Duration::from_millis(200), self.recv()).await;
         assert!(got.is_err(), "unexpected frame: {got:?}");
     }
 
