@@ -79,10 +79,9 @@ struct Unconfirmed {
 /// Runs the hub until every input sender is gone. `expect` names the frontends whose hellos the
 /// hub waits for before applying any frame.
 pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written: Arc<Notify>) {
-    let mut hub = Hub {
-        wake: written.clone(),
-        ..Hub::default()
-    };
+    // `written` is signalled by the writers after each write, so that waiting acknowledgements
+    // are looked at again.
+    let mut hub = Hub::default();
     let mut restoring = Restoring {
         expect: expect.into_iter().collect(),
         held: VecDeque::new(),
@@ -156,8 +155,6 @@ struct Hub {
     origin: Option<Origin>,
     batch: u64,
     unconfirmed: VecDeque<Unconfirmed>,
-    /// Writers signal here after each write, so waiting acknowledgements are looked at again.
-    wake: Arc<Notify>,
 }
 
 impl Hub {
