@@ -279,3 +279,55 @@ fn sigterm_stops_the_kernel_and_removes_its_socket() {
     assert!(status.success(), "{status:?}");
     assert!(!scene.socket().exists());
 }
+
+#[test]
+fn frames_are_acknowledged_and_events_carry_their_origin() {
+    let scene = Scene::new();
+    let _kernel = scene.kernel();
+    run(LIMIT, async {
+        let socket = scene.socket();
+        let mut f = WireFrontend::connect(&socket, "one", vec![]).await;
+        f.open(1).await; // frame 1
+        f.line(1, "login a").await; // frame 2
+        let mut acked = 0;
+        let mut origin = None;
+        while acked < 2 {
+            match f.recv_any().await.unwrap() {
+                Downstream::Ack { seq } => {
+                    assert!(seq > acked, "acknowledgements go forward");
+                    acked = seq;
+                }
+                Downstream::Deliver { origin: o, .. } => origin = o,
+                _ => {}
+            }
+        }
+        assert_eq!(origin, Some(chat_supervisor::wire::Origin { instance: 1, seq: 2 }));
+    });
+}
+
+#[test]
+fn a_restarted_kernel_restores_sessions_and_waits_for_every_expected_frontend() {
+    let scene = Scene::new();
+    let mut command = scene.kernel_command();
+    command.args(["--expect", "one,two"]);
+    let _kernel = scene.spawn_ready("kernel", command);
+    run(LIMIT, async {
+        let socket = scene.socket();
+        let bob = chat_supervisor::chat::Login {
+            name: "bob".into(),
+            seq: 10,
+        };
+        // Frontend one comes back with bob logged in and a line it had not seen acknowledged.
+        let mut one = WireFrontend::connect(&socket, "one", vec![(1, Some(bob))]).await;
+        one.line(1, "msgall still here").await;
+        assert!(matches!(one.recv().await, Some(Downstream::Named { session: 1, .. })));
+        one.quiet().await; // held: frontend two has not said hello yet
+        let mut two = WireFrontend::connect(&socket, "two", vec![(5, None)]).await;
+        two.line(5, "login amy").await;
+        let (_, text) = one.delivery().await;
+        assert!(text.ends_with("[bob]: still here"), "{text}");
+        assert_eq!(one.delivery().await.1, "[SYSTEM INFO] - [amy] login to chat.");
+        one.line(1, "/userlist").await;
+        assert_eq!(one.delivery().await.1, "['bob', 'amy']");
+    });
+}

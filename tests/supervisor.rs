@@ -341,3 +341,58 @@ fn check_prints_the_plan_or_every_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn while_the_kernel_is_down_lines_queue_in_order_and_past_the_bound_get_server_busy() {
+    let mut up = Up::start(&two_servers());
+    let (tcp, _) = up.listening("twisted");
+    up.listening("web");
+    run(LIMIT, async {
+        let mut a = Telnet::connect(tcp).await;
+        a.login("a").await;
+        assert!(up.cli(&["stop", "kernel"]).status.success());
+        // More lines than the frontend queues; each is numbered so order shows.
+        let sent = chat_supervisor::frontend::session::UPSTREAM + 500;
+        let mut burst = String::new();
+        for i in 0..sent {
+            burst.push_str(&format!("msg a {i}\r\n"));
+        }
+        a.send_bytes(burst.as_bytes()).await;
+        let mut busy = 0;
+        // Refusals come at once; the rest waits for the kernel.
+        while a_pending(&mut a, &mut busy).await || busy == 0 {}
+        eprintln!("{busy} of {sent} lines answered `server busy` while the kernel was down");
+        assert!(up.cli(&["start", "kernel"]).status.success());
+        let mut expected = 0;
+        let mut delivered = 0;
+        while delivered + busy < sent {
+            let line = a.line().await;
+            if line == "[ERROR] - server busy, try again" {
+                busy += 1;
+                continue;
+            }
+            let n: usize = line.rsplit(": ").next().unwrap().parse().unwrap();
+            assert!(n >= expected, "out of order: {n} after {expected}");
+            expected = n + 1;
+            delivered += 1;
+        }
+        assert_eq!(delivered + busy, sent);
+        eprintln!("{delivered} queued lines delivered in order after the kernel came back");
+    });
+}
+
+/// Reads one line while lines are still arriving (counting `server busy`); false after a quiet
+/// moment.
+async fn a_pending(a: &mut Telnet, busy: &mut usize) -> bool {
+    match tokio::time::timeout(Duration::from_millis(500), a.line()).await {
+        Ok(line) => {
+            assert_eq!(
+                line, "[ERROR] - server busy, try again",
+                "nothing but refusals while the kernel is down"
+            );
+            *busy += 1;
+            true
+        }
+        Err(_) => false,
+    }
+}

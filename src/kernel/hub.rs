@@ -109,6 +109,12 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
             } else {
                 restored = restoring.take(input, &mut hub);
             }
+            // Held frames go first, before anything that arrives after them.
+            if restored {
+                for held in restoring.held.drain(..) {
+                    hub.handle(held);
+                }
+            }
             handled += 1;
             if handled < BATCH {
                 next = inputs.try_recv().ok();

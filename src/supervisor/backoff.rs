@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 pub const FIRST: Duration = Duration::from_millis(100);
 /// Longest restart delay.
 pub const CAP: Duration = Duration::from_secs(5);
-/// A run this long counts as stable: the next failure starts the backoff over.
-pub const STABLE: Duration = Duration::from_secs(10);
-/// This many failures within [`WINDOW`] make a crash loop.
+/// A run this long counts as a successful start (supervisord's `startsecs`): the next failure
+/// starts the backoff and the crash-loop count over.
+pub const STABLE: Duration = Duration::from_secs(1);
+/// This many failures within [`WINDOW`], none after a stable run, make a crash loop.
 pub const LOOP_FAILURES: usize = 5;
 pub const WINDOW: Duration = Duration::from_secs(30);
 /// How long a crash-looping child stays failed before one more try.
