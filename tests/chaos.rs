@@ -3,6 +3,7 @@
 //! - `userlist` is exactly the connected, logged-in clients, no name twice;
 //! - every `msgall` of a client whose frontend survived reached every other such client exactly
 //!   once, in order;
+//!
 //! and at the end no process is left.
 //!
 //! Bounded: `CHAOS_ROUNDS` rounds (default 40, about 20 s) or `CHAOS_SECONDS` of rounds, as
