@@ -121,6 +121,7 @@ impl Cli {
             Command::Down(c) => say(control(&c.config, &Request::Down)?),
             Command::Kernel { socket, expect } => {
                 init_logging();
+                raise_fd_limit();
                 runtime(|shutdown| async move { crate::kernel::run(&socket, expect, shutdown).await })
             }
             Command::Serve {
@@ -144,6 +145,7 @@ impl Cli {
                     },
                 };
                 init_logging();
+                raise_fd_limit();
                 runtime(|shutdown| frontend::run(options, shutdown))
             }
         }
@@ -201,6 +203,17 @@ fn say(reply: Reply) -> Result<()> {
     }
 }
 
+/// A server holds a descriptor per client: lift the soft limit on open files to the hard one.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!(soft, hard, error = %e, "could not raise the open-file limit");
+    }
+}
+
 /// Logs go to stderr; the supervisor files them under `logs/`. `RUST_LOG` filters as usual.
 pub fn init_logging() {
     use std::io::IsTerminal;
@@ -221,13 +234,13 @@ where
 {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
         let shutdown = CancellationToken::new();
         let signals = shutdown.clone();
+        // Installed before `main` runs: a SIGTERM right after readiness must stop us cleanly.
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
         tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-                return;
-            };
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM: stopping"),
                 _ = int.recv() => tracing::info!("SIGINT: stopping"),

@@ -30,6 +30,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_millis(50);
 /// How long the kernel may take to answer a hello.
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to keep reading a kernel connection whose write side failed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Bytes gathered into one write to the kernel at most.
 const WRITE_BATCH: usize = 64 << 10;
 /// Frames sent but not yet acknowledged, at most; past it the link stops taking from the
@@ -103,10 +105,17 @@ where
             if let Some(ready) = ready.take() {
                 ready();
             }
+            let receiving = self.receive(frames, &memory, &mut seen, connection);
+            tokio::pin!(receiving);
             let error = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                e = self.receive(frames, &memory, &mut seen, connection) => e,
-                e = send(write, &mut upstream, &memory) => e,
+                e = &mut receiving => e,
+                e = send(write, &mut upstream, &memory) => {
+                    // A dead kernel fails our writes before we have read all it wrote; what it
+                    // wrote may be acknowledged already, so read it to the end first.
+                    let _ = tokio::time::timeout(DRAIN_TIMEOUT, &mut receiving).await;
+                    e
+                }
             };
             tracing::warn!(error = %format!("{error:#}"), "lost the kernel; reconnecting");
         }

@@ -7,9 +7,11 @@
 //! - [`telnet`] and [`tcp`]: telnet framing (pure) and the telnet server.
 //! - [`web`]: the web page and WebSocket server.
 //! - [`render`]: events into telnet lines or WebSocket JSON (pure).
+//! - [`local`]: the whole chat in one process, the benchmark's baseline.
 
 pub mod link;
 pub mod listen;
+pub mod local;
 pub mod render;
 pub mod session;
 pub mod tcp;

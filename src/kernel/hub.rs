@@ -16,12 +16,13 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{Notify, mpsc};
 
-use crate::chat::{Chat, FrontendId, Login, Now, Output, SessionId, SessionKey};
+use super::clock::Clock;
+use crate::chat::{Chat, FrontendId, Login, Output, SessionId, SessionKey};
 use crate::wire::{self, Downstream, Origin, Upstream};
 
 /// Inputs waiting for the hub, across all frontends; a full queue pushes back on their readers.
@@ -317,30 +318,6 @@ impl Hub {
             if let Some(f) = self.frontends.get_mut(&frontend) {
                 Downstream::Ack { seq }.encode(&mut f.pending);
             }
-        }
-    }
-}
-
-/// Wall-clock time for events, formatted once per second rather than once per message.
-#[derive(Default)]
-struct Clock {
-    second: u64,
-    text: String,
-}
-
-impl Clock {
-    fn now(&mut self) -> Now<'_> {
-        let micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        let second = micros / 1_000_000;
-        if second != self.second || self.text.is_empty() {
-            self.second = second;
-            self.text = chrono::Local::now().format("%H:%M:%S").to_string();
-        }
-        Now {
-            time: &self.text,
-            micros,
         }
     }
 }

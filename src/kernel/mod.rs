@@ -4,6 +4,7 @@
 //! feeding it and a writer draining a bounded outbox ([`frontend`]). The accept loop here checks
 //! each peer's uid before anything else.
 
+pub mod clock;
 mod frontend;
 mod hub;
 pub mod socket;

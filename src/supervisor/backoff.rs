@@ -1,10 +1,11 @@
-//! When to restart a child that exited: exponential backoff, reset after a stable run, and a
-//! crash-loop verdict. Pure: the caller passes the clock in.
+//! When to restart a child that exited: at once after a stable run (a one-off crash costs no
+//! wait), then exponential backoff from 100 ms, and a crash-loop verdict. Pure: the caller passes
+//! the clock in.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// First restart delay.
+/// Delay of the second restart in a row; the first is immediate.
 pub const FIRST: Duration = Duration::from_millis(100);
 /// Longest restart delay.
 pub const CAP: Duration = Duration::from_secs(5);
@@ -50,7 +51,10 @@ impl Backoff {
             self.reset();
             return Verdict::Failed;
         }
-        let delay = FIRST.saturating_mul(1 << self.streak.min(16)).min(CAP);
+        let delay = match self.streak {
+            0 => Duration::ZERO,
+            n => FIRST.saturating_mul(1 << (n - 1).min(16)).min(CAP),
+        };
         self.streak += 1;
         Verdict::Retry(delay)
     }
@@ -67,7 +71,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn doubles_from_100ms_to_the_cap() {
+    fn immediate_then_doubles_from_100ms_to_the_cap() {
         let mut b = Backoff::default();
         let mut now = Instant::now();
         let mut delays = Vec::new();
@@ -78,7 +82,7 @@ mod tests {
                 Verdict::Failed => panic!("not a loop"),
             }
         }
-        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(delays, [0, 100, 200, 400, 800, 1600, 3200, 5000]);
     }
 
     #[test]
@@ -87,7 +91,7 @@ mod tests {
         let now = Instant::now();
         b.failed(now, Duration::ZERO);
         b.failed(now, Duration::ZERO);
-        assert_eq!(b.failed(now + STABLE * 2, STABLE), Verdict::Retry(FIRST));
+        assert_eq!(b.failed(now + STABLE * 2, STABLE), Verdict::Retry(Duration::ZERO));
     }
 
     #[test]
@@ -107,7 +111,7 @@ mod tests {
         // After the verdict the history starts over.
         assert_eq!(
             b.failed(now + Duration::from_millis(10), Duration::ZERO),
-            Verdict::Retry(FIRST)
+            Verdict::Retry(Duration::ZERO)
         );
     }
 }

@@ -480,6 +480,29 @@ impl Up {
     }
 }
 
+impl Drop for Up {
+    /// A failing test shows the warnings and errors of every log, to say what went wrong.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("logs")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let notable: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panicked"))
+                .collect();
+            eprintln!("--- {} ({} notable lines)", entry.path().display(), notable.len());
+            for line in notable.iter().rev().take(40).rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 /// True once no process has this pid (waits up to `limit`).
 pub fn gone(pid: u32, limit: Duration) -> bool {
     let deadline = std::time::Instant::now() + limit;
