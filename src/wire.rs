@@ -18,7 +18,8 @@
 //!   0x05 Census                                      how many users each frontend has (status)
 //! kernel → frontend
 //!   0x81 Welcome  "CHAT" version:u16
-//!   0x82 Deliver  origin count:u32 session:u64* event   one frame per frontend per event
+//!   0x82 Deliver  origin count:u32 session:u64* event   one frame per frontend per event;
+//!                 count 0xFFFFFFFF (no ids): every session of the frontend that is logged in
 //!   0x83 Named    session:u64 login                  the session logged in or out
 //!   0x84 Close    session:u64                        close it once the frames before are sent
 //!   0x85 Census   count:u32 (frontend:string users:u64)*
@@ -89,7 +90,7 @@ pub enum Downstream {
         version: u16,
     },
     Deliver {
-        to: Vec<SessionId>,
+        to: To,
         origin: Option<Origin>,
         event: Event,
     },
@@ -109,6 +110,18 @@ pub enum Downstream {
         seq: u64,
     },
 }
+
+/// Who of a frontend's sessions an event is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum To {
+    /// Every session logged in at this point of the stream (as the frontend's `Named` frames
+    /// tell): a broadcast costs a few bytes, whatever the number of users.
+    LoggedIn,
+    Only(Vec<SessionId>),
+}
+
+/// Marks [`To::LoggedIn`] in place of a count.
+const LOGGED_IN: u32 = u32::MAX;
 
 /// Which input caused an event: a frontend instance and the number of its frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -231,7 +244,13 @@ impl Downstream {
     /// Appends this message as one whole frame (length included).
     pub fn encode(&self, dst: &mut BytesMut) {
         match self {
-            Downstream::Deliver { to, origin, event } => encode_deliver(dst, to, *origin, &encode_event(event)),
+            Downstream::Deliver { to, origin, event } => {
+                let only = match to {
+                    To::LoggedIn => None,
+                    To::Only(sessions) => Some(sessions.as_slice()),
+                };
+                encode_deliver(dst, only, *origin, &encode_event(event))
+            }
             other => frame(dst, |dst| match other {
                 Downstream::Welcome { version } => {
                     dst.put_u8(WELCOME);
@@ -277,11 +296,17 @@ impl Downstream {
                     (0, _) => None,
                     (instance, seq) => Some(Origin { instance, seq }),
                 };
-                let count = r.count(8)?;
-                let mut to = Vec::with_capacity(count);
-                for _ in 0..count {
-                    to.push(r.u64()?);
-                }
+                let to = if r.0.get(..4) == Some(&LOGGED_IN.to_be_bytes()) {
+                    r.u32()?;
+                    To::LoggedIn
+                } else {
+                    let count = r.count(8)?;
+                    let mut to = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        to.push(r.u64()?);
+                    }
+                    To::Only(to)
+                };
                 Downstream::Deliver {
                     to,
                     origin,
@@ -363,17 +388,22 @@ pub fn encode_event(event: &Event) -> Bytes {
     dst.freeze()
 }
 
-/// Appends a Deliver frame for one frontend: its recipients, the origin of the event, and the
-/// event from [`encode_event`].
-pub fn encode_deliver(dst: &mut BytesMut, to: &[SessionId], origin: Option<Origin>, event: &[u8]) {
+/// Appends a Deliver frame for one frontend: its recipients (`None`: every logged-in session),
+/// the origin of the event, and the event from [`encode_event`].
+pub fn encode_deliver(dst: &mut BytesMut, to: Option<&[SessionId]>, origin: Option<Origin>, event: &[u8]) {
     frame(dst, |dst| {
         dst.put_u8(DELIVER);
         let origin = origin.unwrap_or(Origin { instance: 0, seq: 0 });
         dst.put_u64(origin.instance);
         dst.put_u64(origin.seq);
-        put_len(dst, to.len());
-        for session in to {
-            dst.put_u64(*session);
+        match to {
+            None => dst.put_u32(LOGGED_IN),
+            Some(to) => {
+                put_len(dst, to.len());
+                for session in to {
+                    dst.put_u64(*session);
+                }
+            }
         }
         dst.put_slice(event);
     });
@@ -688,11 +718,12 @@ mod tests {
                 instance: 5,
                 seq: i as u64,
             });
-            messages.push(Downstream::Deliver {
-                to: (0..i as u64).collect(),
-                origin,
-                event,
-            });
+            let to = if i % 3 == 2 {
+                To::LoggedIn
+            } else {
+                To::Only((0..i as u64).collect())
+            };
+            messages.push(Downstream::Deliver { to, origin, event });
         }
         let mut buf = BytesMut::new();
         for m in &messages {

@@ -116,6 +116,8 @@ proptest! {
             unique.sort_unstable();
             unique.dedup();
             prop_assert_eq!(unique.len(), online.len(), "a name is online twice: {:?}", online);
+            let counted: usize = (0..3).map(|f| chat.users_on(f)).sum();
+            prop_assert_eq!(counted, online.len());
         }
     }
 }

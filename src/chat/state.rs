@@ -49,6 +49,9 @@ pub type Recipients = Vec<(FrontendId, Vec<SessionId>)>;
 pub enum Output {
     /// Show `event` to these sessions.
     Deliver { event: Event, to: Recipients },
+    /// Show `event` to every logged-in session (listed in `to`): a frontend that mirrors who is
+    /// logged in needs no list.
+    Broadcast { event: Event, to: Recipients },
     /// The session logged in or out: its frontend mirrors this so that it can rebuild a restarted
     /// kernel's state in its hello.
     Named { key: SessionKey, login: Option<Login> },
@@ -73,6 +76,8 @@ pub struct Chat {
     names: HashMap<String, u64>,
     /// Logged-in users in login order.
     online: BTreeMap<u64, (String, SessionKey)>,
+    /// How many of them each frontend has.
+    online_on: HashMap<FrontendId, usize>,
     last_seq: u64,
 }
 
@@ -124,7 +129,7 @@ impl Chat {
             Command::Login { .. } => reply(out, key, Event::Error(ChatError::AlreadyLogin)),
             Command::Logout => {
                 let name = me.clone();
-                out.push(Output::Deliver {
+                out.push(Output::Broadcast {
                     event: Event::Logout { name },
                     to: self.everyone(),
                 });
@@ -157,7 +162,7 @@ impl Chat {
                     from: me.clone(),
                     text,
                 };
-                out.push(Output::Deliver {
+                out.push(Output::Broadcast {
                     event,
                     to: self.everyone(),
                 });
@@ -181,9 +186,9 @@ impl Chat {
             return;
         };
         if let Some(seq) = session.login {
-            let (name, _) = self.online.remove(&seq).expect("logged-in session is online");
+            let name = self.go_offline(seq).expect("logged-in session is online");
             self.names.remove(&name);
-            out.push(Output::Deliver {
+            out.push(Output::Broadcast {
                 event: Event::Logout { name },
                 to: self.everyone(),
             });
@@ -204,13 +209,13 @@ impl Chat {
         let names: Vec<String> = gone
             .iter()
             .map(|seq| {
-                let (name, _) = self.online.remove(seq).expect("listed above");
+                let name = self.go_offline(*seq).expect("listed above");
                 self.names.remove(&name);
                 name
             })
             .collect();
         for name in names {
-            out.push(Output::Deliver {
+            out.push(Output::Broadcast {
                 event: Event::Logout { name },
                 to: self.everyone(),
             });
@@ -262,7 +267,7 @@ impl Chat {
 
     /// How many users are logged in on `frontend`.
     pub fn users_on(&self, frontend: FrontendId) -> usize {
-        self.online.values().filter(|(_, key)| key.frontend == frontend).count()
+        self.online_on.get(&frontend).copied().unwrap_or(0)
     }
 
     fn login(&mut self, key: SessionKey, name: &str, now: Now<'_>, out: &mut Vec<Output>) {
@@ -277,7 +282,7 @@ impl Chat {
         let seq = self.free_seq(now.micros.max(self.last_seq + 1));
         self.last_seq = seq;
         self.bind(key, name.to_string(), seq, out);
-        out.push(Output::Deliver {
+        out.push(Output::Broadcast {
             event: Event::Login { name: name.to_string() },
             to: self.everyone(),
         });
@@ -296,6 +301,7 @@ impl Chat {
         self.sessions.get_mut(&key).expect("session is open").login = Some(seq);
         self.names.insert(name.clone(), seq);
         self.online.insert(seq, (name.clone(), key));
+        *self.online_on.entry(key.frontend).or_default() += 1;
         out.push(Output::Named {
             key,
             login: Some(Login { name, seq }),
@@ -307,10 +313,22 @@ impl Chat {
         let Some(seq) = self.sessions.get_mut(&key).and_then(|s| s.login.take()) else {
             return;
         };
-        if let Some((name, _)) = self.online.remove(&seq) {
+        if let Some(name) = self.go_offline(seq) {
             self.names.remove(&name);
         }
         out.push(Output::Named { key, login: None });
+    }
+
+    /// Takes a login off the online list; returns its name.
+    fn go_offline(&mut self, seq: u64) -> Option<String> {
+        let (name, key) = self.online.remove(&seq)?;
+        if let Some(count) = self.online_on.get_mut(&key.frontend) {
+            *count -= 1;
+            if *count == 0 {
+                self.online_on.remove(&key.frontend);
+            }
+        }
+        Some(name)
     }
 
     /// Every logged-in session, grouped by frontend.
@@ -379,7 +397,7 @@ mod tests {
         fn deliveries(&self) -> Vec<(SessionKey, String)> {
             let mut all = Vec::new();
             for output in &self.out {
-                if let Output::Deliver { event, to } = output {
+                if let Output::Deliver { event, to } | Output::Broadcast { event, to } = output {
                     for (frontend, sessions) in to {
                         for session in sessions {
                             all.push((key(*frontend, *session), event.plain()));
@@ -504,7 +522,7 @@ mod tests {
         let to: Vec<_> = got.iter().map(|(k, _)| *k).collect();
         assert_eq!(to, [a, b, c]);
         // One group per frontend.
-        let Output::Deliver { to, .. } = h.out.last().unwrap() else {
+        let Output::Broadcast { to, .. } = h.out.last().unwrap() else {
             panic!()
         };
         assert_eq!(to, &vec![(1, vec![1]), (2, vec![1]), (3, vec![1])]);

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{Payload, Sessions};
 use crate::chat::Event;
-use crate::wire::{self, Downstream, Origin, Upstream};
+use crate::wire::{self, Downstream, Origin, To, Upstream};
 
 /// First reconnect delay; doubles up to [`BACKOFF_MAX`]. Connecting to a missing Unix socket costs
 /// next to nothing, and a restarted kernel applies no input until every frontend is back.
@@ -178,7 +178,11 @@ where
             match message {
                 Downstream::Deliver { to, origin, event } => {
                     if origin.is_none_or(|o| fresh(seen, o, connection)) {
-                        self.sessions.deliver(&to, &(self.render)(&event));
+                        let message = (self.render)(&event);
+                        match to {
+                            To::Only(to) => self.sessions.deliver(&to, &message),
+                            To::LoggedIn => self.sessions.deliver_logged_in(&message),
+                        }
                     }
                 }
                 Downstream::Named { session, login } => self.sessions.set_login(session, login),

@@ -117,7 +117,7 @@ pub async fn run(
         }
         for output in out.drain(..) {
             match output {
-                Output::Deliver { event, to } => {
+                Output::Deliver { event, to } | Output::Broadcast { event, to } => {
                     for (frontend, sessions) in to {
                         targets[frontend as usize].deliver(&sessions, &event);
                     }

@@ -174,11 +174,21 @@ impl<T: Payload> Sessions<T> {
             if let Some(entry) = entries.get(id)
                 && !entry.outbox.push(message.clone())
             {
-                tracing::warn!(session = id, limit = OUTBOX_BYTES, "client is not reading; dropping it");
-                entry.kill.cancel();
+                drop_slow(*id, entry);
                 entries.remove(id);
             }
         }
+    }
+
+    /// Delivers a rendered message to every logged-in session (a broadcast).
+    pub fn deliver_logged_in(&self, message: &T) {
+        self.lock().retain(|id, entry| {
+            if entry.login.is_none() || entry.outbox.push(message.clone()) {
+                return true;
+            }
+            drop_slow(*id, entry);
+            false
+        });
     }
 
     /// The kernel closes a session after `logout`.
@@ -218,6 +228,11 @@ impl<T: Payload> Sessions<T> {
         // A panic while holding the lock leaves the map consistent (every update is one call).
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn drop_slow<T>(id: SessionId, entry: &Entry<T>) {
+    tracing::warn!(session = id, limit = OUTBOX_BYTES, "client is not reading; dropping it");
+    entry.kill.cancel();
 }
 
 impl<T: Payload> Session<'_, T> {

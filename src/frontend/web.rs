@@ -26,6 +26,9 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
                    img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 /// Messages gathered before one flush to a client at most.
 const WRITE_BATCH: usize = 64;
+/// Per-connection WebSocket buffers: what one read takes in, what is gathered before a write.
+const READ_BUFFER: usize = 4 << 10;
+const WRITE_BUFFER: usize = 16 << 10;
 
 pub struct Web {
     pub sessions: Arc<Sessions<Utf8Bytes>>,
@@ -77,8 +80,11 @@ async fn upgrade(State(web): State<Arc<Web>>, headers: HeaderMap, ws: WebSocketU
         return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused\n").into_response();
     }
     let cap = web.message_cap();
+    // tungstenite's buffers default to 128 KiB each, per connection: sized for chat lines instead.
     ws.max_message_size(cap)
         .max_frame_size(cap)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| client(socket, web))
 }
 

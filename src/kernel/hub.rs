@@ -239,7 +239,15 @@ impl Hub {
                     let body = wire::encode_event(&event);
                     for (frontend, sessions) in to {
                         if let Some(f) = self.frontends.get_mut(&frontend) {
-                            wire::encode_deliver(&mut f.pending, &sessions, self.origin, &body);
+                            wire::encode_deliver(&mut f.pending, Some(&sessions), self.origin, &body);
+                        }
+                    }
+                }
+                Output::Broadcast { event, to } => {
+                    let body = wire::encode_event(&event);
+                    for (frontend, _) in to {
+                        if let Some(f) = self.frontends.get_mut(&frontend) {
+                            wire::encode_deliver(&mut f.pending, None, self.origin, &body);
                         }
                     }
                 }

@@ -222,11 +222,18 @@ impl WireFrontend {
         Some(Downstream::decode(&frame.ok()?).unwrap())
     }
 
-    /// The next delivery, skipping `Named` frames: recipients and plain text.
+    /// The next delivery, skipping `Named` frames: recipients (`[u64::MAX]` for every logged-in
+    /// session) and plain text.
     pub async fn delivery(&mut self) -> (Vec<SessionId>, String) {
         loop {
             match self.recv().await.expect("kernel connection open") {
-                Downstream::Deliver { to, event, .. } => return (to, event.plain()),
+                Downstream::Deliver { to, event, .. } => {
+                    let to = match to {
+                        wire::To::LoggedIn => vec![u64::MAX],
+                        wire::To::Only(to) => to,
+                    };
+                    return (to, event.plain());
+                }
                 Downstream::Named { .. } => continue,
                 other => panic!("expected a delivery, got {other:?}"),
             }
