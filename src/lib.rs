@@ -11,6 +11,7 @@
 //! - [`supervisor`]: `chat-supervisor up`: sockets, children, restarts, logs, control, reloads.
 //! - [`config`]: `servers.toml`, validated strictly.
 //! - [`notify`]: readiness reporting to whoever started the process.
+//! - [`memory`]: handing freed memory back to the system after a burst.
 //! - [`cli`]: the command line; `main.rs` only parses it and prints errors.
 
 pub mod chat;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod frontend;
 pub mod kernel;
+pub mod memory;
 pub mod notify;
 pub mod supervisor;
 pub mod wire;

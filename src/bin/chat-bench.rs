@@ -647,8 +647,8 @@ async fn idle(args: &RunArgs, system: System) -> Result<Value> {
         bail!("the helper failed: {line:?}");
     }
     let logged_in = started.elapsed();
-    // Quiet: every login broadcast delivered.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Held idle for a few seconds: every login broadcast delivered, freed memory handed back.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let after = system.rss_kib()?;
     let total_before: u64 = before.values().sum();
     let total_after: u64 = after.values().sum();

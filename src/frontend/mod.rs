@@ -2,7 +2,8 @@
 //! kernel for everything else.
 //!
 //! - [`listen`]: the listening socket, inherited (fd 3) or bound by hand.
-//! - [`session`]: this frontend's sessions, their outboxes and the queue to the kernel.
+//! - [`session`]: this frontend's sessions and the queue to the kernel.
+//! - [`outbox`]: each client's bounded outgoing queue.
 //! - [`link`]: the kernel connection: hello, reconnects, frames both ways.
 //! - [`telnet`] and [`tcp`]: telnet framing (pure) and the telnet server.
 //! - [`web`]: the web page and WebSocket server.
@@ -12,6 +13,7 @@
 pub mod link;
 pub mod listen;
 pub mod local;
+pub mod outbox;
 pub mod render;
 pub mod session;
 pub mod tcp;
@@ -75,6 +77,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(name = %options.name, kind = %options.kind, %addr, "listening");
 
+    tokio::spawn(crate::memory::trim_when_idle());
     // The link task owns the receiver and lives as long as the process.
     let (upstream, upstream_rx) = mpsc::channel(session::UPSTREAM);
     match options.kind {

@@ -1,120 +1,24 @@
-//! The frontend's sessions: one per client connection, each with a bounded outbox, a kill switch
-//! and the login the kernel last reported (for the hello after a kernel restart).
+//! The frontend's sessions: one per client connection, each with a bounded outbox and the login
+//! the kernel last reported (for the hello after a kernel restart).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
-use tokio_util::sync::CancellationToken;
+
+pub use super::outbox::{OUTBOX_BYTES, Payload};
+use super::outbox::{Outbox, OutboxRx, outbox};
 
 use crate::chat::{ChatError, Event, Login, SessionId};
 use crate::wire::Upstream;
 
-/// Bytes queued for one client before it counts as not reading and is dropped. One message
-/// always fits in an empty queue, however large.
-pub const OUTBOX_BYTES: usize = 1 << 20;
 /// Lines and session changes waiting for the kernel link, across all clients. Past it a line is
 /// answered `server busy` (a kernel restart is the usual cause).
 pub const UPSTREAM: usize = 16384;
 
-/// A rendered message for a client: telnet bytes or a WebSocket text.
-pub trait Payload: Clone + Send + 'static {
-    /// Bytes it takes in a queue.
-    fn size(&self) -> usize;
-}
-
-impl Payload for bytes::Bytes {
-    fn size(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Payload for axum::extract::ws::Utf8Bytes {
-    fn size(&self) -> usize {
-        self.len()
-    }
-}
-
-/// What a connection's writer is asked to do.
-#[derive(Debug)]
-pub enum Out<T> {
-    /// Send this rendered message (or, on telnet, raw negotiation bytes).
-    Send(T),
-    /// Send everything queued before, then close: the user logged out.
-    Close,
-}
-
-/// The sending side of a client's outbox, bounded in bytes.
-#[derive(Clone)]
-pub struct Outbox<T> {
-    tx: mpsc::UnboundedSender<Out<T>>,
-    queued: Arc<AtomicUsize>,
-}
-
-/// The receiving side, owned by the client's writer.
-pub struct OutboxRx<T> {
-    rx: mpsc::UnboundedReceiver<Out<T>>,
-    queued: Arc<AtomicUsize>,
-}
-
-impl<T: Payload> Outbox<T> {
-    fn new() -> (Self, OutboxRx<T>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        (
-            Self {
-                tx,
-                queued: queued.clone(),
-            },
-            OutboxRx { rx, queued },
-        )
-    }
-
-    /// Queues a message; false if that would pass [`OUTBOX_BYTES`] (or the writer is gone).
-    fn push(&self, message: T) -> bool {
-        let size = message.size();
-        let before = self.queued.fetch_add(size, Ordering::AcqRel);
-        if before > 0 && before + size > OUTBOX_BYTES {
-            self.queued.fetch_sub(size, Ordering::AcqRel);
-            return false;
-        }
-        self.tx.send(Out::Send(message)).is_ok()
-    }
-
-    fn close(&self) -> bool {
-        self.tx.send(Out::Close).is_ok()
-    }
-}
-
-impl<T: Payload> OutboxRx<T> {
-    pub async fn recv(&mut self) -> Option<Out<T>> {
-        let out = self.rx.recv().await;
-        self.taken(&out);
-        out
-    }
-
-    /// The next queued message if there is one, without waiting.
-    pub fn try_recv(&mut self) -> Option<Out<T>> {
-        let out = self.rx.try_recv().ok();
-        self.taken(&out);
-        out
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
-    }
-
-    fn taken(&self, out: &Option<Out<T>>) {
-        if let Some(Out::Send(message)) = out {
-            self.queued.fetch_sub(message.size(), Ordering::AcqRel);
-        }
-    }
-}
-
 struct Entry<T> {
     outbox: Outbox<T>,
-    kill: CancellationToken,
     login: Option<Login>,
 }
 
@@ -132,8 +36,6 @@ pub struct Session<'a, T> {
     sessions: &'a Sessions<T>,
     /// The client's own outbox, for replies the frontend makes itself (`line too long`).
     outbox: Outbox<T>,
-    /// Cancelled when the client must be dropped (it stopped reading).
-    pub kill: CancellationToken,
 }
 
 impl<T: Payload> Sessions<T> {
@@ -148,11 +50,9 @@ impl<T: Payload> Sessions<T> {
     /// Registers a new client and tells the kernel. Returns its handle and the outbox receiver.
     pub async fn open(&self) -> (Session<'_, T>, OutboxRx<T>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (outbox, rx) = Outbox::new();
-        let kill = CancellationToken::new();
+        let (outbox, rx) = outbox();
         let entry = Entry {
             outbox: outbox.clone(),
-            kill: kill.clone(),
             login: None,
         };
         self.lock().insert(id, entry);
@@ -162,7 +62,6 @@ impl<T: Payload> Sessions<T> {
             id,
             sessions: self,
             outbox,
-            kill,
         };
         (session, rx)
     }
@@ -174,7 +73,7 @@ impl<T: Payload> Sessions<T> {
             if let Some(entry) = entries.get(id)
                 && !entry.outbox.push(message.clone())
             {
-                drop_slow(*id, entry);
+                slow(*id);
                 entries.remove(id);
             }
         }
@@ -186,18 +85,15 @@ impl<T: Payload> Sessions<T> {
             if entry.login.is_none() || entry.outbox.push(message.clone()) {
                 return true;
             }
-            drop_slow(*id, entry);
+            slow(*id);
             false
         });
     }
 
     /// The kernel closes a session after `logout`.
     pub fn close(&self, id: SessionId) {
-        let entries = self.lock();
-        if let Some(entry) = entries.get(&id)
-            && !entry.outbox.close()
-        {
-            entry.kill.cancel();
+        if let Some(entry) = self.lock().get(&id) {
+            entry.outbox.close();
         }
     }
 
@@ -230,9 +126,8 @@ impl<T: Payload> Sessions<T> {
     }
 }
 
-fn drop_slow<T>(id: SessionId, entry: &Entry<T>) {
+fn slow(id: SessionId) {
     tracing::warn!(session = id, limit = OUTBOX_BYTES, "client is not reading; dropping it");
-    entry.kill.cancel();
 }
 
 impl<T: Payload> Session<'_, T> {
@@ -250,12 +145,7 @@ impl<T: Payload> Session<'_, T> {
     /// Queues a reply the frontend makes itself; a client that is not reading is dropped.
     pub fn reply(&self, message: T) {
         if !self.outbox.push(message) {
-            tracing::warn!(
-                session = self.id,
-                limit = OUTBOX_BYTES,
-                "client is not reading; dropping it"
-            );
-            self.kill.cancel();
+            slow(self.id);
         }
     }
 

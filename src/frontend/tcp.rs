@@ -3,6 +3,7 @@
 //! ends, or the client is dropped for not reading, the other is dropped too and the session closes
 //! once.
 
+use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,13 +14,12 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::session::{Out, OutboxRx, Session, Sessions};
+use super::outbox::{Next, OutboxRx};
+use super::session::{Session, Sessions};
 use super::telnet::{Decoder, Item};
 use super::{Limits, render};
 use crate::chat::{ChatError, Event};
 
-/// Bytes gathered into one write to a client at most.
-const WRITE_BATCH: usize = 16 << 10;
 /// Bytes read from a client at a time.
 const READ_CHUNK: usize = 2048;
 
@@ -74,7 +74,6 @@ async fn client(stream: TcpStream, telnet: &Telnet) {
     tokio::select! {
         _ = read_lines(read, &session, telnet) => {}
         _ = write_out(write, &mut outbox) => {}
-        _ = session.kill.cancelled() => {}
     }
 }
 
@@ -104,32 +103,33 @@ async fn read_lines(read: OwnedReadHalf, session: &Session<'_, Bytes>, telnet: &
     }
 }
 
-/// Writes the outbox, gathering whatever is queued into one write; returns after a `Close`.
+/// Writes the outbox a batch at a time; returns after a `Close` (flushed) or a kill.
 async fn write_out(mut write: OwnedWriteHalf, outbox: &mut OutboxRx<Bytes>) {
-    let mut batch = BytesMut::new();
-    while let Some(out) = outbox.recv().await {
-        let Out::Send(first) = out else { break };
-        let mut close = false;
-        let result = if outbox.is_empty() {
-            write.write_all(&first).await
+    let mut batch = VecDeque::new();
+    let mut gathered = BytesMut::new();
+    loop {
+        match outbox.next(&mut batch).await {
+            Next::Send => {}
+            Next::Close => break,
+            Next::Killed => return,
+        }
+        let bytes: &[u8] = if batch.len() == 1 {
+            &batch[0]
         } else {
-            batch.extend_from_slice(&first);
-            while batch.len() < WRITE_BATCH {
-                match outbox.try_recv() {
-                    Some(Out::Send(more)) => batch.extend_from_slice(&more),
-                    Some(Out::Close) => {
-                        close = true;
-                        break;
-                    }
-                    None => break,
-                }
+            for message in &batch {
+                gathered.extend_from_slice(message);
             }
-            let result = write.write_all(&batch).await;
-            batch = BytesMut::new();
-            result
+            &gathered
         };
-        if result.is_err() || close {
-            break;
+        let written = tokio::select! {
+            result = write.write_all(bytes) => result.is_ok(),
+            _ = outbox.killed() => false,
+        };
+        // Held only while writing: an idle connection keeps no buffer.
+        gathered = BytesMut::new();
+        batch.clear();
+        if !written {
+            return;
         }
     }
     let _ = write.shutdown().await;

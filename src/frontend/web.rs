@@ -2,6 +2,7 @@
 //! the WebSocket chat. Cross-origin upgrades are refused; frame and message sizes are capped; per
 //! client one reader and one writer, as on telnet.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,7 +15,8 @@ use axum::routing::get;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 
-use super::session::{Out, OutboxRx, Session, Sessions};
+use super::outbox::{Next, OutboxRx};
+use super::session::{Session, Sessions};
 use super::{Limits, render};
 use crate::chat::{ChatError, Event};
 
@@ -24,11 +26,9 @@ const STYLE: &str = include_str!("page/app.css");
 /// Scripts and styles only from this server; no frames, no plugins, no other host.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-/// Messages gathered before one flush to a client at most.
-const WRITE_BATCH: usize = 64;
 /// Per-connection WebSocket buffers: what one read takes in, what is gathered before a write.
 const READ_BUFFER: usize = 4 << 10;
-const WRITE_BUFFER: usize = 16 << 10;
+const WRITE_BUFFER: usize = 4 << 10;
 
 pub struct Web {
     pub sessions: Arc<Sessions<Utf8Bytes>>,
@@ -120,7 +120,6 @@ async fn client(socket: WebSocket, web: Arc<Web>) {
     tokio::select! {
         _ = read_lines(stream, &session, &web) => {}
         _ = write_out(&mut sink, &mut outbox) => {}
-        _ = session.kill.cancelled() => {}
     }
     let _ = sink.close().await;
 }
@@ -149,29 +148,21 @@ async fn read_lines(mut stream: SplitStream<WebSocket>, session: &Session<'_, Ut
     }
 }
 
-/// Sends the outbox, flushing once per gathered batch; returns after a `Close`.
+/// Sends the outbox, flushing once per batch; returns after a `Close` or a kill.
 async fn write_out(sink: &mut SplitSink<WebSocket, Message>, outbox: &mut OutboxRx<Utf8Bytes>) {
-    while let Some(out) = outbox.recv().await {
-        let Out::Send(first) = out else { return };
-        if sink.feed(Message::Text(first)).await.is_err() {
-            return;
-        }
-        let mut close = false;
-        for _ in 1..WRITE_BATCH {
-            match outbox.try_recv() {
-                Some(Out::Send(more)) => {
-                    if sink.feed(Message::Text(more)).await.is_err() {
-                        return;
-                    }
-                }
-                Some(Out::Close) => {
-                    close = true;
-                    break;
-                }
-                None => break,
+    let mut batch = VecDeque::new();
+    while outbox.next(&mut batch).await == Next::Send {
+        let send = async {
+            for message in batch.drain(..) {
+                sink.feed(Message::Text(message)).await?;
             }
-        }
-        if sink.flush().await.is_err() || close {
+            sink.flush().await
+        };
+        let sent = tokio::select! {
+            result = send => result.is_ok(),
+            _ = outbox.killed() => false,
+        };
+        if !sent {
             return;
         }
     }

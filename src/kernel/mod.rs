@@ -33,6 +33,7 @@ pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) 
     let (hub_tx, hub_rx) = mpsc::channel(hub::QUEUE);
     let written = Arc::new(Notify::new());
     let hub = tokio::spawn(hub::run(hub_rx, expect, written.clone()));
+    tokio::spawn(crate::memory::trim_when_idle());
     let mut next: FrontendId = 1;
     loop {
         let stream = tokio::select! {
