@@ -232,7 +232,9 @@ where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
 {
-    let runtime = tokio::runtime::Runtime::new()?;
+    // One thread per child: the system's parallelism is its processes (a frontend per server and
+    // the kernel), and a single-threaded runtime spends nothing on work stealing and locks.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
         let shutdown = CancellationToken::new();

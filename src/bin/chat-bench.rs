@@ -72,6 +72,9 @@ enum Cmd {
         tcp: usize,
         #[arg(long, default_value_t = 1)]
         ws: usize,
+        /// Run on one thread (as each chat-supervisor child does) instead of one per core.
+        #[arg(long)]
+        single_thread: bool,
     },
     /// Holds logged-in telnet connections (a second process, past one process's file limit).
     #[command(hide = true)]
@@ -88,9 +91,14 @@ enum Cmd {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     chat_supervisor::cli::raise_fd_limit();
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = match cli.command {
+        Some(Cmd::Baseline {
+            single_thread: true, ..
+        }) => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        _ => tokio::runtime::Runtime::new()?,
+    };
     match cli.command {
-        Some(Cmd::Baseline { tcp, ws }) => runtime.block_on(baseline(tcp, ws)),
+        Some(Cmd::Baseline { tcp, ws, .. }) => runtime.block_on(baseline(tcp, ws)),
         Some(Cmd::Hold { addrs, count, prefix }) => runtime.block_on(hold(addrs, count, prefix)),
         None => {
             let figures = runtime.block_on(run_all(cli.run.clone()))?;
@@ -116,15 +124,36 @@ fn scenario(args: &RunArgs, name: &str) -> bool {
 async fn run_all(args: RunArgs) -> Result<Value> {
     let mut out = serde_json::Map::new();
     out.insert("machine".into(), machine());
+    // The baseline runs twice, on one thread and on all cores; the faster one is the baseline.
     if scenario(&args, "fanout") {
         let multi = fanout(&args, System::multi(3, 1).await?).await?;
-        let base = fanout(&args, System::baseline(3, 1).await?).await?;
-        out.insert("fanout".into(), json!({"multi": multi, "baseline": base}));
+        let single = fanout(&args, System::baseline(3, 1, true).await?).await?;
+        let threaded = fanout(&args, System::baseline(3, 1, false).await?).await?;
+        let rate = |v: &Value| v["deliveries_per_sec"].as_f64().unwrap_or(0.0);
+        let base = if rate(&single) >= rate(&threaded) {
+            &single
+        } else {
+            &threaded
+        };
+        out.insert(
+            "fanout".into(),
+            json!({"multi": multi, "baseline": base, "baseline_single_thread": single, "baseline_threaded": threaded}),
+        );
     }
     if scenario(&args, "latency") {
         let multi = latency(&args, System::multi(3, 1).await?).await?;
-        let base = latency(&args, System::baseline(3, 1).await?).await?;
-        out.insert("latency".into(), json!({"multi": multi, "baseline": base}));
+        let single = latency(&args, System::baseline(3, 1, true).await?).await?;
+        let threaded = latency(&args, System::baseline(3, 1, false).await?).await?;
+        let p99 = |v: &Value| v["latency"]["p99_us"].as_u64().unwrap_or(u64::MAX);
+        let base = if p99(&single) <= p99(&threaded) {
+            &single
+        } else {
+            &threaded
+        };
+        out.insert(
+            "latency".into(),
+            json!({"multi": multi, "baseline": base, "baseline_single_thread": single, "baseline_threaded": threaded}),
+        );
     }
     if scenario(&args, "idle") {
         out.insert("idle".into(), idle(&args, System::multi(3, 1).await?).await?);
@@ -217,9 +246,12 @@ impl System {
         Ok(system)
     }
 
-    async fn baseline(tcp: usize, ws: usize) -> Result<Self> {
+    async fn baseline(tcp: usize, ws: usize, single_thread: bool) -> Result<Self> {
         let mut command = Command::new(std::env::current_exe()?);
         command.args(["baseline", "--tcp", &tcp.to_string(), "--ws", &ws.to_string()]);
+        if single_thread {
+            command.arg("--single-thread");
+        }
         Self::spawn(command, tcp, ws, false)
     }
 
@@ -996,8 +1028,9 @@ fn report(f: &Value, commit: &str) -> String {
         "Written by `scripts/bench.sh` (the `chat-bench` load generator, release build). Every figure comes\n",
     );
     out.push_str("from one run; ratios compare the multi-process system with the in-process baseline (the same\n");
-    out.push_str("frontends on one chat state, no kernel hop) measured in the same run. The load generator shares\n");
-    out.push_str("the machine with the system under test.\n\n");
+    out.push_str("frontends on one chat state, no kernel hop) measured in the same run, on one thread and on all\n");
+    out.push_str("cores; the faster of the two is the baseline. The load generator shares the machine with the\n");
+    out.push_str("system under test.\n\n");
     out.push_str(&format!(
         "- machine: {}, {} cores, {} GiB\n- date: {}\n- commit: {commit}\n\n",
         m["cpu"].as_str().unwrap_or("?"),
