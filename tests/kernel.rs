@@ -15,14 +15,20 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// A broadcast names no session: it is for every logged-in one of the frontend.
 const ALL: u64 = u64::MAX;
 
+/// Frontends `one` and `two`, attached with no session.
+async fn two_frontends(socket: &std::path::Path) -> (WireFrontend, WireFrontend) {
+    let one = WireFrontend::connect(socket, "one", vec![]).await;
+    let two = WireFrontend::connect(socket, "two", vec![]).await;
+    (one, two)
+}
+
 #[test]
 fn chat_across_frontends() {
     let scene = Scene::new();
     let _kernel = scene.kernel();
     run(LIMIT, async {
         let socket = scene.socket();
-        let mut f1 = WireFrontend::connect(&socket, "one", vec![]).await;
-        let mut f2 = WireFrontend::connect(&socket, "two", vec![]).await;
+        let (mut f1, mut f2) = two_frontends(&socket).await;
 
         f1.open(1).await;
         f1.line(1, "login alice").await;
@@ -53,9 +59,7 @@ fn chat_across_frontends() {
         assert!(text.ends_with("][bob][->][alice]: hi  there"), "{text}");
         assert_eq!(f2.delivery().await.1, text);
 
-        f1.open(2).await;
-        f1.line(2, "login carol").await;
-        f1.delivery().await;
+        f1.login(2, "carol").await;
         f2.delivery().await;
         f2.line(7, "msgall hello all").await;
         // One frame for each frontend, for all of its logged-in users.
@@ -78,15 +82,10 @@ fn a_frontend_disconnecting_logs_out_each_of_its_users_once() {
     let _kernel = scene.kernel();
     run(LIMIT, async {
         let socket = scene.socket();
-        let mut f1 = WireFrontend::connect(&socket, "one", vec![]).await;
-        let mut f2 = WireFrontend::connect(&socket, "two", vec![]).await;
-        f2.open(1).await;
-        f2.line(1, "login watcher").await;
-        f2.delivery().await;
+        let (mut f1, mut f2) = two_frontends(&socket).await;
+        f2.login(1, "watcher").await;
         for (session, name) in [(1, "a"), (2, "b")] {
-            f1.open(session).await;
-            f1.line(session, &format!("login {name}")).await;
-            f1.delivery().await;
+            f1.login(session, name).await;
             f2.delivery().await;
         }
         f1.open(3).await; // never logged in: no broadcast for it
@@ -111,14 +110,9 @@ fn logout_broadcasts_then_closes_the_session() {
     let _kernel = scene.kernel();
     run(LIMIT, async {
         let socket = scene.socket();
-        let mut f1 = WireFrontend::connect(&socket, "one", vec![]).await;
-        let mut f2 = WireFrontend::connect(&socket, "two", vec![]).await;
-        f1.open(1).await;
-        f1.line(1, "login a").await;
-        f1.delivery().await;
-        f2.open(1).await;
-        f2.line(1, "login b").await;
-        f2.delivery().await;
+        let (mut f1, mut f2) = two_frontends(&socket).await;
+        f1.login(1, "a").await;
+        f2.login(1, "b").await;
         f1.delivery().await;
         f1.line(1, "logout").await;
         assert_eq!(f1.delivery().await.1, "[SYSTEM INFO] - [a] logout from chat.");
@@ -145,9 +139,7 @@ fn a_malformed_frame_disconnects_only_that_frontend() {
         let socket = scene.socket();
         let bad = WireFrontend::connect(&socket, "bad", vec![]).await;
         let mut good = WireFrontend::connect(&socket, "good", vec![]).await;
-        good.open(1).await;
-        good.line(1, "login g").await;
-        good.delivery().await;
+        good.login(1, "g").await;
 
         let mut stream = bad.into_inner();
         let mut garbage = bytes::BytesMut::new();

@@ -24,6 +24,19 @@ fn require(tool: &str, hint: &str) {
     assert!(found, "`{tool}` is missing: {hint}");
 }
 
+/// A client script run from tests/e2e, its output captured, killed if the test ends first.
+fn script(program: &str, args: &[std::ffi::OsString]) -> tokio::process::Child {
+    tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(e2e())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn debian_telnet_chats_with_a_web_user() {
     require("expect", "run scripts/install-test-deps.sh");
@@ -35,15 +48,10 @@ fn debian_telnet_chats_with_a_web_user() {
     run(LIMIT, async {
         let mut peer = Web::connect(ws_addr).await;
         peer.login("webpeer").await;
-        let telnet = tokio::process::Command::new("expect")
-            .arg(e2e().join("telnet.exp"))
-            .arg(tcp_addr.port().to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let telnet = script(
+            "expect",
+            &[e2e().join("telnet.exp").into(), tcp_addr.port().to_string().into()],
+        );
         peer.until("[SYSTEM INFO] - [telnetuser] login to chat.").await;
         let line = peer.text().await;
         assert!(
@@ -78,17 +86,11 @@ fn chromium_chats_with_a_telnet_user() {
     run(LIMIT, async {
         let mut tuser = Telnet::connect(tcp_addr).await;
         tuser.login("tuser").await;
-        let browser = tokio::process::Command::new("node")
-            .arg(e2e().join("browser.mjs"))
-            .arg(format!("http://{ws_addr}/"))
-            .arg(&screenshot)
-            .current_dir(e2e())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let page = format!("http://{ws_addr}/");
+        let browser = script(
+            "node",
+            &[e2e().join("browser.mjs").into(), page.into(), screenshot.clone().into()],
+        );
         let before = tuser.until("[SYSTEM INFO] - [webuser] login to chat.").await;
         assert!(before.is_empty(), "{before:?}");
         let line = tuser.line().await;

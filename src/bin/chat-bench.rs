@@ -124,36 +124,15 @@ fn scenario(args: &RunArgs, name: &str) -> bool {
 async fn run_all(args: RunArgs) -> Result<Value> {
     let mut out = serde_json::Map::new();
     out.insert("machine".into(), machine());
-    // The baseline runs twice, on one thread and on all cores; the faster one is the baseline.
     if scenario(&args, "fanout") {
-        let multi = fanout(&args, System::multi(3, 1).await?).await?;
-        let single = fanout(&args, System::baseline(3, 1, true).await?).await?;
-        let threaded = fanout(&args, System::baseline(3, 1, false).await?).await?;
         let rate = |v: &Value| v["deliveries_per_sec"].as_f64().unwrap_or(0.0);
-        let base = if rate(&single) >= rate(&threaded) {
-            &single
-        } else {
-            &threaded
-        };
-        out.insert(
-            "fanout".into(),
-            json!({"multi": multi, "baseline": base, "baseline_single_thread": single, "baseline_threaded": threaded}),
-        );
+        let faster = move |a: &Value, b: &Value| rate(a) >= rate(b);
+        out.insert("fanout".into(), compared(|s| fanout(&args, s), faster).await?);
     }
     if scenario(&args, "latency") {
-        let multi = latency(&args, System::multi(3, 1).await?).await?;
-        let single = latency(&args, System::baseline(3, 1, true).await?).await?;
-        let threaded = latency(&args, System::baseline(3, 1, false).await?).await?;
         let p99 = |v: &Value| v["latency"]["p99_us"].as_u64().unwrap_or(u64::MAX);
-        let base = if p99(&single) <= p99(&threaded) {
-            &single
-        } else {
-            &threaded
-        };
-        out.insert(
-            "latency".into(),
-            json!({"multi": multi, "baseline": base, "baseline_single_thread": single, "baseline_threaded": threaded}),
-        );
+        let faster = move |a: &Value, b: &Value| p99(a) <= p99(b);
+        out.insert("latency".into(), compared(|s| latency(&args, s), faster).await?);
     }
     if scenario(&args, "idle") {
         out.insert("idle".into(), idle(&args, System::multi(3, 1).await?).await?);
@@ -168,6 +147,21 @@ async fn run_all(args: RunArgs) -> Result<Value> {
         out.insert("start_stop".into(), start_stop(&args).await?);
     }
     Ok(Value::Object(out))
+}
+
+/// Runs a scenario on the multi-process system and on the in-process baseline, once on one
+/// thread and once on all cores; the faster baseline (`a` is faster than `b`: `faster(a, b)`) is
+/// the one compared against.
+async fn compared<Run, Fut>(run: Run, faster: impl Fn(&Value, &Value) -> bool) -> Result<Value>
+where
+    Run: Fn(System) -> Fut,
+    Fut: std::future::Future<Output = Result<Value>>,
+{
+    let multi = run(System::multi(3, 1).await?).await?;
+    let single = run(System::baseline(3, 1, true).await?).await?;
+    let threaded = run(System::baseline(3, 1, false).await?).await?;
+    let base = if faster(&single, &threaded) { &single } else { &threaded };
+    Ok(json!({"multi": multi, "baseline": base, "baseline_single_thread": single, "baseline_threaded": threaded}))
 }
 
 fn machine() -> Value {

@@ -205,6 +205,13 @@ impl WireFrontend {
         .await;
     }
 
+    /// Opens `session` and logs it in as `name`; returns the login broadcast's text.
+    pub async fn login(&mut self, session: SessionId, name: &str) -> String {
+        self.open(session).await;
+        self.line(session, &format!("login {name}")).await;
+        self.delivery().await.1
+    }
+
     /// The next frame other than an acknowledgement, or None when the kernel closed the
     /// connection.
     pub async fn recv(&mut self) -> Option<Downstream> {
