@@ -13,6 +13,7 @@
 //! - [`notify`]: readiness reporting to whoever started the process.
 //! - [`memory`]: handing freed memory back to the system after a burst.
 //! - [`cli`]: the command line; `main.rs` only parses it and prints errors.
+//! - `bin/chat-bench.rs`: the load generator behind `scripts/bench.sh`.
 
 pub mod chat;
 pub mod cli;
