@@ -100,8 +100,16 @@ where
             };
             backoff = BACKOFF_MIN;
             connection += 1;
+            // Sent again (unacknowledged by the last kernel) and waiting (typed meanwhile).
             let replayed = lock(&memory.unacked).frames.len();
-            tracing::info!(socket = %self.socket.display(), sessions = self.sessions.len(), replayed, "connected to the kernel");
+            let queued = upstream.len();
+            tracing::info!(
+                socket = %self.socket.display(),
+                sessions = self.sessions.len(),
+                replayed,
+                queued,
+                "connected to the kernel"
+            );
             if let Some(ready) = ready.take() {
                 ready();
             }
