@@ -165,6 +165,8 @@ impl Check<'_> {
                 return config;
             }
         };
+        // Each valid server's place among the [[server]] tables, for messages.
+        let mut numbers = Vec::new();
         for (key, value) in root.get_ref() {
             match key.get_ref().as_ref() {
                 "supervisor" => match value.get_ref() {
@@ -179,6 +181,7 @@ impl Check<'_> {
                                 DeValue::Table(table) => {
                                     if let Some(s) = self.server(table, server.span(), &at) {
                                         config.servers.push(s);
+                                        numbers.push(i + 1);
                                     }
                                 }
                                 _ => self.problem(server.span(), at, "must be a table: [[server]]"),
@@ -190,7 +193,7 @@ impl Check<'_> {
                 other => self.problem(key.span(), other, "unknown key (expected [supervisor] or [[server]])"),
             }
         }
-        self.unique(&root, &config.servers);
+        self.unique(&root, &config.servers, &numbers);
         config
     }
 
@@ -299,7 +302,7 @@ impl Check<'_> {
     }
 
     /// Addresses are unique, unless the port is 0.
-    fn unique(&mut self, root: &Spanned<Table<'_>>, servers: &[Server]) {
+    fn unique(&mut self, root: &Spanned<Table<'_>>, servers: &[Server], numbers: &[usize]) {
         let Some(DeValue::Array(tables)) = root.get_ref().get("server").map(|v| v.get_ref()) else {
             return;
         };
@@ -316,7 +319,7 @@ impl Check<'_> {
                 let span = span_of(&server.name, "port").unwrap_or(0..0);
                 self.problem(
                     span,
-                    format!("server[{}].port", i + 1),
+                    format!("server[{}].port", numbers[i]),
                     format!("{} is also the address of `{}`", server.addr(), first.name),
                 );
             }
@@ -525,6 +528,15 @@ restart = "sometimes"
                 "127.0.0.1:5 is also the address of `a`".into()
             )]
         );
+    }
+
+    #[test]
+    fn a_duplicate_address_names_its_own_table() {
+        let text = "[[server]]\nname = \"bad\"\nkind = \"x\"\nport = 1\n\
+                    [[server]]\nname = \"a\"\nkind = \"tcp\"\nport = 5\n\
+                    [[server]]\nname = \"b\"\nkind = \"tcp\"\nport = 5\n";
+        let got = problems(text);
+        assert_eq!(got[1].1, "server[3].port", "{got:?}");
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   0x02 Open     session:u64
 //!   0x03 Line     session:u64 line:string
 //!   0x04 Closed   session:u64
-//!   0x05 Census                                      how many users each frontend has (status)
+//!   0x05 Census                                      as a first frame instead of a hello: how many
+//!                                                    users each frontend has (for `status`)
 //! kernel → frontend
 //!   0x81 Welcome  "CHAT" version:u16
 //!   0x82 Deliver  origin count:u32 session:u64* event   one frame per frontend per event;
@@ -30,7 +31,8 @@
 //!          | 5 WhoAmI raw:u8 name | 6 UserList raw:u8 count:u32 name* | 7 Help | 8 Error code:u8 [name]
 //! ```
 //!
-//! A hello must be a frontend's first frame and the welcome the kernel's; the version is
+//! A hello must be a frontend's first frame and the welcome the kernel's (an observer may send a
+//! census request instead of a hello: it gets one census frame and the connection closes); the version is
 //! [`VERSION`] and the kernel refuses any other. Decoding checks every length against the bytes
 //! actually present before allocating, so a hostile frame costs at most its own size.
 //!

@@ -47,6 +47,10 @@ fn up_logs_listening_lines_and_the_chat_works_through_them() {
         assert!(a.until("[SYSTEM INFO] - [b] login to chat.").await.is_empty());
         let line = a.line().await;
         assert!(line.contains("[b][->][a]: hi"), "{line}");
+        // `status` counts the logged-in users of each server, and all of them on the kernel.
+        assert_eq!(up.row("twisted")["users"], 1);
+        assert_eq!(up.row("web")["users"], 1);
+        assert_eq!(up.row("kernel")["users"], 2);
     });
 
     let rows = up.status();

@@ -42,6 +42,10 @@ pub async fn serve(
                 first,
                 sessions,
             }) => (frontend, instance, first, sessions),
+            Ok(Upstream::Census) => {
+                census(write, &hub).await;
+                return;
+            }
             Ok(Upstream::Hello { version, frontend, .. }) => {
                 tracing::warn!(%frontend, version, expected = wire::VERSION, "refused a frontend speaking another protocol version");
                 return;
@@ -99,6 +103,19 @@ pub async fn serve(
     let _ = hub.send(Input::Detach { frontend: id }).await;
 }
 
+/// Answers an observer (the supervisor's `status`) whose first frame is a census request: one
+/// Census frame, then the connection closes. It is no frontend and changes nothing.
+async fn census(mut stream: OwnedWriteHalf, hub: &mpsc::Sender<Input>) {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if hub.send(Input::Census { reply }).await.is_err() {
+        return;
+    }
+    let Ok(users) = answer.await else { return };
+    let mut frame = BytesMut::new();
+    Downstream::Census { users }.encode(&mut frame);
+    let _ = stream.write_all(&frame).await;
+}
+
 /// Forwards decoded frames to the hub until the frontend hangs up or sends a malformed frame.
 async fn read_frames(
     id: FrontendId,
@@ -111,8 +128,8 @@ async fn read_frames(
     while let Some(body) = frames.next().await {
         let body = body.map_err(|e| anyhow::anyhow!("malformed frame: {e}"))?;
         let message = Upstream::decode(&body).map_err(|e| anyhow::anyhow!("malformed frame: {e}"))?;
-        if let Upstream::Hello { .. } = message {
-            anyhow::bail!("malformed frame: a second hello");
+        if let Upstream::Hello { .. } | Upstream::Census = message {
+            anyhow::bail!("malformed frame: {message:?} after the hello");
         }
         let frame = Input::Frame {
             frontend: id,

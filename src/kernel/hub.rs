@@ -55,6 +55,10 @@ pub enum Input {
     },
     /// The frontend's connection ended.
     Detach { frontend: FrontendId },
+    /// An observer asks how many users each frontend has.
+    Census {
+        reply: tokio::sync::oneshot::Sender<Vec<(String, u64)>>,
+    },
 }
 
 struct Frontend {
@@ -210,22 +214,23 @@ impl Hub {
                         }
                     }
                     Upstream::Closed { session } => self.chat.close(key(session), &mut self.out),
-                    Upstream::Census => {
-                        let users = self
-                            .frontends
-                            .iter()
-                            .map(|(id, f)| (f.name.clone(), self.chat.users_on(*id) as u64))
-                            .collect();
-                        let f = self.frontends.get_mut(&frontend).expect("checked above");
-                        Downstream::Census { users }.encode(&mut f.pending);
+                    Upstream::Hello { .. } | Upstream::Census => {
+                        unreachable!("the connection refuses these after its hello")
                     }
-                    Upstream::Hello { .. } => unreachable!("the connection refuses a second hello"),
                 }
             }
             Input::Detach { frontend } => {
                 if self.frontends.remove(&frontend).is_some() {
                     self.chat.frontend_gone(frontend, &mut self.out);
                 }
+            }
+            Input::Census { reply } => {
+                let users = self
+                    .frontends
+                    .iter()
+                    .map(|(id, f)| (f.name.clone(), self.chat.users_on(*id) as u64))
+                    .collect();
+                let _ = reply.send(users);
             }
         }
         self.encode();

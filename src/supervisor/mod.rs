@@ -441,14 +441,6 @@ async fn census(socket: &Path) -> Option<Vec<(String, u64)>> {
         let stream = tokio::net::UnixStream::connect(socket).await.ok()?;
         let mut framed = Framed::new(stream, wire::codec());
         let mut buf = bytes::BytesMut::new();
-        Upstream::Hello {
-            version: wire::VERSION,
-            frontend: "supervisor".into(),
-            instance: 0,
-            first: 1,
-            sessions: Vec::new(),
-        }
-        .encode(&mut buf);
         Upstream::Census.encode(&mut buf);
         use tokio::io::AsyncWriteExt;
         framed.get_mut().write_all(&buf).await.ok()?;
