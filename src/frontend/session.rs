@@ -56,7 +56,8 @@ impl<T: Payload> Sessions<T> {
             login: None,
         };
         self.lock().insert(id, entry);
-        // The link drains this queue even while the kernel is away, so this wait is short.
+        // Waits only if the queue to the kernel is full (a long kernel outage under load): the new
+        // client then waits here rather than being refused.
         let _ = self.upstream.send(Upstream::Open { session: id }).await;
         let session = Session {
             id,
