@@ -397,14 +397,19 @@ impl Client {
         let tally = Arc::new(Tally::default());
         let (send, outgoing) = mpsc::unbounded_channel::<String>();
         let (logged_in, wait) = tokio::sync::oneshot::channel();
-        let me = format!("[{name}] login to chat.");
+        let lines = Lines {
+            tally: tally.clone(),
+            me: format!("[{name}] login to chat."),
+            logged_in: Some(logged_in),
+            record,
+        };
         if ws {
             let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
-            tokio::spawn(ws_client(stream, outgoing, tally.clone(), me, logged_in, record));
+            tokio::spawn(ws_client(stream, outgoing, lines));
         } else {
             let stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            tokio::spawn(tcp_client(stream, outgoing, tally.clone(), me, logged_in, record));
+            tokio::spawn(tcp_client(stream, outgoing, lines));
         }
         send.send(format!("login {name}"))?;
         tokio::time::timeout(Duration::from_secs(60), wait)
@@ -435,14 +440,29 @@ fn tally_line(line: &[u8], tally: &Tally, record: bool) {
     }
 }
 
-async fn tcp_client(
-    stream: TcpStream,
-    mut outgoing: mpsc::UnboundedReceiver<String>,
+/// What a client's reader does with each line: notice its own login, tally stamped lines.
+struct Lines {
     tally: Arc<Tally>,
+    /// Its own login broadcast, and who waits for it.
     me: String,
-    logged_in: tokio::sync::oneshot::Sender<()>,
+    logged_in: Option<tokio::sync::oneshot::Sender<()>>,
     record: bool,
-) {
+}
+
+impl Lines {
+    fn line(&mut self, line: &[u8]) {
+        if self.logged_in.is_some() && line.windows(self.me.len()).any(|w| w == self.me.as_bytes()) {
+            let _ = self.logged_in.take().map(|l| l.send(()));
+        }
+        tally_line(line, &self.tally, self.record);
+    }
+
+    fn closed(&self) {
+        self.tally.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+async fn tcp_client(stream: TcpStream, mut outgoing: mpsc::UnboundedReceiver<String>, mut lines: Lines) {
     let (mut read, mut write) = stream.into_split();
     tokio::spawn(async move {
         let mut batch = String::new();
@@ -459,7 +479,6 @@ async fn tcp_client(
             batch.clear();
         }
     });
-    let mut logged_in = Some(logged_in);
     let mut buf = vec![0u8; 64 << 10];
     let mut held = Vec::new();
     loop {
@@ -470,25 +489,18 @@ async fn tcp_client(
         held.extend_from_slice(&buf[..n]);
         let mut start = 0;
         while let Some(end) = held[start..].iter().position(|b| *b == b'\n') {
-            let line = &held[start..start + end];
-            if logged_in.is_some() && line.windows(me.len()).any(|w| w == me.as_bytes()) {
-                let _ = logged_in.take().map(|l| l.send(()));
-            }
-            tally_line(line, &tally, record);
+            lines.line(&held[start..start + end]);
             start += end + 1;
         }
         held.drain(..start);
     }
-    tally.closed.store(true, Ordering::Relaxed);
+    lines.closed();
 }
 
 async fn ws_client(
     stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
     mut outgoing: mpsc::UnboundedReceiver<String>,
-    tally: Arc<Tally>,
-    me: String,
-    logged_in: tokio::sync::oneshot::Sender<()>,
-    record: bool,
+    mut lines: Lines,
 ) {
     let (mut write, mut read) = stream.split();
     tokio::spawn(async move {
@@ -498,16 +510,12 @@ async fn ws_client(
             }
         }
     });
-    let mut logged_in = Some(logged_in);
     while let Some(Ok(message)) = read.next().await {
         if let Message::Text(text) = message {
-            if logged_in.is_some() && text.contains(&me) {
-                let _ = logged_in.take().map(|l| l.send(()));
-            }
-            tally_line(text.as_bytes(), &tally, record);
+            lines.line(text.as_bytes());
         }
     }
-    tally.closed.store(true, Ordering::Relaxed);
+    lines.closed();
 }
 
 /// Logs in `count` clients named `{prefix}{i}` round-robin over `addrs`, 200 at a time.
