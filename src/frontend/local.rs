@@ -26,7 +26,7 @@ impl Target {
     fn deliver(&self, to: &[SessionId], event: &Event) {
         match self {
             Target::Telnet(sessions, color) => sessions.deliver(to, &render::telnet(event, *color)),
-            Target::Web(sessions) => sessions.deliver(to, &render::web(event).into()),
+            Target::Web(sessions) => sessions.deliver(to, &web::render(event)),
         }
     }
 

@@ -104,7 +104,7 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
                 name: options.name,
                 socket: options.kernel,
                 sessions: sessions.clone(),
-                render: |event: &crate::chat::Event| render::web(event).into(),
+                render: web::render,
             };
             tokio::spawn(link.run(upstream_rx, shutdown.clone(), crate::notify::ready));
             let web = Arc::new(web::Web::new(sessions, options.limits));

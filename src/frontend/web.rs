@@ -124,7 +124,8 @@ async fn client(socket: WebSocket, web: Arc<Web>) {
     let _ = sink.close().await;
 }
 
-fn render(event: &Event) -> Utf8Bytes {
+/// An event as the text frame every web client of this frontend is sent.
+pub fn render(event: &Event) -> Utf8Bytes {
     render::web(event).into()
 }
 
