@@ -9,7 +9,7 @@ pub enum Command<'a> {
         name: &'a str,
     },
     Logout,
-    /// `text` has control characters removed and is never empty.
+    /// `text` has control characters removed (see [`strip_controls`]) and is never empty.
     Msg {
         name: &'a str,
         text: String,
@@ -99,10 +99,24 @@ fn split_token(s: &str) -> (&str, &str) {
     }
 }
 
-/// Removes U+0000..=U+001F, U+007F and U+0080..=U+009F (the Unicode `Cc` category), so no user
-/// can send a terminal escape sequence to another user's terminal.
+/// Removes what could hide, reorder or split the text another user sees (PROTOCOL.md §1): control
+/// characters (U+0000..=U+001F, U+007F, U+0080..=U+009F, so no terminal escape sequence gets
+/// through), bidirectional controls, zero-width characters and the line and paragraph separators.
 pub fn strip_controls(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).collect()
+    text.chars().filter(|c| !is_stripped(*c)).collect()
+}
+
+fn is_stripped(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}' // zero-width space, non-joiner, joiner; LRM, RLM
+                | '\u{2028}' | '\u{2029}' // line and paragraph separators
+                | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+                | '\u{2060}' // word joiner
+                | '\u{2066}'..='\u{2069}' // bidi isolates
+                | '\u{FEFF}' // zero-width no-break space (BOM)
+        )
 }
 
 /// A valid name is 1 to 32 characters, each a Unicode letter or digit or one of `_ - .`.
@@ -223,5 +237,51 @@ mod tests {
         assert!(!is_valid_name("bob\x1b[31m"));
         assert!(!is_valid_name("a'b"));
         assert!(!is_valid_name("<script>"));
+    }
+
+    #[test]
+    fn bidi_controls_and_zero_width_characters_are_stripped_from_text() {
+        // An override that would show `exe.txt` as `txt.exe`, an isolate, LRM and RLM.
+        assert_eq!(
+            ok("msgall a\u{202E}exe.txt\u{202C} \u{2067}b\u{2069}\u{200E}\u{200F}"),
+            Command::MsgAll {
+                text: "aexe.txt b".into()
+            }
+        );
+        for c in ['\u{202A}', '\u{202B}', '\u{202D}', '\u{2066}', '\u{2068}'] {
+            assert_eq!(
+                ok(&format!("msgall x{c}y")),
+                Command::MsgAll { text: "xy".into() },
+                "{c:?}"
+            );
+        }
+        assert_eq!(
+            ok("msg bob h\u{200B}i\u{200C}\u{200D}\u{2060}\u{FEFF}!"),
+            Command::Msg {
+                name: "bob",
+                text: "hi!".into()
+            }
+        );
+        // Line and paragraph separators cannot split one message into what looks like two.
+        assert_eq!(
+            ok("msgall hi\u{2028}[12:00:00][bob]: fake\u{2029}"),
+            Command::MsgAll {
+                text: "hi[12:00:00][bob]: fake".into()
+            }
+        );
+        // Characters next to the stripped ones stay.
+        assert_eq!(
+            ok("msgall \u{2027}\u{202F}x\u{2030}"),
+            Command::MsgAll {
+                text: "\u{2027}\u{202F}x\u{2030}".into()
+            }
+        );
+    }
+
+    #[test]
+    fn text_of_only_invisible_characters_is_empty() {
+        assert_eq!(err("msgall \u{200B}\u{FEFF}"), SyntaxError::EmptyMessage);
+        assert_eq!(err("msg bob \u{202E} \u{2028}\u{2029}"), SyntaxError::EmptyMessage);
+        assert_eq!(err("msg bob \u{2066}\u{2069} \u{200F}"), SyntaxError::EmptyMessage);
     }
 }
