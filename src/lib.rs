@@ -2,7 +2,8 @@
 //! kernel process that owns the chat state.
 //!
 //! # Layout
-//! - [`chat`]: the chat as pure code: input parsing, the state, the events and their texts.
+//! - [`chat`]: the chat as pure code: input parsing, user names, the state, the events and their
+//!   texts.
 //! - [`wire`]: the kernel ⇄ frontend frames and their encoding.
 //! - [`kernel`]: the kernel process, `chat-supervisor kernel`: the hub that owns the state, one
 //!   task pair per frontend connection, the private Unix socket.

@@ -1,6 +1,7 @@
 //! Property tests over everything that parses untrusted bytes: no input panics, and none makes a
 //! parser hold more than its bound.
 
+use chat_supervisor::chat::name::Keys;
 use chat_supervisor::chat::{Chat, Command, Login, Now, Output, SessionKey, command};
 use chat_supervisor::frontend::telnet::{Decoder, Item};
 use chat_supervisor::wire::{Downstream, Upstream};
@@ -27,6 +28,21 @@ fn stripped(c: char) -> bool {
             | '\u{2029}'
     )
 }
+
+/// Login names: case variants and look-alikes of one another, invisible and invalid ones.
+const NAMES: [&str; 11] = [
+    "ann",
+    "bob",
+    "Ann",
+    "c d",
+    "x",
+    "\u{430}nn",
+    "BOB",
+    "b0b",
+    "ann\u{3164}",
+    "\u{FF41}nn",
+    "X",
+];
 
 /// Strings rich in what breaks parsers: whitespace, slashes, control, invisible and wide
 /// characters.
@@ -123,26 +139,33 @@ proptest! {
     }
 
     #[test]
-    fn chat_state_stays_consistent(ops in prop::collection::vec((0u32..3, 0u64..4, 0u8..6, nasty_line()), 0..80)) {
+    fn chat_state_stays_consistent(
+        ops in prop::collection::vec((0u32..3, 0u64..4, 0u8..7, nasty_line(), prop::sample::select(&NAMES[..]), 0u64..50), 0..80),
+    ) {
         let mut chat = Chat::new();
         let mut out: Vec<Output> = Vec::new();
-        let names = ["ann", "bob", "ann", "c d", "x"];
-        for (frontend, session, op, line) in ops {
+        for (frontend, session, op, line, name, seq) in ops {
             let key = SessionKey { frontend, session };
             match op {
                 0 => { chat.open(key); }
-                1 => { chat.input(key, &format!("login {}", names[session as usize % names.len()]), NOW, &mut out); }
+                1 => { chat.input(key, &format!("login {name}"), NOW, &mut out); }
                 2 => { chat.input(key, &line, NOW, &mut out); }
                 3 => chat.close(key, &mut out),
                 4 => chat.frontend_gone(frontend, &mut out),
-                _ => { chat.input(key, "msgall hi", NOW, &mut out); }
+                // A hello after a kernel restart, from a frontend this kernel has not seen yet.
+                5 => chat.restore(frontend + 3 * (seq as u32 + 1), vec![(session, Some(Login { name: name.to_string(), seq }))], &mut out),
+                _ => { chat.input(key, &format!("msg {name} hi"), NOW, &mut out); }
             }
             let online: Vec<&str> = chat.names().collect();
-            let mut unique = online.clone();
-            unique.sort_unstable();
-            unique.dedup();
-            prop_assert_eq!(unique.len(), online.len(), "a name is online twice: {:?}", online);
-            let counted: usize = (0..3).map(|f| chat.users_on(f)).sum();
+            let mut keys: Vec<String> = Vec::new();
+            for name in &online {
+                keys.extend(Keys::of(name).iter().map(String::from));
+            }
+            let held = keys.len();
+            keys.sort_unstable();
+            keys.dedup();
+            prop_assert_eq!(keys.len(), held, "two names online share a key: {:?}", online);
+            let counted: usize = (0..3 * 51).map(|f| chat.users_on(f)).sum();
             prop_assert_eq!(counted, online.len());
         }
     }

@@ -36,9 +36,6 @@ pub enum SyntaxError {
     EmptyMessage,
 }
 
-/// Longest valid user name, in characters.
-pub const MAX_NAME_CHARS: usize = 32;
-
 /// Parses one input line (already split off its `\n`, already valid UTF-8).
 ///
 /// Returns `None` for a line that is empty after trimming: such a line is ignored entirely.
@@ -117,18 +114,6 @@ fn is_stripped(c: char) -> bool {
                 | '\u{2066}'..='\u{2069}' // bidi isolates
                 | '\u{FEFF}' // zero-width no-break space (BOM)
         )
-}
-
-/// A valid name is 1 to 32 characters, each a Unicode letter or digit or one of `_ - .`.
-pub fn is_valid_name(name: &str) -> bool {
-    let mut count = 0;
-    for c in name.chars() {
-        count += 1;
-        if count > MAX_NAME_CHARS || !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) {
-            return false;
-        }
-    }
-    count > 0
 }
 
 #[cfg(test)]
@@ -221,22 +206,6 @@ mod tests {
         );
         assert_eq!(err("msgall \x1b\x1b"), SyntaxError::EmptyMessage);
         assert_eq!(err("msg bob \x00 \x01"), SyntaxError::EmptyMessage);
-    }
-
-    #[test]
-    fn names() {
-        assert!(is_valid_name("bob"));
-        assert!(is_valid_name("a.b_c-9"));
-        assert!(is_valid_name("Юля"));
-        assert!(is_valid_name("名前"));
-        assert!(is_valid_name(&"x".repeat(32)));
-        assert!(is_valid_name(&"ж".repeat(32)));
-        assert!(!is_valid_name(""));
-        assert!(!is_valid_name(&"x".repeat(33)));
-        assert!(!is_valid_name("[bob]"));
-        assert!(!is_valid_name("bob\x1b[31m"));
-        assert!(!is_valid_name("a'b"));
-        assert!(!is_valid_name("<script>"));
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! The chat itself, as pure code: parsing input, the kernel's state, and the events it emits.
+//! The chat itself, as pure code: parsing input, user names, the kernel's state, and the events
+//! it emits.
 //!
 //! Nothing here does I/O, so the whole of PROTOCOL.md §1–§2 is tested without a socket.
 
 pub mod command;
 pub mod event;
+pub mod name;
 pub mod state;
 
 pub use command::{Command, SyntaxError};

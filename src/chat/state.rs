@@ -1,5 +1,8 @@
 //! The chat state: sessions of every frontend, unique names, login order. No I/O.
 //!
+//! A name is unique up to case and look-alikes ([`name::Keys`]); a user keeps the spelling they
+//! logged in with, and that spelling is what everyone sees.
+//!
 //! [`Chat`] is what the kernel process owns. Each method takes one thing that happened (a session
 //! opened, a line arrived, a session or a whole frontend went away) and appends [`Output`]s: events
 //! with their recipients already grouped by frontend, so the kernel sends one frame per frontend per
@@ -9,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, hash_map::Entry};
 
 use super::command::{self, Command};
 use super::event::{ChatError, Event};
+use super::name::{self, Keys};
 
 /// Which frontend connection of the kernel; assigned by the kernel, never reused while it runs.
 pub type FrontendId = u32;
@@ -68,14 +72,24 @@ struct Session {
     closing: bool,
 }
 
+/// A logged-in user.
+#[derive(Debug)]
+struct User {
+    /// As spelled at login; shown to everyone.
+    name: String,
+    /// What the name is held under in `Chat::holders`; computed once, at login.
+    keys: Keys,
+    session: SessionKey,
+}
+
 /// The whole chat state.
 #[derive(Debug, Default)]
 pub struct Chat {
     sessions: HashMap<SessionKey, Session>,
-    /// Logged-in name to its login sequence number.
-    names: HashMap<String, u64>,
+    /// Every key of every logged-in name to that login's sequence number.
+    holders: HashMap<String, u64>,
     /// Logged-in users in login order.
-    online: BTreeMap<u64, (String, SessionKey)>,
+    online: BTreeMap<u64, User>,
     /// How many of them each frontend has.
     online_on: HashMap<FrontendId, usize>,
     last_seq: u64,
@@ -124,7 +138,7 @@ impl Chat {
             }
             return true;
         };
-        let me = &self.online[&seq].0;
+        let me = &self.online[&seq].name;
         match command {
             Command::Login { .. } => reply(out, key, Event::Error(ChatError::AlreadyLogin)),
             Command::Logout => {
@@ -139,18 +153,17 @@ impl Chat {
                 }
                 out.push(Output::Close(key));
             }
-            Command::Msg { name, text } => match self.names.get(name) {
+            Command::Msg { name, text } => match self.find(name) {
                 None => reply(out, key, Event::Error(ChatError::NotFound(name.to_string()))),
-                Some(to_seq) => {
-                    let to_key = self.online[to_seq].1;
+                Some(target) => {
                     let mut to = vec![(key.frontend, vec![key.session])];
-                    if to_key != key {
-                        add(&mut to, to_key);
+                    if target.session != key {
+                        add(&mut to, target.session);
                     }
                     let event = Event::Private {
                         time: now.time.to_string(),
                         from: me.clone(),
-                        to: name.to_string(),
+                        to: target.name.clone(),
                         text,
                     };
                     out.push(Output::Deliver { event, to });
@@ -172,7 +185,7 @@ impl Chat {
                 reply(out, key, Event::WhoAmI { name, raw });
             }
             Command::UserList { raw } => {
-                let names = self.online.values().map(|(name, _)| name.clone()).collect();
+                let names = self.online.values().map(|user| user.name.clone()).collect();
                 reply(out, key, Event::UserList { names, raw });
             }
             Command::Help => reply(out, key, Event::Help),
@@ -187,7 +200,6 @@ impl Chat {
         };
         if let Some(seq) = session.login {
             let name = self.go_offline(seq).expect("logged-in session is online");
-            self.names.remove(&name);
             out.push(Output::Broadcast {
                 event: Event::Logout { name },
                 to: self.everyone(),
@@ -202,17 +214,13 @@ impl Chat {
         let gone: Vec<u64> = self
             .online
             .iter()
-            .filter(|(_, (_, key))| key.frontend == frontend)
+            .filter(|(_, user)| user.session.frontend == frontend)
             .map(|(seq, _)| *seq)
             .collect();
         // Remove them all before telling anyone, so no logout is sent to a session that is gone.
         let names: Vec<String> = gone
             .iter()
-            .map(|seq| {
-                let name = self.go_offline(*seq).expect("listed above");
-                self.names.remove(&name);
-                name
-            })
+            .map(|seq| self.go_offline(*seq).expect("listed above"))
             .collect();
         for name in names {
             out.push(Output::Broadcast {
@@ -224,9 +232,9 @@ impl Chat {
 
     /// Rebuilds a frontend's sessions from its hello after a kernel restart.
     ///
-    /// Nobody is told of restored logins: they were already announced. If a name is claimed twice,
-    /// the earlier login (lower `seq`) keeps it and the other session is told
-    /// `Username already taken!` and left logged out.
+    /// Nobody is told of restored logins: they were already announced. If two names clash (the
+    /// same up to case and look-alikes, as at login), the earlier login (lower `seq`) keeps its
+    /// name and the other session is told `Username already taken!` and left logged out.
     pub fn restore(&mut self, frontend: FrontendId, sessions: Vec<(SessionId, Option<Login>)>, out: &mut Vec<Output>) {
         for (session, login) in sessions {
             let key = SessionKey { frontend, session };
@@ -236,33 +244,35 @@ impl Chat {
             let Some(Login { name, seq }) = login else {
                 continue;
             };
-            if !command::is_valid_name(&name) {
+            if !name::is_valid(&name) {
                 out.push(Output::Named { key, login: None });
                 reply(out, key, Event::Error(ChatError::InvalidUsername));
                 continue;
             }
             let seq = self.free_seq(seq);
-            match self.names.get(&name) {
-                Some(&held) if held <= seq => {
-                    out.push(Output::Named { key, login: None });
-                    reply(out, key, Event::Error(ChatError::UsernameTaken));
-                    continue;
-                }
-                Some(&held) => {
-                    let loser = self.online[&held].1;
-                    self.logout(loser, out);
-                    reply(out, loser, Event::Error(ChatError::UsernameTaken));
-                }
-                None => {}
+            let keys = Keys::of(&name);
+            // One name's two keys may be held by two users.
+            let mut held: Vec<u64> = keys.iter().filter_map(|k| self.holders.get(k).copied()).collect();
+            held.sort_unstable();
+            held.dedup();
+            if held.first().is_some_and(|&first| first <= seq) {
+                out.push(Output::Named { key, login: None });
+                reply(out, key, Event::Error(ChatError::UsernameTaken));
+                continue;
+            }
+            for later in held {
+                let loser = self.online[&later].session;
+                self.logout(loser, out);
+                reply(out, loser, Event::Error(ChatError::UsernameTaken));
             }
             self.last_seq = self.last_seq.max(seq);
-            self.bind(key, name, seq, out);
+            self.bind(key, name, keys, seq, out);
         }
     }
 
     /// Logged-in names in login order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.online.values().map(|(name, _)| name.as_str())
+        self.online.values().map(|user| user.name.as_str())
     }
 
     /// How many users are logged in on `frontend`.
@@ -271,17 +281,18 @@ impl Chat {
     }
 
     fn login(&mut self, key: SessionKey, name: &str, now: Now<'_>, out: &mut Vec<Output>) {
-        if !command::is_valid_name(name) {
+        if !name::is_valid(name) {
             reply(out, key, Event::Error(ChatError::InvalidUsername));
             return;
         }
-        if self.names.contains_key(name) {
+        let keys = Keys::of(name);
+        if keys.iter().any(|k| self.holders.contains_key(k)) {
             reply(out, key, Event::Error(ChatError::UsernameTaken));
             return;
         }
         let seq = self.free_seq(now.micros.max(self.last_seq + 1));
         self.last_seq = seq;
-        self.bind(key, name.to_string(), seq, out);
+        self.bind(key, name.to_string(), keys, seq, out);
         out.push(Output::Broadcast {
             event: Event::Login { name: name.to_string() },
             to: self.everyone(),
@@ -297,10 +308,29 @@ impl Chat {
         seq
     }
 
-    fn bind(&mut self, key: SessionKey, name: String, seq: u64, out: &mut Vec<Output>) {
+    /// The logged-in user `typed` names: the one holding one of its keys, tried in order. A name
+    /// that is not valid names nobody (and is not worth a skeleton).
+    fn find(&self, typed: &str) -> Option<&User> {
+        if !name::is_valid(typed) {
+            return None;
+        }
+        let seq = Keys::of(typed).iter().find_map(|k| self.holders.get(k))?;
+        Some(&self.online[seq])
+    }
+
+    fn bind(&mut self, key: SessionKey, name: String, keys: Keys, seq: u64, out: &mut Vec<Output>) {
         self.sessions.get_mut(&key).expect("session is open").login = Some(seq);
-        self.names.insert(name.clone(), seq);
-        self.online.insert(seq, (name.clone(), key));
+        for k in keys.iter() {
+            self.holders.insert(k.to_string(), seq);
+        }
+        self.online.insert(
+            seq,
+            User {
+                name: name.clone(),
+                keys,
+                session: key,
+            },
+        );
         *self.online_on.entry(key.frontend).or_default() += 1;
         out.push(Output::Named {
             key,
@@ -313,29 +343,31 @@ impl Chat {
         let Some(seq) = self.sessions.get_mut(&key).and_then(|s| s.login.take()) else {
             return;
         };
-        if let Some(name) = self.go_offline(seq) {
-            self.names.remove(&name);
-        }
+        self.go_offline(seq);
         out.push(Output::Named { key, login: None });
     }
 
-    /// Takes a login off the online list; returns its name.
+    /// Takes a login off the online list and frees its keys; returns its name.
     fn go_offline(&mut self, seq: u64) -> Option<String> {
-        let (name, key) = self.online.remove(&seq)?;
-        if let Some(count) = self.online_on.get_mut(&key.frontend) {
+        let user = self.online.remove(&seq)?;
+        for k in user.keys.iter() {
+            self.holders.remove(k);
+        }
+        let frontend = user.session.frontend;
+        if let Some(count) = self.online_on.get_mut(&frontend) {
             *count -= 1;
             if *count == 0 {
-                self.online_on.remove(&key.frontend);
+                self.online_on.remove(&frontend);
             }
         }
-        Some(name)
+        Some(user.name)
     }
 
     /// Every logged-in session, grouped by frontend.
     fn everyone(&self) -> Recipients {
         let mut to = Recipients::new();
-        for (_, key) in self.online.values() {
-            add(&mut to, *key);
+        for user in self.online.values() {
+            add(&mut to, user.session);
         }
         to
     }
@@ -554,9 +586,92 @@ mod tests {
         h.login(key(1, 1), "bob");
         h.open(key(2, 1));
         assert_eq!(h.reply(key(2, 1), "login bob"), "[ERROR] - Username already taken!");
-        // Case matters, as in the original.
-        let got = h.send(key(2, 1), "login Bob");
-        assert_eq!(got.len(), 2, "{got:?}");
+        // Case does not make another user (it did in the original).
+        assert_eq!(h.reply(key(2, 1), "login Bob"), "[ERROR] - Username already taken!");
+    }
+
+    #[test]
+    fn names_are_unique_up_to_case_and_look_alikes() {
+        let mut h = Harness::new();
+        h.login(key(1, 1), "alice");
+        h.login(key(1, 2), "ADMIN");
+        let c = key(2, 1);
+        h.open(c);
+        for taken in [
+            "Alice",
+            "ALICE",
+            "\u{430}lice", // Cyrillic а
+            "\u{391}LICE", // Greek capital alpha
+            "ADMlN",       // small L for capital I
+            "admin",
+        ] {
+            assert_eq!(
+                h.reply(c, &format!("login {taken}")),
+                "[ERROR] - Username already taken!",
+                "{taken}"
+            );
+        }
+        for invalid in [
+            "\u{FF41}\u{FF4C}\u{FF49}\u{FF43}\u{FF45}",      // fullwidth
+            "\u{1D41A}\u{1D425}\u{1D422}\u{1D41C}\u{1D41E}", // mathematical bold
+            "alice\u{3164}",                                 // Hangul filler appended
+            "\u{3164}",                                      // and alone
+            "al\u{200D}ice",                                 // zero-width joiner inside
+            "bo\u{200B}b",                                   // zero-width space inside
+        ] {
+            assert_eq!(
+                h.reply(c, &format!("login {invalid}")),
+                "[ERROR] - invalid username",
+                "{invalid:?}"
+            );
+        }
+        assert_eq!(h.chat.names().collect::<Vec<_>>(), ["alice", "ADMIN"]);
+        // Once alice leaves, a look-alike of her name is free, spelled as typed.
+        h.send(key(1, 1), "logout");
+        let got = h.send(c, "login \u{430}lice");
+        assert!(got.contains(&(c, "[SYSTEM INFO] - [\u{430}lice] login to chat.".into())));
+        assert_eq!(h.reply(c, "/whoami"), "\u{430}lice");
+    }
+
+    #[test]
+    fn a_user_keeps_their_spelling() {
+        let mut h = Harness::new();
+        let (a, b) = (key(1, 1), key(2, 1));
+        h.login(a, "Alice");
+        h.login(b, "bob");
+        assert_eq!(h.reply(a, "whoami"), "[INFO] - Alice");
+        assert_eq!(h.reply(b, "/userlist"), "['Alice', 'bob']");
+        // The target is found by key and shown as they spell themselves.
+        assert_eq!(
+            h.send(b, "msg ALICE hi"),
+            [
+                (b, "[12:00:00][bob][->][Alice]: hi".into()),
+                (a, "[12:00:00][bob][->][Alice]: hi".into()),
+            ]
+        );
+        assert_eq!(
+            h.send(a, "msg B\u{43E}B yo"),
+            [
+                (a, "[12:00:00][Alice][->][bob]: yo".into()),
+                (b, "[12:00:00][Alice][->][bob]: yo".into()),
+            ]
+        );
+        assert_eq!(h.reply(a, "msg alice me"), "[12:00:00][Alice][->][Alice]: me");
+        // Not found shows what the sender typed.
+        assert_eq!(h.reply(b, "msg ALICIA hi"), "[ERROR] - [ALICIA] not found!");
+        assert_eq!(
+            h.reply(b, "msg alice\u{3164} hi"),
+            "[ERROR] - [alice\u{3164}] not found!"
+        );
+        assert_eq!(
+            h.send(a, "logout"),
+            [
+                (a, "[SYSTEM INFO] - [Alice] logout from chat.".into()),
+                (b, "[SYSTEM INFO] - [Alice] logout from chat.".into()),
+            ]
+        );
+        // Her keys went with her.
+        h.login(key(3, 1), "alice");
     }
 
     #[test]
@@ -676,10 +791,54 @@ mod tests {
             event: Event::Error(ChatError::UsernameTaken),
             to: vec![(3, vec![1])],
         }));
+        // Clashes are by key: a later `BOB` loses to bob, an earlier `Amy` wins over amy.
+        out.clear();
+        chat.restore(
+            4,
+            vec![
+                (1, login("BOB", 15)),
+                (2, login("Amy", 24)),
+                (3, login("l\u{430}te", 5)),
+            ],
+            &mut out,
+        );
+        assert_eq!(chat.names().collect::<Vec<_>>(), ["l\u{430}te", "bob", "Amy"]);
+        for loser in [key(4, 1), key(2, 2), key(1, 1)] {
+            assert!(out.contains(&Output::Named {
+                key: loser,
+                login: None
+            }));
+            assert!(out.contains(&Output::Deliver {
+                event: Event::Error(ChatError::UsernameTaken),
+                to: vec![(loser.frontend, vec![loser.session])],
+            }));
+        }
         // New logins order after every restored one.
         out.clear();
         assert!(chat.input(key(1, 3), "login new", NOW, &mut out));
         assert_eq!(chat.names().last(), Some("new"));
-        assert_eq!(chat.users_on(1), 2);
+        assert_eq!(chat.users_on(1), 1);
+    }
+
+    #[test]
+    fn restore_settles_a_clash_with_two_holders_at_once() {
+        let mut chat = Chat::new();
+        let mut out = Vec::new();
+        let login = |name: &str, seq| Some(Login { name: name.into(), seq });
+        // `iris` and `lris` differ; `Iris` looks like `lris` and equals `iris` up to case.
+        chat.restore(1, vec![(1, login("iris", 20)), (2, login("lris", 30))], &mut out);
+        chat.restore(2, vec![(1, login("Iris", 25))], &mut out);
+        assert_eq!(chat.names().collect::<Vec<_>>(), ["iris", "lris"]);
+        out.clear();
+        // An earlier claim wins over both holders.
+        chat.restore(3, vec![(1, login("Iris", 10))], &mut out);
+        assert_eq!(chat.names().collect::<Vec<_>>(), ["Iris"]);
+        for loser in [key(1, 1), key(1, 2)] {
+            assert!(out.contains(&Output::Named {
+                key: loser,
+                login: None
+            }));
+        }
+        assert_eq!(chat.users_on(1), 0);
     }
 }
