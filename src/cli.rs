@@ -93,10 +93,26 @@ pub enum Command {
         /// ANSI colours on telnet.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         color: bool,
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = crate::config::DEFAULT_MAX_LINE)]
         max_line: usize,
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = crate::config::DEFAULT_MAX_CONNECTIONS)]
         max_connections: usize,
+        #[arg(long, default_value_t = crate::config::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+        max_connections_per_ip: usize,
+        /// Lines a second per client after the burst; 0: unlimited.
+        #[arg(long, default_value_t = crate::config::DEFAULT_INPUT_RATE)]
+        input_rate: u32,
+        #[arg(long, default_value_t = crate::config::DEFAULT_INPUT_BURST)]
+        input_burst: u32,
+        /// Seconds a client's socket may take no byte while output waits.
+        #[arg(long, default_value_t = crate::config::DEFAULT_SEND_TIMEOUT.as_secs())]
+        send_timeout: u64,
+        /// Seconds an HTTP request head may take (ws).
+        #[arg(long, default_value_t = crate::config::DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
+        handshake_timeout: u64,
+        /// Host names served besides the bound address (ws).
+        #[arg(long, value_delimiter = ',')]
+        allowed_hosts: Vec<String>,
     },
 }
 
@@ -132,6 +148,12 @@ impl Cli {
                 color,
                 max_line,
                 max_connections,
+                max_connections_per_ip,
+                input_rate,
+                input_burst,
+                send_timeout,
+                handshake_timeout,
+                allowed_hosts,
             } => {
                 let options = frontend::Options {
                     name,
@@ -141,8 +163,14 @@ impl Cli {
                     color,
                     limits: Limits {
                         max_line: max_line.max(1),
-                        max_connections,
+                        max_connections: max_connections.max(1),
+                        max_connections_per_ip: max_connections_per_ip.max(1),
+                        input_rate,
+                        input_burst: input_burst.max(1),
+                        send_timeout: Duration::from_secs(send_timeout.max(1)),
+                        handshake_timeout: Duration::from_secs(handshake_timeout.max(1)),
                     },
+                    allowed_hosts: allowed_hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
                 };
                 init_logging();
                 raise_fd_limit();
@@ -159,20 +187,35 @@ fn check(path: &Path) -> Result<()> {
     println!("  kernel  {}", config.run_dir.join("kernel.sock").display());
     for s in &config.servers {
         println!(
-            "  {}  {} on {}  color={} max_line={} max_connections={} restart={}",
+            "  {}  {} on {}  color={} max_line={} max_connections={} max_connections_per_ip={} \
+             input_rate={} input_burst={} send_timeout={}s restart={}",
             s.name,
             s.kind,
             s.addr(),
             s.color,
             s.max_line,
             s.max_connections,
+            s.max_connections_per_ip,
+            s.input_rate,
+            s.input_burst,
+            s.send_timeout.as_secs(),
             serde_json::to_value(s.restart)?.as_str().unwrap_or("?"),
         );
+        if s.kind == frontend::Kind::Ws {
+            println!(
+                "      handshake_timeout={}s allowed_hosts={:?}",
+                s.handshake_timeout.as_secs(),
+                s.allowed_hosts
+            );
+        }
     }
     println!(
-        "  logs in {}, sockets in {}",
+        "  logs in {}, sockets in {}, watchdog {}",
         config.log_dir.display(),
-        config.run_dir.display()
+        config.run_dir.display(),
+        config
+            .watchdog
+            .map_or_else(|| "off".to_string(), |w| format!("{}s", w.as_secs()))
     );
     Ok(())
 }

@@ -4,10 +4,12 @@
 //! The file is walked as a spanned TOML table rather than deserialized, so that an unknown key, a
 //! wrong type and a duplicate name are all reported in one run instead of one per run.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -22,6 +24,8 @@ pub struct Config {
     pub run_dir: PathBuf,
     /// Dated log files kept after rotation, per log.
     pub log_keep: usize,
+    /// A child that sends no `WATCHDOG=1` for this long is killed and restarted; `None`: never.
+    pub watchdog: Option<Duration>,
     pub servers: Vec<Server>,
 }
 
@@ -36,6 +40,17 @@ pub struct Server {
     pub color: bool,
     pub max_line: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Lines per second a client may send (a token bucket); 0: unlimited.
+    pub input_rate: u32,
+    /// Lines a client may send at once before `input_rate` applies.
+    pub input_burst: u32,
+    /// How long a client's socket may accept no byte while output waits.
+    pub send_timeout: Duration,
+    /// ws only: how long an HTTP request or WebSocket upgrade may take.
+    pub handshake_timeout: Duration,
+    /// ws only: `Host` names served besides the bound address (lowercase).
+    pub allowed_hosts: Vec<String>,
     pub restart: Restart,
 }
 
@@ -60,9 +75,17 @@ pub const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const DEFAULT_COLOR: bool = true;
 pub const DEFAULT_MAX_LINE: usize = 4096;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+pub const DEFAULT_INPUT_RATE: u32 = 20;
+pub const DEFAULT_INPUT_BURST: u32 = 40;
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_WATCHDOG: Duration = Duration::from_secs(5);
 pub const DEFAULT_LOG_DIR: &str = "logs";
 pub const DEFAULT_RUN_DIR: &str = "run";
 pub const DEFAULT_LOG_KEEP: usize = 7;
+/// Problems shown of an invalid file; the rest are counted.
+pub const SHOWN_PROBLEMS: usize = 50;
 /// Names the supervisor's own files use, so no server may take them.
 const RESERVED: [&str; 2] = ["kernel", "supervisor"];
 
@@ -91,8 +114,11 @@ impl fmt::Display for Invalid {
             self.file.display(),
             if n == 1 { "" } else { "s" }
         )?;
-        for p in &self.problems {
+        for p in self.problems.iter().take(SHOWN_PROBLEMS) {
             write!(f, "\n  {}:{}: {}: {}", self.file.display(), p.line, p.key, p.message)?;
+        }
+        if n > SHOWN_PROBLEMS {
+            write!(f, "\n  … and {} more", n - SHOWN_PROBLEMS)?;
         }
         Ok(())
     }
@@ -115,8 +141,9 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
 pub fn parse(file: &Path, base: &Path, text: &str) -> Result<Config, Invalid> {
     let mut check = Check {
         text,
+        lines: text.match_indices('\n').map(|(at, _)| at).collect(),
         problems: Vec::new(),
-        names: Vec::new(),
+        names: HashSet::new(),
     };
     let config = check.file(file, base);
     if check.problems.is_empty() {
@@ -132,16 +159,19 @@ pub fn parse(file: &Path, base: &Path, text: &str) -> Result<Config, Invalid> {
 
 struct Check<'t> {
     text: &'t str,
+    /// Where each line ends, so that a problem's line is a binary search, not a scan: a file of
+    /// 100,000 unknown keys is checked in linear time.
+    lines: Vec<usize>,
     problems: Vec<Problem>,
     /// Server names seen so far, to refuse a second use.
-    names: Vec<String>,
+    names: HashSet<String>,
 }
 
 type Table<'i> = DeTable<'i>;
 
 impl Check<'_> {
     fn problem(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
-        let line = self.text[..span.start.min(self.text.len())].matches('\n').count() + 1;
+        let line = self.lines.partition_point(|&end| end < span.start) + 1;
         self.problems.push(Problem {
             line,
             key: key.into(),
@@ -155,6 +185,7 @@ impl Check<'_> {
             log_dir: base.join(DEFAULT_LOG_DIR),
             run_dir: base.join(DEFAULT_RUN_DIR),
             log_keep: DEFAULT_LOG_KEEP,
+            watchdog: Some(DEFAULT_WATCHDOG),
             servers: Vec::new(),
         };
         let root = match DeTable::parse(self.text) {
@@ -208,7 +239,10 @@ impl Check<'_> {
         if let Some(keep) = fields.integer(self, "log_keep", 0..=3650) {
             config.log_keep = keep as usize;
         }
-        fields.finish(self, "log_dir, run_dir, log_keep");
+        if let Some(seconds) = fields.integer(self, "watchdog", 0..=3600) {
+            config.watchdog = (seconds > 0).then(|| Duration::from_secs(seconds as u64));
+        }
+        fields.finish(self, "log_dir, run_dir, log_keep, watchdog");
     }
 
     fn server(&mut self, table: &Table<'_>, span: Range<usize>, at: &str) -> Option<Server> {
@@ -228,10 +262,9 @@ impl Check<'_> {
                     format!("{at}.name"),
                     format!("`{name}` is reserved for the supervisor's own files"),
                 );
-            } else if self.names.contains(name) {
+            } else if !self.names.insert(name.clone()) {
                 self.problem(span, format!("{at}.name"), format!("`{name}` is used twice"));
             }
-            self.names.push(name.clone());
         }
         let kind = fields.string(self, "kind").and_then(|kind| match kind.as_str() {
             "tcp" => Some(Kind::Tcp),
@@ -264,6 +297,30 @@ impl Check<'_> {
         let max_connections = fields
             .integer(self, "max_connections", 1..=1_000_000)
             .map_or(DEFAULT_MAX_CONNECTIONS, |n| n as usize);
+        let max_connections_per_ip = fields
+            .integer(self, "max_connections_per_ip", 1..=1_000_000)
+            .map_or(DEFAULT_MAX_CONNECTIONS_PER_IP, |n| n as usize);
+        let input_rate = fields
+            .integer(self, "input_rate", 0..=1_000_000)
+            .map_or(DEFAULT_INPUT_RATE, |n| n as u32);
+        let input_burst = fields
+            .integer(self, "input_burst", 1..=1_000_000)
+            .map_or(DEFAULT_INPUT_BURST, |n| n as u32);
+        let send_timeout = fields
+            .integer(self, "send_timeout", 1..=3600)
+            .map_or(DEFAULT_SEND_TIMEOUT, |n| Duration::from_secs(n as u64));
+        // Keys of the web server only.
+        let handshake_timeout = fields
+            .integer(self, "handshake_timeout", 1..=3600)
+            .map_or(DEFAULT_HANDSHAKE_TIMEOUT, |n| Duration::from_secs(n as u64));
+        let allowed_hosts = fields.hosts(self, "allowed_hosts").unwrap_or_default();
+        if kind == Some(Kind::Tcp) {
+            for key in ["handshake_timeout", "allowed_hosts"] {
+                if let Some(span) = fields.span(key) {
+                    self.problem(span, format!("{at}.{key}"), "applies to kind = \"ws\" only");
+                }
+            }
+        }
         let restart = fields
             .string(self, "restart")
             .map_or(Some(Restart::Always), |r| match r.as_str() {
@@ -287,7 +344,8 @@ impl Check<'_> {
         }
         fields.finish(
             self,
-            "name, kind, host, port, color, max_line, max_connections, restart",
+            "name, kind, host, port, color, max_line, max_connections, max_connections_per_ip, \
+             input_rate, input_burst, send_timeout, handshake_timeout, allowed_hosts, restart",
         );
         Some(Server {
             name: name?,
@@ -297,6 +355,12 @@ impl Check<'_> {
             color,
             max_line,
             max_connections,
+            max_connections_per_ip,
+            input_rate,
+            input_burst,
+            send_timeout,
+            handshake_timeout,
+            allowed_hosts,
             restart: restart?,
         })
     }
@@ -306,22 +370,24 @@ impl Check<'_> {
         let Some(DeValue::Array(tables)) = root.get_ref().get("server").map(|v| v.get_ref()) else {
             return;
         };
-        let span_of = |name: &str, key: &str| {
-            tables.iter().find_map(|t| {
-                let table = t.get_ref().as_table()?;
-                (table.get("name")?.get_ref().as_str()? == name).then(|| table.get(key).map(|v| v.span()))?
-            })
-        };
-        for (i, server) in servers.iter().enumerate() {
-            if server.port != 0
-                && let Some(first) = servers[..i].iter().find(|s| s.addr() == server.addr())
-            {
-                let span = span_of(&server.name, "port").unwrap_or(0..0);
+        let mut first: HashMap<SocketAddr, &str> = HashMap::new();
+        for (server, &number) in servers.iter().zip(numbers) {
+            if server.port == 0 {
+                continue;
+            }
+            if let Some(other) = first.get(&server.addr()) {
+                let span = tables[number - 1]
+                    .get_ref()
+                    .as_table()
+                    .and_then(|t| t.get("port"))
+                    .map_or(0..0, |v| v.span());
                 self.problem(
                     span,
-                    format!("server[{}].port", numbers[i]),
-                    format!("{} is also the address of `{}`", server.addr(), first.name),
+                    format!("server[{number}].port"),
+                    format!("{} is also the address of `{other}`", server.addr()),
                 );
+            } else {
+                first.insert(server.addr(), &server.name);
             }
         }
     }
@@ -370,6 +436,32 @@ impl<'a, 'i> Fields<'a, 'i> {
                 None
             }
         }
+    }
+
+    /// A list of host names (letters, digits, `-` and `.`), lowercased.
+    fn hosts(&mut self, check: &mut Check<'_>, key: &'static str) -> Option<Vec<String>> {
+        let value = self.value(key)?;
+        let Some(items) = value.get_ref().as_array() else {
+            self.wrong(check, key, value, "a list of host names");
+            return None;
+        };
+        let mut hosts = Vec::new();
+        for item in items {
+            let valid = item.get_ref().as_str().filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 253
+                    && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            });
+            match valid {
+                Some(host) => hosts.push(host.to_ascii_lowercase()),
+                None => check.problem(
+                    item.span(),
+                    format!("{}.{key}", self.at),
+                    "each entry must be a host name such as \"chat.example.org\" (no port, no scheme)",
+                ),
+            }
+        }
+        Some(hosts)
     }
 
     fn boolean(&mut self, check: &mut Check<'_>, key: &'static str) -> Option<bool> {
@@ -465,6 +557,63 @@ mod tests {
         assert_eq!((s.max_line, s.max_connections), (4096, 10_000));
         assert_eq!(s.restart, Restart::Always);
         assert_eq!(config.log_keep, DEFAULT_LOG_KEEP);
+        assert_eq!((s.max_connections_per_ip, s.input_rate, s.input_burst), (64, 20, 40));
+        assert_eq!(s.send_timeout, Duration::from_secs(30));
+        assert_eq!(s.handshake_timeout, Duration::from_secs(10));
+        assert!(s.allowed_hosts.is_empty());
+        assert_eq!(config.watchdog, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn limits_and_the_watchdog() {
+        let config = parse_ok(
+            "[supervisor]\nwatchdog = 0\n[[server]]\nname = \"w\"\nkind = \"ws\"\nport = 0\n\
+             input_rate = 0\ninput_burst = 5\nsend_timeout = 3\nmax_connections_per_ip = 2\n\
+             handshake_timeout = 4\nallowed_hosts = [\"Chat.Example.org\", \"localhost\"]\n",
+        );
+        assert_eq!(config.watchdog, None);
+        let s = &config.servers[0];
+        assert_eq!((s.input_rate, s.input_burst, s.max_connections_per_ip), (0, 5, 2));
+        assert_eq!((s.send_timeout.as_secs(), s.handshake_timeout.as_secs()), (3, 4));
+        assert_eq!(s.allowed_hosts, ["chat.example.org", "localhost"]);
+    }
+
+    #[test]
+    fn web_keys_on_a_telnet_server_and_bad_hosts_are_refused() {
+        let got = problems(
+            "[[server]]\nname = \"t\"\nkind = \"tcp\"\nport = 0\nhandshake_timeout = 5\nallowed_hosts = []\n\
+             [[server]]\nname = \"w\"\nkind = \"ws\"\nport = 0\nallowed_hosts = [\"http://x\", 3, \"ok.org\"]\n\
+             input_burst = 0\n",
+        );
+        let keys: Vec<_> = got.iter().map(|(line, key, _)| (*line, key.as_str())).collect();
+        assert_eq!(
+            keys,
+            [
+                (5, "server[1].handshake_timeout"),
+                (6, "server[1].allowed_hosts"),
+                (11, "server[2].allowed_hosts"),
+                (11, "server[2].allowed_hosts"),
+                (12, "server[2].input_burst"),
+            ],
+            "{got:#?}"
+        );
+    }
+
+    #[test]
+    fn a_hundred_thousand_problems_take_linear_time_and_show_fifty() {
+        let mut text = String::from("[[server]]\nname = \"a\"\nkind = \"tcp\"\nport = 0\n");
+        for i in 0..100_000 {
+            text.push_str(&format!("k{i} = 1\n"));
+        }
+        let started = std::time::Instant::now();
+        let err = parse(Path::new("s.toml"), Path::new("/"), &text).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(err.problems.len(), 100_000);
+        assert_eq!(err.problems[99_999].line, 100_004);
+        assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+        let shown = err.to_string();
+        assert_eq!(shown.lines().count(), 1 + SHOWN_PROBLEMS + 1, "{shown:.300}");
+        assert!(shown.ends_with("… and 99950 more"), "{}", &shown[shown.len() - 60..]);
     }
 
     #[test]
@@ -497,7 +646,7 @@ restart = "sometimes"
             (
                 3,
                 "supervisor.log_dri",
-                "unknown key (known: log_dir, run_dir, log_keep)",
+                "unknown key (known: log_dir, run_dir, log_keep, watchdog)",
             ),
             (7, "server[1].kind", "`telnet` is not a kind: use \"tcp\" or \"ws\""),
             (8, "server[1].port", "must be from 0 to 65535"),

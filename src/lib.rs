@@ -13,6 +13,7 @@
 //! - [`config`]: `servers.toml`, validated strictly.
 //! - [`notify`]: readiness reporting to whoever started the process.
 //! - [`memory`]: handing freed memory back to the system after a burst.
+//! - [`throttle`]: token buckets for client input and for warnings (pure).
 //! - [`cli`]: the command line; `main.rs` only parses it and prints errors.
 //! - `bin/chat-bench.rs`: the load generator behind `scripts/bench.sh`.
 
@@ -24,4 +25,5 @@ pub mod kernel;
 pub mod memory;
 pub mod notify;
 pub mod supervisor;
+pub mod throttle;
 pub mod wire;

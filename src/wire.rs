@@ -17,6 +17,7 @@
 //!   0x04 Closed   session:u64
 //!   0x05 Census                                      as a first frame instead of a hello: how many
 //!                                                    users each frontend has (for `status`)
+//!   0x06 Heartbeat                                   sent after a second without other frames
 //! kernel → frontend
 //!   0x81 Welcome  "CHAT" version:u16
 //!   0x82 Deliver  origin count:u32 session:u64* event   one frame per frontend per event;
@@ -25,11 +26,16 @@
 //!   0x84 Close    session:u64                        close it once the frames before are sent
 //!   0x85 Census   count:u32 (frontend:string users:u64)*
 //!   0x86 Ack      seq:u64                            every frame up to seq has been applied
+//!   0x87 Heartbeat                                   sent after a second without other frames
 //!
 //! origin   = instance:u64 seq:u64                    the input that caused it; instance 0: none
 //! event    = 1 Login name | 2 Logout name | 3 Private time from to text | 4 Public time from text
 //!          | 5 WhoAmI raw:u8 name | 6 UserList raw:u8 count:u32 name* | 7 Help | 8 Error code:u8 [name]
 //! ```
+//!
+//! Heartbeats are not numbered. Each side sends one after [`HEARTBEAT`] without sending anything
+//! else, and takes a peer silent for [`HEARTBEAT_TIMEOUT`] for hung: a stopped kernel or frontend
+//! is found in seconds, even though its socket stays open.
 //!
 //! A hello must be a frontend's first frame and the welcome the kernel's (an observer may send a
 //! census request instead of a hello: it gets one census frame and the connection closes); the version is
@@ -50,7 +56,11 @@ use thiserror::Error;
 use crate::chat::{ChatError, Event, Login, SessionId, SyntaxError};
 
 /// The protocol version a hello and a welcome carry.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// Idle time after which either side sends a heartbeat.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Silence after which either side takes the other for hung.
+pub const HEARTBEAT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Bytes a hello and a welcome start with, so a stray client is told apart from a frontend.
 pub const MAGIC: &[u8; 4] = b"CHAT";
 /// Largest frame body either side accepts: room for a hello listing 100,000 sessions.
@@ -83,6 +93,8 @@ pub enum Upstream {
     },
     /// Asks for [`Downstream::Census`].
     Census,
+    /// Still here; not numbered.
+    Heartbeat,
 }
 
 /// Kernel → frontend.
@@ -111,6 +123,8 @@ pub enum Downstream {
     Ack {
         seq: u64,
     },
+    /// Still here.
+    Heartbeat,
 }
 
 /// Who of a frontend's sessions an event is for.
@@ -152,12 +166,14 @@ const OPEN: u8 = 0x02;
 const LINE: u8 = 0x03;
 const CLOSED: u8 = 0x04;
 const CENSUS: u8 = 0x05;
+const HEARTBEAT_UP: u8 = 0x06;
 const WELCOME: u8 = 0x81;
 const DELIVER: u8 = 0x82;
 const NAMED: u8 = 0x83;
 const CLOSE: u8 = 0x84;
 const CENSUS_REPLY: u8 = 0x85;
 const ACK: u8 = 0x86;
+const HEARTBEAT_DOWN: u8 = 0x87;
 
 impl Upstream {
     /// Appends this message as one whole frame (length included).
@@ -196,6 +212,7 @@ impl Upstream {
                 dst.put_u64(*session);
             }
             Upstream::Census => dst.put_u8(CENSUS),
+            Upstream::Heartbeat => dst.put_u8(HEARTBEAT_UP),
         });
     }
 
@@ -230,6 +247,7 @@ impl Upstream {
             },
             CLOSED => Upstream::Closed { session: r.u64()? },
             CENSUS => Upstream::Census,
+            HEARTBEAT_UP => Upstream::Heartbeat,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "frontend frame",
@@ -280,6 +298,7 @@ impl Downstream {
                     dst.put_u8(ACK);
                     dst.put_u64(*seq);
                 }
+                Downstream::Heartbeat => dst.put_u8(HEARTBEAT_DOWN),
                 Downstream::Deliver { .. } => unreachable!("handled above"),
             }),
         }
@@ -329,6 +348,7 @@ impl Downstream {
                 Downstream::Census { users }
             }
             ACK => Downstream::Ack { seq: r.u64()? },
+            HEARTBEAT_DOWN => Downstream::Heartbeat,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "kernel frame",
@@ -425,6 +445,7 @@ fn error_code(error: &ChatError) -> u8 {
         ChatError::LineTooLong => 10,
         ChatError::ServerBusy => 11,
         ChatError::ServerFull => 12,
+        ChatError::TooManyConnections => 13,
     }
 }
 
@@ -580,6 +601,7 @@ impl Reader<'_> {
                 10 => ChatError::LineTooLong,
                 11 => ChatError::ServerBusy,
                 12 => ChatError::ServerFull,
+                13 => ChatError::TooManyConnections,
                 tag => return Err(DecodeError::UnknownTag { what: "error", tag }),
             }),
             tag => return Err(DecodeError::UnknownTag { what: "event", tag }),
@@ -688,6 +710,7 @@ mod tests {
             },
             Upstream::Closed { session: 7 },
             Upstream::Census,
+            Upstream::Heartbeat,
         ];
         let mut buf = BytesMut::new();
         for m in &messages {
@@ -714,6 +737,7 @@ mod tests {
                 users: vec![(s("web"), 3), (s("twisted"), 0)],
             },
             Downstream::Ack { seq: 77 },
+            Downstream::Heartbeat,
         ];
         for (i, event) in all_events().into_iter().enumerate() {
             let origin = (i % 2 == 1).then_some(Origin {

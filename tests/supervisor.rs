@@ -348,15 +348,17 @@ fn check_prints_the_plan_or_every_error() {
 
 #[test]
 fn while_the_kernel_is_down_lines_queue_in_order_and_past_the_bound_get_server_busy() {
-    let mut up = Up::start(&two_servers());
+    // The burst comes at once: throttling off, so that only the bound is tested.
+    let config = format!("{}input_rate = 0\n{}", server("twisted", "tcp"), server("web", "ws"));
+    let mut up = Up::start(&config);
     let (tcp, _) = up.listening("twisted");
     up.listening("web");
     run(LIMIT, async {
         let mut a = Telnet::connect(tcp).await;
         a.login("a").await;
         assert!(up.cli(&["stop", "kernel"]).status.success());
-        // More lines than the frontend queues; each is numbered so order shows.
-        let sent = chat_supervisor::frontend::session::UPSTREAM + 500;
+        // More lines than a client may have on their way; each is numbered so order shows.
+        let sent = chat_supervisor::frontend::session::MAX_INFLIGHT as usize + 500;
         let mut burst = String::new();
         for i in 0..sent {
             burst.push_str(&format!("msg a {i}\r\n"));
@@ -381,6 +383,7 @@ fn while_the_kernel_is_down_lines_queue_in_order_and_past_the_bound_get_server_b
             delivered += 1;
         }
         assert_eq!(delivered + busy, sent);
+        assert_eq!(delivered, chat_supervisor::frontend::session::MAX_INFLIGHT as usize);
         eprintln!("{delivered} queued lines delivered in order after the kernel came back");
     });
 }

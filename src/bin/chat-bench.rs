@@ -219,14 +219,20 @@ fn sibling(name: &str) -> PathBuf {
     exe.parent().expect("in a folder").join(name)
 }
 
+/// `max_connections` and `max_connections_per_ip` for the benchmark: more than it ever opens.
+const UNLIMITED: usize = 100_000;
+
 impl System {
     async fn multi(tcp: usize, ws: usize) -> Result<Self> {
         let dir = tempdir::Dir::new()?;
         let mut config = String::new();
         for i in 0..tcp + ws {
             let kind = if i < tcp { "tcp" } else { "ws" };
+            // The load comes from one address and sends as fast as it can: the per-address cap
+            // and input throttling (both on by default) are turned off, as BENCHMARKS.md says.
             config.push_str(&format!(
-                "[[server]]\nname = \"s{i}\"\nkind = \"{kind}\"\nport = 0\ncolor = false\n\n"
+                "[[server]]\nname = \"s{i}\"\nkind = \"{kind}\"\nport = 0\ncolor = false\n\
+                 input_rate = 0\nmax_connections_per_ip = {UNLIMITED}\nmax_connections = {UNLIMITED}\n\n"
             ));
         }
         std::fs::write(dir.0.join("servers.toml"), config)?;
@@ -858,8 +864,10 @@ async fn baseline(tcp: usize, ws: usize) -> Result<()> {
         listeners.push((kind, listener));
     }
     let limits = Limits {
-        max_line: 4096,
-        max_connections: 100_000,
+        max_connections: UNLIMITED,
+        max_connections_per_ip: UNLIMITED,
+        input_rate: 0,
+        ..Limits::default()
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stop = shutdown.clone();

@@ -48,6 +48,8 @@ pub enum ChatError {
     ServerBusy,
     /// Sent by a frontend at `max_connections`.
     ServerFull,
+    /// Sent by a frontend at `max_connections_per_ip`.
+    TooManyConnections,
 }
 
 /// How a span of a line is shown; frontends map these to ANSI SGR codes or HTML classes.
@@ -163,6 +165,7 @@ impl ChatError {
             ChatError::LineTooLong => "line too long",
             ChatError::ServerBusy => "server busy, try again",
             ChatError::ServerFull => "server full",
+            ChatError::TooManyConnections => "too many connections from your address",
         }
     }
 }
@@ -284,6 +287,7 @@ mod tests {
             (ChatError::LineTooLong, "line too long"),
             (ChatError::ServerBusy, "server busy, try again"),
             (ChatError::ServerFull, "server full"),
+            (ChatError::TooManyConnections, "too many connections from your address"),
         ];
         for (error, reason) in cases {
             assert_eq!(Event::Error(error).plain(), format!("[ERROR] - {reason}"));

@@ -270,6 +270,62 @@ impl Chat {
         }
     }
 
+    /// A frontend the kernel let go of (it stopped reading, or went silent) says hello again on a
+    /// new connection: its sessions move from `old` to `new` as they were, and nobody is told.
+    ///
+    /// Where the hello and the kernel disagree (the frontend missed frames when it was let go),
+    /// the kernel's record wins: a session the hello no longer lists is closed (a logged-in user
+    /// logged out, for everyone, once); a login the frontend has wrong is corrected with a
+    /// `Named`; a session the kernel does not know is restored as after a kernel restart.
+    pub fn reattach(
+        &mut self,
+        old: FrontendId,
+        new: FrontendId,
+        sessions: Vec<(SessionId, Option<Login>)>,
+        out: &mut Vec<Output>,
+    ) {
+        let moved: Vec<SessionKey> = self.sessions.keys().filter(|k| k.frontend == old).copied().collect();
+        for key in moved {
+            let session = self.sessions.remove(&key).expect("listed above");
+            self.sessions.insert(SessionKey { frontend: new, ..key }, session);
+        }
+        for user in self.online.values_mut() {
+            if user.session.frontend == old {
+                user.session.frontend = new;
+            }
+        }
+        if let Some(count) = self.online_on.remove(&old) {
+            *self.online_on.entry(new).or_default() += count;
+        }
+        let listed: HashMap<SessionId, ()> = sessions.iter().map(|(id, _)| (*id, ())).collect();
+        let mut gone: Vec<SessionKey> = self
+            .sessions
+            .keys()
+            .filter(|k| k.frontend == new && !listed.contains_key(&k.session))
+            .copied()
+            .collect();
+        gone.sort_unstable();
+        for key in gone {
+            self.close(key, out);
+        }
+        let mut unknown = Vec::new();
+        for (session, login) in sessions {
+            let key = SessionKey { frontend: new, session };
+            let Some(known) = self.sessions.get(&key) else {
+                unknown.push((session, login));
+                continue;
+            };
+            let kernel = known.login.map(|seq| Login {
+                name: self.online[&seq].name.clone(),
+                seq,
+            });
+            if kernel != login {
+                out.push(Output::Named { key, login: kernel });
+            }
+        }
+        self.restore(new, unknown, out);
+    }
+
     /// Logged-in names in login order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.online.values().map(|user| user.name.as_str())
@@ -751,6 +807,63 @@ mod tests {
         assert!(!h.chat.input(key(1, 3), "help", NOW, &mut h.out));
         // Its names are free again.
         h.login(key(2, 2), "a1");
+    }
+
+    #[test]
+    fn a_frontend_let_go_of_comes_back_and_nobody_notices() {
+        let mut h = Harness::new();
+        h.login(key(1, 1), "ann");
+        h.login(key(1, 2), "bob");
+        h.open(key(1, 3));
+        h.login(key(2, 1), "cy");
+        h.login(key(1, 4), "dee");
+        let login = |name: &str, seq| Some(Login { name: name.into(), seq });
+        let seq_of = |h: &Harness, name: &str| {
+            h.chat
+                .online
+                .iter()
+                .find(|(_, u)| u.name == name)
+                .map(|(s, _)| *s)
+                .unwrap()
+        };
+        let (ann, bob, dee) = (seq_of(&h, "ann"), seq_of(&h, "bob"), seq_of(&h, "dee"));
+        h.out.clear();
+        // Frontend 1 comes back as connection 7. Its hello: ann as the kernel has her; bob logged
+        // out (a Named frame was lost); session 3 gone (it closed meanwhile); dee as she is; and a
+        // session 5 the kernel never heard of, logged out.
+        h.chat.reattach(
+            1,
+            7,
+            vec![(1, login("ann", ann)), (2, None), (4, login("dee", dee)), (5, None)],
+            &mut h.out,
+        );
+        assert!(h.deliveries().is_empty(), "{:?}", h.out);
+        assert_eq!(
+            h.out,
+            [Output::Named {
+                key: key(7, 2),
+                login: login("bob", bob)
+            }]
+        );
+        assert_eq!(h.chat.names().collect::<Vec<_>>(), ["ann", "bob", "cy", "dee"]);
+        assert_eq!((h.chat.users_on(1), h.chat.users_on(7)), (0, 3));
+        // The sessions live on under the new connection.
+        assert_eq!(h.reply(key(7, 1), "/whoami"), "ann");
+        assert_eq!(h.reply(key(7, 5), "whoami"), "[ERROR] - First login!");
+        assert!(!h.chat.input(key(1, 1), "whoami", NOW, &mut h.out));
+        // A session the hello does not list is closed: dee's user is logged out, for everyone.
+        h.out.clear();
+        h.chat
+            .reattach(7, 8, vec![(1, login("ann", ann)), (2, login("bob", bob))], &mut h.out);
+        assert_eq!(
+            h.deliveries(),
+            [
+                (key(8, 1), "[SYSTEM INFO] - [dee] logout from chat.".into()),
+                (key(8, 2), "[SYSTEM INFO] - [dee] logout from chat.".into()),
+                (key(2, 1), "[SYSTEM INFO] - [dee] logout from chat.".into()),
+            ]
+        );
+        assert_eq!(h.chat.names().collect::<Vec<_>>(), ["ann", "bob", "cy"]);
     }
 
     #[test]

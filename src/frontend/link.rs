@@ -1,9 +1,15 @@
 //! The frontend's link to the kernel: connect (and reconnect, with backoff), say hello with every
-//! live session, then pump frames up and events down.
+//! live session, then pump frames up and events down, with heartbeats both ways.
 //!
 //! Clients never notice the kernel going away: their lines wait in the upstream queue while the
 //! link reconnects, every frame the kernel has not acknowledged is sent again after the hello, and
-//! events whose origin was already seen are dropped, so each shows once (see [`crate::wire`]).
+//! events whose origin was already seen are dropped, so each shows once (see [`crate::wire`]). A
+//! kernel silent for [`wire::HEARTBEAT_TIMEOUT`] (hung, or stopped) counts as gone.
+//!
+//! Events go to clients only as fast as the clients that read take them: before reading more
+//! from the kernel the link waits for clients that fell behind (see
+//! [`Sessions::hold_back`](super::session::Sessions::hold_back)), and the kernel, whose writes
+//! then wait, slows its inputs in turn.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -20,8 +26,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
-use super::session::{Payload, Sessions};
-use crate::chat::Event;
+use super::session::Sessions;
+use crate::chat::{Event, SessionId};
 use crate::wire::{self, Downstream, Origin, To, Upstream};
 
 /// First reconnect delay; doubles up to [`BACKOFF_MAX`]. Connecting to a missing Unix socket costs
@@ -39,16 +45,24 @@ const WRITE_BATCH: usize = 64 << 10;
 pub const MAX_UNACKED: usize = super::session::UPSTREAM;
 
 /// Everything the link needs; `render` turns an event into this frontend's wire format.
-pub struct Link<T, R> {
+pub struct Link<R> {
     pub name: String,
     pub socket: PathBuf,
-    pub sessions: Arc<Sessions<T>>,
+    pub sessions: Arc<Sessions>,
     pub render: R,
+}
+
+/// A frame sent and not yet acknowledged: its number, the client whose line it is (so that
+/// client may send more once it is acknowledged), and its bytes.
+struct Sent {
+    seq: u64,
+    line_of: Option<SessionId>,
+    frame: Bytes,
 }
 
 /// Frames the kernel has not acknowledged, oldest first, and the number of the next one.
 struct Unacked {
-    frames: VecDeque<(u64, Bytes)>,
+    frames: VecDeque<Sent>,
     next: u64,
 }
 
@@ -61,10 +75,9 @@ struct Memory {
     room: Notify,
 }
 
-impl<T, R> Link<T, R>
+impl<R> Link<R>
 where
-    T: Payload,
-    R: Fn(&Event) -> T,
+    R: Fn(&Event) -> Bytes,
 {
     /// Runs until `shutdown`. `ready` is called once, on the first welcome.
     pub async fn run(self, mut upstream: mpsc::Receiver<Upstream>, shutdown: CancellationToken, ready: impl FnOnce()) {
@@ -110,6 +123,7 @@ where
                 queued,
                 "connected to the kernel"
             );
+            self.sessions.set_kernel(true);
             if let Some(ready) = ready.take() {
                 ready();
             }
@@ -125,6 +139,7 @@ where
                     e
                 }
             };
+            self.sessions.set_kernel(false);
             tracing::warn!(error = %format!("{error:#}"), "lost the kernel; reconnecting");
         }
     }
@@ -142,7 +157,7 @@ where
         let mut buf = BytesMut::new();
         {
             let unacked = lock(&memory.unacked);
-            let first = unacked.frames.front().map_or(unacked.next, |(seq, _)| *seq);
+            let first = unacked.frames.front().map_or(unacked.next, |sent| sent.seq);
             Upstream::Hello {
                 version: wire::VERSION,
                 frontend: self.name.clone(),
@@ -151,8 +166,8 @@ where
                 sessions: self.sessions.snapshot(),
             }
             .encode(&mut buf);
-            for (_, frame) in &unacked.frames {
-                buf.extend_from_slice(frame);
+            for sent in &unacked.frames {
+                buf.extend_from_slice(&sent.frame);
             }
         }
         write.write_all(&buf).await.context("sending hello")?;
@@ -175,7 +190,12 @@ where
         seen: &mut HashMap<u64, (u64, u64)>,
         connection: u64,
     ) -> anyhow::Error {
-        while let Some(body) = frames.next().await {
+        loop {
+            let body = match tokio::time::timeout(wire::HEARTBEAT_TIMEOUT, frames.next()).await {
+                Ok(Some(body)) => body,
+                Ok(None) => return anyhow!("the kernel closed the connection"),
+                Err(_) => return anyhow!("the kernel sent nothing for {:?}: hung", wire::HEARTBEAT_TIMEOUT),
+            };
             let message = match body
                 .map_err(anyhow::Error::from)
                 .and_then(|b| Ok(Downstream::decode(&b)?))
@@ -192,21 +212,28 @@ where
                             To::LoggedIn => self.sessions.deliver_logged_in(&message),
                         }
                     }
+                    // Clients that read slowly set the pace; the others get their turn.
+                    self.sessions.hold_back().await;
+                    tokio::task::coop::consume_budget().await;
                 }
                 Downstream::Named { session, login } => self.sessions.set_login(session, login),
                 Downstream::Close { session } => self.sessions.close(session),
                 Downstream::Ack { seq } => {
                     let mut unacked = lock(&memory.unacked);
-                    while unacked.frames.front().is_some_and(|(s, _)| *s <= seq) {
-                        unacked.frames.pop_front();
+                    while let Some(sent) = unacked.frames.pop_front_if(|sent| sent.seq <= seq) {
+                        if let Some(session) = sent.line_of {
+                            self.sessions.acked(session);
+                        }
                     }
+                    drop(unacked);
+                    self.sessions.acks_done();
                     memory.room.notify_one();
                 }
+                Downstream::Heartbeat => {}
                 Downstream::Welcome { .. } => return anyhow!("a second welcome from the kernel"),
                 Downstream::Census { .. } => {} // never asked for
             }
         }
-        anyhow!("the kernel closed the connection")
     }
 }
 
@@ -223,15 +250,28 @@ fn fresh(seen: &mut HashMap<u64, (u64, u64)>, origin: Origin, connection: u64) -
 }
 
 /// Numbers, remembers and writes queued upstream messages, gathering whatever is waiting into
-/// one write.
+/// one write; a heartbeat after a second of nothing to send.
 async fn send(mut write: OwnedWriteHalf, upstream: &mut mpsc::Receiver<Upstream>, memory: &Memory) -> anyhow::Error {
     let mut buf = BytesMut::new();
+    let mut heartbeat = BytesMut::new();
+    Upstream::Heartbeat.encode(&mut heartbeat);
     loop {
-        while lock(&memory.unacked).frames.len() >= MAX_UNACKED {
-            memory.room.notified().await;
-        }
-        let Some(first) = upstream.recv().await else {
-            return anyhow!("every client sender is gone");
+        let first = tokio::time::timeout(wire::HEARTBEAT, async {
+            while lock(&memory.unacked).frames.len() >= MAX_UNACKED {
+                memory.room.notified().await;
+            }
+            upstream.recv().await
+        })
+        .await;
+        let first = match first {
+            Ok(Some(first)) => first,
+            Ok(None) => return anyhow!("every client sender is gone"),
+            Err(_) => {
+                if let Err(e) = write.write_all(&heartbeat).await {
+                    return anyhow::Error::from(e).context("writing to the kernel");
+                }
+                continue;
+            }
         };
         let mut message = Some(first);
         {
@@ -241,7 +281,15 @@ async fn send(mut write: OwnedWriteHalf, upstream: &mut mpsc::Receiver<Upstream>
                 m.encode(&mut buf);
                 let seq = unacked.next;
                 unacked.next += 1;
-                unacked.frames.push_back((seq, Bytes::copy_from_slice(&buf[start..])));
+                let line_of = match &m {
+                    Upstream::Line { session, .. } => Some(*session),
+                    _ => None,
+                };
+                unacked.frames.push_back(Sent {
+                    seq,
+                    line_of,
+                    frame: Bytes::copy_from_slice(&buf[start..]),
+                });
                 if buf.len() < WRITE_BATCH && unacked.frames.len() < MAX_UNACKED {
                     message = upstream.try_recv().ok();
                 }

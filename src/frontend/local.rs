@@ -5,44 +5,20 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{self, Sessions};
-use super::{Kind, Limits, render, tcp, web};
-use crate::chat::{Chat, Event, FrontendId, Output, SessionId, SessionKey};
+use super::{Kind, Limits, http, render, tcp, web};
+use crate::chat::{Chat, Event, FrontendId, Output, SessionKey};
 use crate::kernel::clock::Clock;
 use crate::wire::Upstream;
 
-/// One served listener's sessions, by kind.
-enum Target {
-    Telnet(Arc<Sessions<Bytes>>, bool),
-    Web(Arc<Sessions<Utf8Bytes>>),
-}
-
-impl Target {
-    fn deliver(&self, to: &[SessionId], event: &Event) {
-        match self {
-            Target::Telnet(sessions, color) => sessions.deliver(to, &render::telnet(event, *color)),
-            Target::Web(sessions) => sessions.deliver(to, &web::render(event)),
-        }
-    }
-
-    fn set_login(&self, session: SessionId, login: Option<crate::chat::Login>) {
-        match self {
-            Target::Telnet(sessions, _) => sessions.set_login(session, login),
-            Target::Web(sessions) => sessions.set_login(session, login),
-        }
-    }
-
-    fn close(&self, session: SessionId) {
-        match self {
-            Target::Telnet(sessions, _) => sessions.close(session),
-            Target::Web(sessions) => sessions.close(session),
-        }
-    }
+/// One served listener's sessions and how it renders events.
+struct Target {
+    sessions: Arc<Sessions>,
+    render: Box<dyn Fn(&Event) -> Bytes + Send + Sync>,
 }
 
 /// Serves every listener from this process until `shutdown`.
@@ -57,6 +33,7 @@ pub async fn run(
     for (i, (kind, listener)) in listeners.into_iter().enumerate() {
         let frontend = i as FrontendId;
         listener.set_nonblocking(true)?;
+        let bound = listener.local_addr()?.ip();
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let (upstream, mut upstream_rx) = mpsc::channel(session::UPSTREAM);
         let tagged = tagged.clone();
@@ -69,8 +46,12 @@ pub async fn run(
         });
         match kind {
             Kind::Tcp => {
-                let sessions = Arc::new(Sessions::new(upstream));
-                targets.push(Target::Telnet(sessions.clone(), color));
+                let sessions = Arc::new(Sessions::new(upstream, None));
+                sessions.set_kernel(true);
+                targets.push(Target {
+                    sessions: sessions.clone(),
+                    render: Box::new(move |event: &Event| render::telnet(event, color)),
+                });
                 let telnet = tcp::Telnet {
                     sessions,
                     color,
@@ -79,15 +60,22 @@ pub async fn run(
                 tokio::spawn(tcp::serve(listener, Arc::new(telnet), shutdown.clone()));
             }
             Kind::Ws => {
-                let sessions = Arc::new(Sessions::new(upstream));
-                targets.push(Target::Web(sessions.clone()));
-                let router = web::router(Arc::new(web::Web::new(sessions, limits)));
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(shutdown.cancelled_owned())
-                        .await
+                let sessions = Arc::new(Sessions::new(upstream, Some(web::goodbye())));
+                sessions.set_kernel(true);
+                targets.push(Target {
+                    sessions: sessions.clone(),
+                    render: Box::new(web::render),
                 });
+                let hosts = http::Hosts {
+                    bound,
+                    allowed: Vec::new(),
+                };
+                let web = web::Web {
+                    sessions,
+                    limits,
+                    hosts,
+                };
+                tokio::spawn(web::serve(listener, Arc::new(web), shutdown.clone()));
             }
         }
     }
@@ -111,20 +99,28 @@ pub async fn run(
             }
             Upstream::Line { session, line } => {
                 chat.input(key(session), &line, clock.now(), &mut out);
+                // Applied: as the kernel's acknowledgement would, this makes room for more.
+                let target = &targets[frontend as usize];
+                target.sessions.acked(session);
+                target.sessions.acks_done();
             }
             Upstream::Closed { session } => chat.close(key(session), &mut out),
-            Upstream::Hello { .. } | Upstream::Census => {}
+            Upstream::Hello { .. } | Upstream::Census | Upstream::Heartbeat => {}
         }
         for output in out.drain(..) {
             match output {
                 Output::Deliver { event, to } | Output::Broadcast { event, to } => {
                     for (frontend, sessions) in to {
-                        targets[frontend as usize].deliver(&sessions, &event);
+                        let target = &targets[frontend as usize];
+                        target.sessions.deliver(&sessions, &(target.render)(&event));
                     }
                 }
-                Output::Named { key, login } => targets[key.frontend as usize].set_login(key.session, login),
-                Output::Close(key) => targets[key.frontend as usize].close(key.session),
+                Output::Named { key, login } => targets[key.frontend as usize].sessions.set_login(key.session, login),
+                Output::Close(key) => targets[key.frontend as usize].sessions.close(key.session),
             }
+        }
+        for target in &targets {
+            target.sessions.hold_back().await;
         }
     }
 }

@@ -2,14 +2,21 @@
 //! kernel for everything else.
 //!
 //! - [`listen`]: the listening socket, inherited (fd 3) or bound by hand.
-//! - [`session`]: this frontend's sessions and the queue to the kernel.
+//! - [`accept`] and [`admission`]: the accept loop, connection limits (pure counting), refusals.
+//! - [`client`]: one client connection: throttled reading, the writer, timeouts.
+//! - [`session`]: this frontend's sessions and the flow of lines to the kernel.
 //! - [`outbox`]: each client's bounded outgoing queue.
-//! - [`link`]: the kernel connection: hello, reconnects, frames both ways.
+//! - [`link`]: the kernel connection: hello, heartbeats, reconnects, frames both ways.
 //! - [`telnet`] and [`tcp`]: telnet framing (pure) and the telnet server.
-//! - [`web`]: the web page and WebSocket server.
+//! - [`http`], [`websocket`] and [`web`]: HTTP requests and WebSocket framing (pure), and the web
+//!   server.
 //! - [`render`]: events into telnet lines or WebSocket JSON (pure).
 //! - [`local`]: the whole chat in one process, the benchmark's baseline.
 
+pub mod accept;
+pub mod admission;
+pub mod client;
+pub mod http;
 pub mod link;
 pub mod listen;
 pub mod local;
@@ -19,12 +26,14 @@ pub mod session;
 pub mod tcp;
 pub mod telnet;
 pub mod web;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -55,8 +64,32 @@ impl std::fmt::Display for Kind {
 pub struct Limits {
     /// Longest input line in bytes.
     pub max_line: usize,
-    /// Clients served at once; more are told `server full`.
+    /// Connections served at once; more are told `server full`.
     pub max_connections: usize,
+    /// Connections from one address at once; more are told `too many connections`.
+    pub max_connections_per_ip: usize,
+    /// Lines a second a client may send after its burst; 0: unlimited.
+    pub input_rate: u32,
+    pub input_burst: u32,
+    /// How long a client's socket may take no byte while output waits.
+    pub send_timeout: Duration,
+    /// How long an HTTP request head may take to arrive (web only).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        use crate::config as c;
+        Self {
+            max_line: c::DEFAULT_MAX_LINE,
+            max_connections: c::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: c::DEFAULT_MAX_CONNECTIONS_PER_IP,
+            input_rate: c::DEFAULT_INPUT_RATE,
+            input_burst: c::DEFAULT_INPUT_BURST,
+            send_timeout: c::DEFAULT_SEND_TIMEOUT,
+            handshake_timeout: c::DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
 }
 
 /// Everything `serve` needs.
@@ -68,6 +101,8 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     pub color: bool,
     pub limits: Limits,
+    /// Host names served besides the bound address (web only).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Serves clients until `shutdown`.
@@ -76,13 +111,18 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
     let addr = listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(name = %options.name, kind = %options.kind, %addr, "listening");
+    let limits = Limits {
+        max_connections: accept::connection_budget(options.limits.max_connections),
+        ..options.limits
+    };
 
     tokio::spawn(crate::memory::trim_when_idle());
+    tokio::spawn(crate::notify::watchdog());
     // The link task owns the receiver and lives as long as the process.
     let (upstream, upstream_rx) = mpsc::channel(session::UPSTREAM);
     match options.kind {
         Kind::Tcp => {
-            let sessions = Arc::new(Sessions::new(upstream));
+            let sessions = Arc::new(Sessions::new(upstream, None));
             let color = options.color;
             let link = Link {
                 name: options.name,
@@ -94,12 +134,12 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
             let telnet = tcp::Telnet {
                 sessions,
                 color,
-                limits: options.limits,
+                limits,
             };
             tcp::serve(listener, Arc::new(telnet), shutdown).await;
         }
         Kind::Ws => {
-            let sessions = Arc::new(Sessions::new(upstream));
+            let sessions = Arc::new(Sessions::new(upstream, Some(web::goodbye())));
             let link = Link {
                 name: options.name,
                 socket: options.kernel,
@@ -107,11 +147,16 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
                 render: web::render,
             };
             tokio::spawn(link.run(upstream_rx, shutdown.clone(), crate::notify::ready));
-            let web = Arc::new(web::Web::new(sessions, options.limits));
-            axum::serve(listener, web::router(web))
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .context("serving the web chat")?;
+            let hosts = http::Hosts {
+                bound: addr.ip(),
+                allowed: options.allowed_hosts,
+            };
+            let web = web::Web {
+                sessions,
+                limits,
+                hosts,
+            };
+            web::serve(listener, Arc::new(web), shutdown).await;
         }
     }
     Ok(())

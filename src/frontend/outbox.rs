@@ -1,65 +1,131 @@
 //! A client's outgoing queue: bounded in bytes, drained a batch at a time by the client's writer,
-//! and holding no buffer while it is empty, so that an idle connection costs little.
+//! holding no buffer while it is empty (an idle connection costs little), and knowing whether the
+//! client's socket is taking bytes.
 //!
-//! The kernel link pushes rendered messages; the client's reader pushes its own replies; the
-//! writer takes everything queued in one go. A client whose queue passes [`OUTBOX_BYTES`] is
-//! killed: its writer stops at once and the connection closes.
+//! Two bounds. Past [`BEHIND_BYTES`] the client is *behind*: the kernel link waits for it a moment
+//! before handing out more (see [`Sessions::hold_back`](super::session::Sessions::hold_back)), so a
+//! burst slows to the pace of the clients that read rather than dropping them. Past
+//! [`OUTBOX_BYTES`] (what is queued plus what the writer holds) the client is dropped. So is one
+//! whose socket accepts no byte for a while as the link waits for it, or for `send_timeout` at any
+//! time: a client counts as not reading only when its socket stops taking bytes, never because
+//! this process is busy.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
-/// Bytes queued for one client before it counts as not reading and is dropped. One message
-/// always fits in an empty queue, however large.
+/// Bytes waiting for one client before it is dropped. One message always fits in an empty queue,
+/// however large.
 pub const OUTBOX_BYTES: usize = 1 << 20;
+/// Bytes waiting past which a client is behind: the kernel link waits for it to catch up.
+pub const BEHIND_BYTES: usize = 256 << 10;
 /// A drained batch buffer larger than this is given back rather than kept for the next batch.
 const KEEP_CAPACITY: usize = 16;
 
-/// A rendered message for a client: telnet bytes or a WebSocket text.
-pub trait Payload: Clone + Send + 'static {
-    /// Bytes it takes in a queue.
-    fn size(&self) -> usize;
+/// Why a client was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// More than [`OUTBOX_BYTES`] waited.
+    Full,
+    /// Behind, and its socket took no byte for this long.
+    Stalled(Duration),
+    /// Its socket took no byte for `send_timeout` while output waited.
+    SendTimeout(Duration),
 }
 
-impl Payload for bytes::Bytes {
-    fn size(&self) -> usize {
-        self.len()
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dropped::Full => write!(f, "not reading: {} KiB of output waiting", OUTBOX_BYTES >> 10),
+            Dropped::Stalled(d) => write!(
+                f,
+                "not reading: its socket took no byte for {d:?} with over {} KiB waiting",
+                BEHIND_BYTES >> 10
+            ),
+            Dropped::SendTimeout(d) => write!(f, "send timeout: its socket took no byte for {d:?}"),
+        }
     }
 }
 
-impl Payload for axum::extract::ws::Utf8Bytes {
-    fn size(&self) -> usize {
-        self.len()
-    }
+/// Whether to wait for a client that fell behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behind {
+    /// Wait, until this instant at most.
+    Until(Instant),
+    /// Do not wait: its socket has been shut a while; but look again later (it may stall).
+    Watch,
+    /// Do not: it caught up, was dropped before, or has held the link up long enough.
+    No,
+    /// Do not: it was just dropped for not reading (reported once).
+    DroppedNow(Dropped),
 }
 
-struct Queue<T> {
-    items: VecDeque<T>,
-    bytes: usize,
-    /// Close after what is queued (the user logged out).
+/// How long a link holds back for a client that fell behind.
+#[derive(Debug, Clone, Copy)]
+pub struct HoldBack {
+    /// At most this long each time it falls behind.
+    pub hold: Duration,
+    /// Not once its socket has refused bytes this long.
+    pub blocked: Duration,
+    /// Its socket refusing bytes this long, it is dropped.
+    pub stall: Duration,
+}
+
+/// What became of a pushed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// Queued, and it took the client past [`BEHIND_BYTES`] (reported once per time it falls
+    /// behind).
+    Behind,
+    /// This message would pass [`OUTBOX_BYTES`]: the client is dropped now (reported once).
+    Dropped,
+    /// Not queued: the client was dropped earlier, or is closing.
+    Ignored,
+}
+
+struct Queue {
+    items: VecDeque<Bytes>,
+    /// Bytes in `items`.
+    queued: usize,
+    /// Bytes handed to the writer and not yet written.
+    writing: usize,
+    /// Where in `items` an unsent pong waits: a newer ping's pong replaces it (RFC 6455 lets a
+    /// server answer only the latest ping).
+    pong: Option<usize>,
+    /// Since when the socket has refused bytes, with output waiting.
+    blocked_since: Option<Instant>,
+    /// Since when more than [`BEHIND_BYTES`] have waited.
+    behind_since: Option<Instant>,
+    /// Close after what is queued (the user logged out, or the client said goodbye).
     close: bool,
-    /// Stop now (the client is not reading).
-    killed: bool,
+    dropped: Option<Dropped>,
 }
 
-struct Shared<T> {
-    queue: Mutex<Queue<T>>,
+impl Queue {
+    fn waiting(&self) -> usize {
+        self.queued + self.writing
+    }
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
     /// Wakes the writer; a wake with no writer waiting is kept for its next wait.
     wake: Notify,
+    /// Wakes whoever waits for a client that was behind: shared by every outbox of a frontend.
+    room: Arc<Notify>,
 }
 
 /// The pushing side; cheap to clone.
-pub struct Outbox<T>(Arc<Shared<T>>);
-
-impl<T> Clone for Outbox<T> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
+#[derive(Clone)]
+pub struct Outbox(Arc<Shared>);
 
 /// The writer's side.
-pub struct OutboxRx<T>(Arc<Shared<T>>);
+pub struct OutboxRx(Arc<Shared>);
 
 /// What the writer is to do next.
 #[derive(Debug, PartialEq, Eq)]
@@ -69,42 +135,96 @@ pub enum Next {
     /// Everything is sent; close the connection.
     Close,
     /// Drop the connection now.
-    Killed,
+    Dropped(Dropped),
 }
 
-/// A new, empty outbox.
-pub fn outbox<T: Payload>() -> (Outbox<T>, OutboxRx<T>) {
+/// A new, empty outbox; `room` is signalled when the client catches up after being behind.
+pub fn outbox(room: Arc<Notify>) -> (Outbox, OutboxRx) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue {
             items: VecDeque::new(),
-            bytes: 0,
+            queued: 0,
+            writing: 0,
+            pong: None,
+            blocked_since: None,
+            behind_since: None,
             close: false,
-            killed: false,
+            dropped: None,
         }),
         wake: Notify::new(),
+        room,
     });
     (Outbox(shared.clone()), OutboxRx(shared))
 }
 
-impl<T: Payload> Outbox<T> {
-    /// Queues a message. Past [`OUTBOX_BYTES`] the client is killed instead and this is false.
-    pub fn push(&self, message: T) -> bool {
+impl Outbox {
+    /// Queues a message.
+    pub fn push(&self, message: Bytes) -> Pushed {
+        self.push_at(message, Instant::now())
+    }
+
+    pub fn push_at(&self, message: Bytes, now: Instant) -> Pushed {
         let mut queue = self.lock();
-        if queue.killed {
-            return false;
-        }
-        let size = message.size();
-        if queue.bytes > 0 && queue.bytes + size > OUTBOX_BYTES {
-            queue.killed = true;
-            queue.items = VecDeque::new();
-            drop(queue);
+        let pushed = Self::add(&mut queue, message, now);
+        drop(queue);
+        if pushed != Pushed::Ignored {
             self.0.wake.notify_one();
-            return false;
         }
-        queue.bytes += size;
-        queue.items.push_back(message);
+        pushed
+    }
+
+    /// Queues a pong, replacing one that is still unsent.
+    pub fn push_pong(&self, pong: Bytes) -> Pushed {
+        let mut queue = self.lock();
+        if let Some(at) = queue.pong {
+            let old = std::mem::replace(&mut queue.items[at], pong);
+            queue.queued = queue.queued - old.len() + queue.items[at].len();
+            return Pushed::Queued;
+        }
+        let pushed = Self::add(&mut queue, pong, Instant::now());
+        if matches!(pushed, Pushed::Queued | Pushed::Behind) {
+            queue.pong = Some(queue.items.len() - 1);
+        }
         drop(queue);
         self.0.wake.notify_one();
+        pushed
+    }
+
+    fn add(queue: &mut Queue, message: Bytes, now: Instant) -> Pushed {
+        if queue.dropped.is_some() || queue.close {
+            return Pushed::Ignored;
+        }
+        let waiting = queue.waiting();
+        if waiting > 0 && waiting + message.len() > OUTBOX_BYTES {
+            Self::drop_queue(queue, Dropped::Full);
+            return Pushed::Dropped;
+        }
+        queue.queued += message.len();
+        queue.items.push_back(message);
+        if queue.behind_since.is_none() && queue.waiting() > BEHIND_BYTES {
+            queue.behind_since = Some(now);
+            return Pushed::Behind;
+        }
+        Pushed::Queued
+    }
+
+    fn drop_queue(queue: &mut Queue, why: Dropped) {
+        queue.dropped = Some(why);
+        queue.items = VecDeque::new();
+        queue.queued = 0;
+        queue.pong = None;
+    }
+
+    /// Drops the client now (true if this call did it).
+    pub fn drop_client(&self, why: Dropped) -> bool {
+        let mut queue = self.lock();
+        if queue.dropped.is_some() {
+            return false;
+        }
+        Self::drop_queue(&mut queue, why);
+        drop(queue);
+        self.0.wake.notify_one();
+        self.0.room.notify_waiters();
         true
     }
 
@@ -114,18 +234,61 @@ impl<T: Payload> Outbox<T> {
         self.0.wake.notify_one();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue<T>> {
+    /// Whether a link should wait for this client: [`Behind::Until`] while it is behind, for at
+    /// most `hold` since it fell behind, and while its socket, if it refuses bytes, has refused
+    /// them for less than `blocked`: a reader that is momentarily full is waited for, one whose
+    /// socket stays shut is not. A client behind whose socket took nothing for `stall` is dropped
+    /// here.
+    pub fn behind(&self, now: Instant, limits: HoldBack) -> Behind {
+        let mut queue = self.lock();
+        if queue.dropped.is_some() {
+            return Behind::No;
+        }
+        let Some(since) = queue.behind_since else {
+            return Behind::No;
+        };
+        let mut until = since + limits.hold;
+        if let Some(blocked) = queue.blocked_since {
+            if now >= blocked + limits.stall {
+                let why = Dropped::Stalled(limits.stall);
+                Self::drop_queue(&mut queue, why);
+                drop(queue);
+                self.0.wake.notify_one();
+                return Behind::DroppedNow(why);
+            }
+            if now >= blocked + limits.blocked {
+                return Behind::Watch;
+            }
+            until = until.min(blocked + limits.blocked);
+        }
+        if now >= since + limits.hold {
+            return Behind::No;
+        }
+        Behind::Until(until)
+    }
+
+    /// Why the client was dropped, if it was.
+    pub fn dropped(&self) -> Option<Dropped> {
+        self.lock().dropped
+    }
+
+    /// Bytes waiting: queued and being written.
+    pub fn waiting(&self) -> usize {
+        self.lock().waiting()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.0.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-impl<T: Payload> OutboxRx<T> {
-    /// Completes once the client is killed: race it against a write that may never finish
-    /// (a client that stopped reading).
-    pub async fn killed(&self) {
+impl OutboxRx {
+    /// Completes once the client is dropped, with why: race it against anything that may never
+    /// finish.
+    pub async fn dropped(&self) -> Dropped {
         loop {
-            if self.0.queue.lock().unwrap_or_else(|e| e.into_inner()).killed {
-                return;
+            if let Some(why) = self.lock().dropped {
+                return why;
             }
             // Taking a wake meant for `next` is harmless: `next` looks at the queue first.
             self.0.wake.notified().await;
@@ -133,20 +296,21 @@ impl<T: Payload> OutboxRx<T> {
     }
 
     /// Waits for work. On [`Next::Send`] every queued message has been moved into `batch` (which
-    /// must be empty).
-    pub async fn next(&mut self, batch: &mut VecDeque<T>) -> Next {
+    /// must be empty); report what is written with [`sent`](Self::sent).
+    pub async fn next(&mut self, batch: &mut VecDeque<Bytes>) -> Next {
         if batch.capacity() > KEEP_CAPACITY {
             *batch = VecDeque::new();
         }
         loop {
             {
-                let mut queue = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
-                if queue.killed {
-                    return Next::Killed;
+                let mut queue = self.lock();
+                if let Some(why) = queue.dropped {
+                    return Next::Dropped(why);
                 }
                 if !queue.items.is_empty() {
                     std::mem::swap(&mut queue.items, batch);
-                    queue.bytes = 0;
+                    queue.writing += std::mem::take(&mut queue.queued);
+                    queue.pong = None;
                     return Next::Send;
                 }
                 if queue.close {
@@ -156,63 +320,167 @@ impl<T: Payload> OutboxRx<T> {
             self.0.wake.notified().await;
         }
     }
+
+    /// `n` bytes of the batch reached the socket.
+    pub fn sent(&self, n: usize) {
+        let mut queue = self.lock();
+        queue.writing = queue.writing.saturating_sub(n);
+        queue.blocked_since = None;
+        if queue.behind_since.is_some() && queue.waiting() <= BEHIND_BYTES {
+            queue.behind_since = None;
+            drop(queue);
+            self.0.room.notify_waiters();
+        }
+    }
+
+    /// The socket refused bytes (would block); returns since when it has been refusing.
+    pub fn blocked(&self, now: Instant) -> Instant {
+        *self.lock().blocked_since.get_or_insert(now)
+    }
+
+    /// Drops the client (the writer found it not reading).
+    pub fn drop_client(&self, why: Dropped) -> bool {
+        Outbox(self.0.clone()).drop_client(why)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.0.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
+
+    fn new() -> (Outbox, OutboxRx) {
+        outbox(Arc::new(Notify::new()))
+    }
+
+    fn bytes(n: usize) -> Bytes {
+        Bytes::from(vec![b'x'; n])
+    }
 
     #[tokio::test]
     async fn batches_then_close() {
-        let (tx, mut rx) = outbox::<Bytes>();
-        assert!(tx.push(Bytes::from_static(b"a")));
-        assert!(tx.push(Bytes::from_static(b"b")));
+        let (tx, mut rx) = new();
+        assert_eq!(tx.push(Bytes::from_static(b"a")), Pushed::Queued);
+        tx.push(Bytes::from_static(b"b"));
         tx.close();
+        assert_eq!(tx.push(Bytes::from_static(b"late")), Pushed::Ignored);
         let mut batch = VecDeque::new();
         assert_eq!(rx.next(&mut batch).await, Next::Send);
         assert_eq!(batch, [Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        rx.sent(2);
         batch.clear();
         assert_eq!(rx.next(&mut batch).await, Next::Close);
     }
 
     #[tokio::test]
-    async fn a_full_queue_kills_the_client() {
-        let (tx, mut rx) = outbox::<Bytes>();
-        // One message fits whatever its size; the next one past the bound kills.
-        assert!(tx.push(Bytes::from(vec![0u8; OUTBOX_BYTES + 10])));
-        assert!(!tx.push(Bytes::from_static(b"x")));
-        assert!(!tx.push(Bytes::from_static(b"y")), "stays killed");
+    async fn past_the_bound_the_client_is_dropped_once() {
+        let (tx, mut rx) = new();
+        // One message fits whatever its size; the next one past the bound drops the client.
+        assert_eq!(tx.push(bytes(OUTBOX_BYTES + 10)), Pushed::Behind);
+        assert_eq!(tx.push(Bytes::from_static(b"x")), Pushed::Dropped);
+        assert_eq!(tx.push(Bytes::from_static(b"y")), Pushed::Ignored, "reported once");
         let mut batch = VecDeque::new();
-        assert_eq!(rx.next(&mut batch).await, Next::Killed);
+        assert_eq!(rx.next(&mut batch).await, Next::Dropped(Dropped::Full));
     }
 
     #[tokio::test]
-    async fn a_kill_interrupts_a_stuck_writer() {
-        let (tx, rx) = outbox::<Bytes>();
+    async fn what_the_writer_holds_counts_until_sent() {
+        let (tx, mut rx) = new();
+        tx.push(bytes(OUTBOX_BYTES / 2));
+        let mut batch = VecDeque::new();
+        rx.next(&mut batch).await;
+        // Stuck in the socket: the half it holds still counts.
+        tx.push(bytes(OUTBOX_BYTES / 4));
+        assert_eq!(tx.push(bytes(OUTBOX_BYTES / 2)), Pushed::Dropped);
+    }
+
+    #[tokio::test]
+    async fn only_the_latest_pong_waits() {
+        let (tx, mut rx) = new();
+        tx.push(Bytes::from_static(b"chat"));
+        for i in 0..10_000u32 {
+            tx.push_pong(Bytes::from(i.to_string()));
+        }
+        let mut batch = VecDeque::new();
+        rx.next(&mut batch).await;
+        assert_eq!(batch, [Bytes::from_static(b"chat"), Bytes::from_static(b"9999")]);
+        assert_eq!(tx.waiting(), 8);
+        // Once sent, the next pong queues anew.
+        tx.push_pong(Bytes::from_static(b"p"));
+        assert_eq!(tx.waiting(), 9);
+    }
+
+    #[tokio::test]
+    async fn a_drop_interrupts_a_stuck_writer() {
+        let (tx, rx) = new();
         let stuck = async {
             tokio::select! {
-                _ = std::future::pending::<()>() => false,
-                _ = rx.killed() => true,
+                _ = std::future::pending::<()>() => None,
+                why = rx.dropped() => Some(why),
             }
         };
         let filler = async {
-            assert!(tx.push(Bytes::from(vec![0u8; OUTBOX_BYTES])));
-            assert!(!tx.push(Bytes::from_static(b"one too many")));
+            tx.push(bytes(OUTBOX_BYTES));
+            assert_eq!(tx.push(Bytes::from_static(b"one too many")), Pushed::Dropped);
         };
-        let (killed, ()) = tokio::join!(stuck, filler);
-        assert!(killed);
+        let (why, ()) = tokio::join!(stuck, filler);
+        assert_eq!(why, Some(Dropped::Full));
     }
 
-    #[tokio::test]
-    async fn a_wake_before_the_wait_is_kept() {
-        let (tx, mut rx) = outbox::<Bytes>();
-        let writer = tokio::spawn(async move {
-            let mut batch = VecDeque::new();
-            rx.next(&mut batch).await;
-            batch.len()
-        });
-        tx.push(Bytes::from_static(b"late"));
-        assert_eq!(writer.await.unwrap(), 1);
+    const LIMITS: HoldBack = HoldBack {
+        hold: Duration::from_secs(1),
+        blocked: Duration::from_millis(100),
+        stall: Duration::from_millis(500),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn behind_is_waited_for_a_while_and_a_stalled_socket_is_dropped() {
+        let start = Instant::now();
+        let ms = |n| start + Duration::from_millis(n);
+        let (tx, mut rx) = new();
+        assert_eq!(tx.push_at(bytes(BEHIND_BYTES + 10_000), start), Pushed::Behind);
+        assert_eq!(tx.behind(start, LIMITS), Behind::Until(start + LIMITS.hold));
+        let mut batch = VecDeque::new();
+        rx.next(&mut batch).await;
+        // The socket takes part of it, then refuses.
+        rx.sent(1000);
+        assert_eq!(rx.blocked(ms(100)), ms(100));
+        assert_eq!(rx.blocked(ms(150)), ms(100), "refusing since the first refusal");
+        assert_eq!(tx.behind(ms(150), LIMITS), Behind::Until(ms(200)));
+        // Shut a while: not waited for, but watched.
+        assert_eq!(tx.behind(ms(200), LIMITS), Behind::Watch);
+        assert_eq!(tx.behind(ms(599), LIMITS), Behind::Watch);
+        assert_eq!(
+            tx.behind(ms(600), LIMITS),
+            Behind::DroppedNow(Dropped::Stalled(LIMITS.stall))
+        );
+        assert_eq!(tx.behind(ms(600), LIMITS), Behind::No);
+        assert_eq!(tx.dropped(), Some(Dropped::Stalled(LIMITS.stall)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_that_catches_up_frees_the_link_and_one_too_slow_is_let_go() {
+        let start = Instant::now();
+        let room = Arc::new(Notify::new());
+        let (tx, mut rx) = outbox(room.clone());
+        tx.push_at(bytes(BEHIND_BYTES + 100), start);
+        let mut batch = VecDeque::new();
+        rx.next(&mut batch).await;
+        let woken = room.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        rx.sent(200);
+        woken.await;
+        assert_eq!(tx.behind(start, LIMITS), Behind::No, "caught up");
+        // Behind again, taking bytes but slowly: waited for `hold`, then left to itself.
+        tx.push_at(bytes(BEHIND_BYTES), start);
+        rx.sent(10);
+        let at = start + Duration::from_millis(900);
+        assert_eq!(tx.behind(at, LIMITS), Behind::Until(start + LIMITS.hold));
+        assert_eq!(tx.behind(start + LIMITS.hold, LIMITS), Behind::No);
+        assert_eq!(tx.dropped(), None);
     }
 }

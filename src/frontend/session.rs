@@ -1,59 +1,106 @@
-//! The frontend's sessions: one per client connection, each with a bounded outbox and the login
-//! the kernel last reported (for the hello after a kernel restart).
+//! The frontend's sessions: one per client connection, each with a bounded outbox, the login the
+//! kernel last reported (for the hello after a kernel restart), and its lines on their way to the
+//! kernel.
+//!
+//! Flow control, end to end: a client may have [`MAX_INFLIGHT`] lines sent and not yet
+//! acknowledged by the kernel; past that its reader waits (TCP then slows the client), so one
+//! client's flood never sits in front of another's line. While the kernel is down, lines queue up
+//! to that bound and past it are answered `server busy`; a kernel that is merely busy is never a
+//! reason for `server busy`. Downstream, a client that falls behind makes the kernel link wait for
+//! it a moment ([`Sessions::hold_back`]), which in turn slows the kernel and the senders.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::mpsc::{self, error::TrySendError};
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
 
-pub use super::outbox::{OUTBOX_BYTES, Payload};
-use super::outbox::{Outbox, OutboxRx, outbox};
-
+use super::outbox::{Behind, Dropped, HoldBack, Outbox, OutboxRx, Pushed, outbox};
 use crate::chat::{ChatError, Event, Login, SessionId};
+use crate::throttle::Warnings;
 use crate::wire::Upstream;
 
-/// Lines and session changes waiting for the kernel link, across all clients. Past it a line is
-/// answered `server busy` (a kernel restart is the usual cause).
-pub const UPSTREAM: usize = 16384;
+pub use super::outbox::OUTBOX_BYTES;
 
-struct Entry<T> {
-    outbox: Outbox<T>,
+/// Messages waiting for the kernel link, across all clients.
+pub const UPSTREAM: usize = 16384;
+/// Lines of one client sent to the kernel and not yet acknowledged.
+pub const MAX_INFLIGHT: u32 = 64;
+/// How long the kernel link waits for a client that fell behind: at most a second each time it
+/// does, and not once its socket has taken nothing for 100 ms (a reader with a full socket is
+/// back within that, a client that stopped reading is not); one whose socket takes nothing for
+/// half a second is not reading, and is dropped.
+pub const HOLD_BACK: HoldBack = HoldBack {
+    hold: Duration::from_secs(1),
+    blocked: Duration::from_millis(100),
+    stall: Duration::from_millis(500),
+};
+
+struct Entry {
+    outbox: Outbox,
     login: Option<Login>,
+    /// Lines sent to the kernel, not yet acknowledged.
+    inflight: u32,
+    peer: SocketAddr,
 }
 
 /// Every live session of this frontend, and the sending half of the link to the kernel.
-pub struct Sessions<T> {
-    entries: Mutex<HashMap<SessionId, Entry<T>>>,
+pub struct Sessions {
+    entries: Mutex<HashMap<SessionId, Entry>>,
     next: AtomicU64,
     /// To the kernel link task, which owns the receiver and outlives every client.
     upstream: mpsc::Sender<Upstream>,
+    /// Whether the kernel link is up; the link sets it.
+    kernel: watch::Sender<bool>,
+    /// Signalled when acknowledgements free room for clients' lines.
+    acked: Notify,
+    /// Signalled when a client that was behind catches up or is dropped.
+    room: Arc<Notify>,
+    /// Clients that fell behind, for [`hold_back`](Self::hold_back).
+    behind: Mutex<Vec<(SessionId, Outbox)>>,
+    /// Limits the drop warnings (a mass drop must not flood the log).
+    drops: Warnings,
+    /// Sent last to a client the kernel closes (a WebSocket close frame).
+    goodbye: Option<Bytes>,
 }
 
 /// A client connection's handle on its session; closing it (on drop) tells the kernel.
-pub struct Session<'a, T> {
+pub struct Session<'a> {
     pub id: SessionId,
-    sessions: &'a Sessions<T>,
-    /// The client's own outbox, for replies the frontend makes itself (`line too long`).
-    outbox: Outbox<T>,
+    pub peer: SocketAddr,
+    sessions: &'a Sessions,
+    /// The client's own outbox, for replies the frontend makes itself.
+    outbox: Outbox,
 }
 
-impl<T: Payload> Sessions<T> {
-    pub fn new(upstream: mpsc::Sender<Upstream>) -> Self {
+impl Sessions {
+    pub fn new(upstream: mpsc::Sender<Upstream>, goodbye: Option<Bytes>) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             upstream,
+            kernel: watch::Sender::new(false),
+            acked: Notify::new(),
+            room: Arc::new(Notify::new()),
+            behind: Mutex::new(Vec::new()),
+            drops: Warnings::new(10, 50),
+            goodbye,
         }
     }
 
     /// Registers a new client and tells the kernel. Returns its handle and the outbox receiver.
-    pub async fn open(&self) -> (Session<'_, T>, OutboxRx<T>) {
+    pub async fn open(&self, peer: SocketAddr) -> (Session<'_>, OutboxRx) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (outbox, rx) = outbox();
+        let (outbox, rx) = outbox(self.room.clone());
         let entry = Entry {
             outbox: outbox.clone(),
             login: None,
+            inflight: 0,
+            peer,
         };
         self.lock().insert(id, entry);
         // Waits only if the queue to the kernel is full (a long kernel outage under load): the new
@@ -61,39 +108,103 @@ impl<T: Payload> Sessions<T> {
         let _ = self.upstream.send(Upstream::Open { session: id }).await;
         let session = Session {
             id,
+            peer,
             sessions: self,
             outbox,
         };
         (session, rx)
     }
 
-    /// Delivers a rendered message to `to`; a client whose outbox is full is dropped.
-    pub fn deliver(&self, to: &[SessionId], message: &T) {
+    /// Delivers a rendered message to `to`.
+    pub fn deliver(&self, to: &[SessionId], message: &Bytes) {
         let mut entries = self.lock();
         for id in to {
-            if let Some(entry) = entries.get(id)
-                && !entry.outbox.push(message.clone())
-            {
-                slow(*id);
-                entries.remove(id);
+            if let Some(entry) = entries.get(id) {
+                let pushed = entry.outbox.push(message.clone());
+                if !self.pushed(*id, entry, pushed) {
+                    entries.remove(id);
+                }
             }
         }
     }
 
     /// Delivers a rendered message to every logged-in session (a broadcast).
-    pub fn deliver_logged_in(&self, message: &T) {
+    pub fn deliver_logged_in(&self, message: &Bytes) {
         self.lock().retain(|id, entry| {
-            if entry.login.is_none() || entry.outbox.push(message.clone()) {
+            if entry.login.is_none() {
                 return true;
             }
-            slow(*id);
-            false
+            let pushed = entry.outbox.push(message.clone());
+            self.pushed(*id, entry, pushed)
         });
+    }
+
+    /// Notes a client that fell behind and reports one that was dropped; false if it is gone.
+    fn pushed(&self, id: SessionId, entry: &Entry, pushed: Pushed) -> bool {
+        match pushed {
+            Pushed::Queued => true,
+            Pushed::Behind => {
+                lock(&self.behind).push((id, entry.outbox.clone()));
+                true
+            }
+            Pushed::Dropped => {
+                self.log_drop(id, entry.peer, Dropped::Full);
+                false
+            }
+            Pushed::Ignored => entry.outbox.dropped().is_none(),
+        }
+    }
+
+    fn log_drop(&self, id: SessionId, peer: SocketAddr, why: Dropped) {
+        crate::warn_limited!(self.drops, session = id, %peer, "dropped a client: {why}");
+    }
+
+    /// Waits while clients that fell behind catch up, as [`HOLD_BACK`] says; one whose socket
+    /// takes no byte for its `stall` is dropped. The kernel link calls this before taking more
+    /// from the kernel, so a burst slows to the pace of the clients that read instead of piling
+    /// up, and a client that does not read costs the others 100 ms at most.
+    pub async fn hold_back(&self) {
+        loop {
+            if lock(&self.behind).is_empty() {
+                return;
+            }
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let now = Instant::now();
+            let mut until: Option<Instant> = None;
+            let mut dropped = Vec::new();
+            lock(&self.behind).retain(|(id, outbox)| match outbox.behind(now, HOLD_BACK) {
+                Behind::Until(at) => {
+                    until = Some(until.map_or(at, |u| u.min(at)));
+                    true
+                }
+                Behind::Watch => true,
+                Behind::No => false,
+                Behind::DroppedNow(why) => {
+                    dropped.push((*id, why));
+                    false
+                }
+            });
+            for (id, why) in dropped {
+                if let Some(entry) = self.lock().remove(&id) {
+                    self.log_drop(id, entry.peer, why);
+                }
+            }
+            let Some(until) = until else { return };
+            tokio::select! {
+                _ = room => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
     }
 
     /// The kernel closes a session after `logout`.
     pub fn close(&self, id: SessionId) {
         if let Some(entry) = self.lock().get(&id) {
+            if let Some(goodbye) = &self.goodbye {
+                entry.outbox.push(goodbye.clone());
+            }
             entry.outbox.close();
         }
     }
@@ -103,6 +214,23 @@ impl<T: Payload> Sessions<T> {
         if let Some(entry) = self.lock().get_mut(&id) {
             entry.login = login;
         }
+    }
+
+    /// The kernel acknowledged a line of `id`: room for one more.
+    pub fn acked(&self, id: SessionId) {
+        if let Some(entry) = self.lock().get_mut(&id) {
+            entry.inflight = entry.inflight.saturating_sub(1);
+        }
+    }
+
+    /// Wakes the readers waiting for room, after a round of acknowledgements.
+    pub fn acks_done(&self) {
+        self.acked.notify_waiters();
+    }
+
+    /// The link tells whether the kernel is up (connected and answering).
+    pub fn set_kernel(&self, up: bool) {
+        self.kernel.send_if_modified(|state| std::mem::replace(state, up) != up);
     }
 
     /// Every live session and its login, for the hello to a (re)started kernel.
@@ -121,52 +249,200 @@ impl<T: Payload> Sessions<T> {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Entry<T>>> {
-        // A panic while holding the lock leaves the map consistent (every update is one call).
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Entry>> {
+        lock(&self.entries)
     }
 }
 
-fn slow(id: SessionId) {
-    tracing::warn!(session = id, limit = OUTBOX_BYTES, "client is not reading; dropping it");
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding a lock leaves the data consistent (every update is one call).
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl<T: Payload> Session<'_, T> {
-    /// Forwards one input line to the kernel. Returns the error to show the client if the queue
-    /// to the kernel is full.
-    pub fn line(&self, line: String) -> Result<(), ChatError> {
+impl Session<'_> {
+    /// Forwards one input line to the kernel, waiting while this client has [`MAX_INFLIGHT`]
+    /// lines unacknowledged or the queue is full. Returns `server busy` instead when the kernel
+    /// is down and this line is past those bounds.
+    pub async fn line(&self, line: String) -> Result<(), ChatError> {
+        let sessions = self.sessions;
         let message = Upstream::Line { session: self.id, line };
-        match self.sessions.upstream.try_send(message) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(ChatError::ServerBusy),
-            Err(TrySendError::Closed(_)) => Ok(()), // shutting down
+        loop {
+            let acked = sessions.acked.notified();
+            tokio::pin!(acked);
+            acked.as_mut().enable();
+            let room = match sessions.lock().get_mut(&self.id) {
+                None => return Ok(()), // dropped meanwhile
+                Some(entry) if entry.inflight < MAX_INFLIGHT => {
+                    entry.inflight += 1;
+                    true
+                }
+                Some(_) => false,
+            };
+            if room {
+                return self.send(message).await;
+            }
+            if !*sessions.kernel.borrow() {
+                return Err(ChatError::ServerBusy);
+            }
+            tokio::select! {
+                _ = acked => {}
+                _ = self.kernel_down() => return Err(ChatError::ServerBusy),
+            }
         }
     }
 
-    /// Queues a reply the frontend makes itself; a client that is not reading is dropped.
-    pub fn reply(&self, message: T) {
-        if !self.outbox.push(message) {
-            slow(self.id);
+    /// Sends a line that has its place among the in-flight ones.
+    async fn send(&self, message: Upstream) -> Result<(), ChatError> {
+        let message = match self.sessions.upstream.try_send(message) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(message)) => message,
+        };
+        tokio::select! {
+            permit = self.sessions.upstream.reserve() => {
+                if let Ok(permit) = permit {
+                    permit.send(message);
+                }
+                Ok(())
+            }
+            _ = self.kernel_down() => {
+                self.sessions.acked(self.id);
+                Err(ChatError::ServerBusy)
+            }
+        }
+    }
+
+    /// Completes when the kernel is (or goes) down.
+    async fn kernel_down(&self) {
+        let mut kernel = self.sessions.kernel.subscribe();
+        let _ = kernel.wait_for(|up| !*up).await;
+    }
+
+    /// Queues a reply the frontend makes itself (an error, a telnet answer).
+    pub fn reply(&self, message: Bytes) {
+        let pushed = self.outbox.push(message);
+        self.replied(pushed);
+    }
+
+    /// Queues a WebSocket pong, replacing one still unsent.
+    pub fn pong(&self, pong: Bytes) {
+        let pushed = self.outbox.push_pong(pong);
+        self.replied(pushed);
+    }
+
+    fn replied(&self, pushed: Pushed) {
+        match pushed {
+            Pushed::Queued | Pushed::Ignored => {}
+            Pushed::Behind => lock(&self.sessions.behind).push((self.id, self.outbox.clone())),
+            Pushed::Dropped => self.sessions.log_drop(self.id, self.peer, Dropped::Full),
         }
     }
 
     /// A reply rendered from an event, for errors the frontend detects itself.
-    pub fn error(&self, error: ChatError, render: impl Fn(&Event) -> T) {
+    pub fn error(&self, error: ChatError, render: impl Fn(&Event) -> Bytes) {
         self.reply(render(&Event::Error(error)));
+    }
+
+    /// Closes the connection once what is queued is sent.
+    pub fn close_after_output(&self) {
+        self.outbox.close();
+    }
+
+    /// The writer found the client not reading; true if this call dropped it (log it then).
+    pub fn drop_client(&self, why: Dropped) -> bool {
+        let now = self.outbox.drop_client(why);
+        if now {
+            self.sessions.log_drop(self.id, self.peer, why);
+        }
+        now
     }
 }
 
-impl<T> Drop for Session<'_, T> {
+impl Drop for Session<'_> {
     fn drop(&mut self) {
-        let entries = &self.sessions.entries;
-        entries.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.sessions.lock().remove(&self.id);
         let closed = Upstream::Closed { session: self.id };
-        if let Err(TrySendError::Full(closed)) = self.sessions.upstream.try_send(closed) {
+        if let Err(mpsc::error::TrySendError::Full(closed)) = self.sessions.upstream.try_send(closed) {
             // Never lose a close: the kernel would keep a ghost user. Finish it off the hot path.
             let upstream = self.sessions.upstream.clone();
             tokio::spawn(async move {
                 let _ = upstream.send(closed).await;
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:9".parse().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lines_past_the_inflight_bound_wait_for_acks_or_are_busy_while_the_kernel_is_down() {
+        let (tx, mut rx) = mpsc::channel(UPSTREAM);
+        let sessions = Sessions::new(tx, None);
+        let (session, _out) = sessions.open(peer()).await;
+        assert!(matches!(rx.recv().await, Some(Upstream::Open { .. })));
+        // Kernel down: the bound's worth queue, the next is busy.
+        for i in 0..MAX_INFLIGHT {
+            assert_eq!(session.line(format!("l{i}")).await, Ok(()));
+        }
+        assert_eq!(session.line("over".into()).await, Err(ChatError::ServerBusy));
+        // Kernel up: the next waits until an acknowledgement makes room.
+        sessions.set_kernel(true);
+        let waiting = session.line("waits".into());
+        tokio::pin!(waiting);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), waiting.as_mut())
+                .await
+                .is_err(),
+            "a busy kernel slows the reader, it does not refuse"
+        );
+        sessions.acked(session.id);
+        sessions.acks_done();
+        assert_eq!(waiting.await, Ok(()));
+        // And if the kernel goes down while it waits, it is busy.
+        let waiting = session.line("then".into());
+        tokio::pin!(waiting);
+        assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+        sessions.set_kernel(false);
+        assert_eq!(waiting.await, Err(ChatError::ServerBusy));
+        let mut queued = 0;
+        while let Ok(Upstream::Line { .. }) = rx.try_recv() {
+            queued += 1;
+        }
+        assert_eq!(queued, MAX_INFLIGHT + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_link_waits_for_a_client_behind_then_drops_it_if_its_socket_stalls() {
+        let (tx, _rx) = mpsc::channel(UPSTREAM);
+        let sessions = Sessions::new(tx, None);
+        let (session, mut out) = sessions.open(peer()).await;
+        sessions.set_login(
+            session.id,
+            Some(Login {
+                name: "a".into(),
+                seq: 1,
+            }),
+        );
+        sessions.deliver_logged_in(&Bytes::from(vec![b'x'; super::super::outbox::BEHIND_BYTES + 1]));
+        let mut batch = std::collections::VecDeque::new();
+        out.next(&mut batch).await;
+        out.blocked(Instant::now());
+        let started = Instant::now();
+        sessions.hold_back().await;
+        assert_eq!(
+            started.elapsed(),
+            HOLD_BACK.blocked,
+            "held back while its socket might open"
+        );
+        assert_eq!(session.outbox.dropped(), None);
+        tokio::time::sleep(HOLD_BACK.stall).await;
+        sessions.hold_back().await;
+        assert_eq!(session.outbox.dropped(), Some(Dropped::Stalled(HOLD_BACK.stall)));
+        assert!(sessions.is_empty());
     }
 }

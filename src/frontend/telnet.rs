@@ -13,6 +13,9 @@ const WONT: u8 = 252;
 const DO: u8 = 253;
 const DONT: u8 = 254;
 const IAC: u8 = 255;
+/// A line buffer that grew past this (a long line) is given back once the line is done, so an
+/// idle client holds no buffer to speak of.
+const KEEP_CAPACITY: usize = 256;
 
 /// What a chunk of client bytes produced, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,29 +64,33 @@ impl Decoder {
         }
     }
 
-    /// Feeds bytes as they arrived; `item` is called for each line, overflow and answer.
-    pub fn feed(&mut self, bytes: &[u8], item: &mut impl FnMut(Item)) {
-        for &byte in bytes {
+    /// Decodes from the front of `input` up to the next item and returns it, leaving the rest in
+    /// `input`; `None` once `input` is used up (an unfinished line stays in the decoder).
+    pub fn next(&mut self, input: &mut &[u8]) -> Option<Item> {
+        let mut found = None;
+        let mut used = 0;
+        for &byte in input.iter() {
+            used += 1;
             self.state = match (self.state, byte) {
                 (State::Data, IAC) => State::Command,
                 (State::Data, byte) => {
-                    self.data(byte, item);
+                    found = self.data(byte);
                     State::Data
                 }
                 (State::Command, IAC) => {
                     // IAC IAC is a literal 255 data byte.
-                    self.data(IAC, item);
+                    found = self.data(IAC);
                     State::Data
                 }
                 (State::Command, WILL | WONT | DO | DONT) => State::Option(byte),
                 (State::Command, SB) => State::Sub,
                 (State::Command, _) => State::Data, // NOP, GA, AYT…: no data, nothing to answer
                 (State::Option(verb), option) => {
-                    match verb {
-                        DO => item(Item::Answer([IAC, WONT, option])),
-                        WILL => item(Item::Answer([IAC, DONT, option])),
-                        _ => {} // WONT/DONT agree with what we already do
-                    }
+                    found = match verb {
+                        DO => Some(Item::Answer([IAC, WONT, option])),
+                        WILL => Some(Item::Answer([IAC, DONT, option])),
+                        _ => None, // WONT/DONT agree with what we already do
+                    };
                     State::Data
                 }
                 (State::Sub, IAC) => State::SubCommand,
@@ -91,47 +98,64 @@ impl Decoder {
                 (State::SubCommand, SE) => State::Data,
                 (State::SubCommand, _) => State::Sub,
             };
+            if found.is_some() {
+                break;
+            }
+        }
+        *input = &input[used..];
+        found
+    }
+
+    /// Feeds bytes as they arrived; `item` is called for each line, overflow and answer.
+    pub fn feed(&mut self, mut bytes: &[u8], item: &mut impl FnMut(Item)) {
+        while let Some(found) = self.next(&mut bytes) {
+            item(found);
         }
     }
 
-    fn data(&mut self, byte: u8, item: &mut impl FnMut(Item)) {
+    fn data(&mut self, byte: u8) -> Option<Item> {
         // CR NUL is the telnet spelling of a bare CR (RFC 854), and what Debian's telnet sends for
         // the Enter key of piped input: it ends the line like CR LF.
         if byte == b'\n' || (byte == 0 && self.cr) {
             self.cr = false;
             if std::mem::take(&mut self.skipping) {
-                return;
+                return None;
             }
             let line = String::from_utf8_lossy(&self.line).into_owned();
             self.line.clear();
-            item(Item::Line(line));
-            return;
+            if self.line.capacity() > KEEP_CAPACITY {
+                self.line = Vec::new();
+            }
+            return Some(Item::Line(line));
         }
         if self.skipping {
-            return;
+            return None;
         }
+        let mut found = None;
         if std::mem::take(&mut self.cr) {
-            self.push(b'\r', item);
+            found = self.push(b'\r');
         }
         if byte == b'\r' {
             self.cr = true;
+        } else if found.is_none() {
+            found = self.push(byte);
         } else {
-            self.push(byte, item);
+            // Too long already: the rest of the line is skipped.
         }
+        found
     }
 
-    fn push(&mut self, byte: u8, item: &mut impl FnMut(Item)) {
+    fn push(&mut self, byte: u8) -> Option<Item> {
         if self.skipping {
-            return;
+            return None;
         }
         if self.line.len() == self.max_line {
-            self.line.clear();
-            self.line.shrink_to(256);
+            self.line = Vec::new();
             self.skipping = true;
-            item(Item::TooLong);
-            return;
+            return Some(Item::TooLong);
         }
         self.line.push(byte);
+        None
     }
 
     /// Bytes held for the unfinished line (never more than `max_line`).

@@ -1,217 +1,172 @@
-//! The web server: `GET /` serves the chat page (embedded in the binary), `GET /ws` upgrades to
-//! the WebSocket chat. Cross-origin upgrades are refused; frame and message sizes are capped; per
-//! client one reader and one writer, as on telnet.
+//! The web server: `GET /` and its two files serve the chat page (embedded in the binary), `GET
+//! /ws` upgrades to the WebSocket chat, whose frames drive the shared client loop
+//! ([`client`](super::client)) as telnet lines do.
+//!
+//! Every connection counts against the server's limits from accept to close; a request head must
+//! arrive within `handshake_timeout` (so must each next one on a kept-alive connection); a `Host`
+//! that is not ours gets 421 and a cross-origin upgrade 403 (see [`http`](super::http)).
 
-use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::outbox::{Next, OutboxRx};
-use super::session::{Session, Sessions};
+use super::accept::{self, Refusals};
+use super::admission::Admission;
+use super::client::{self, Decode, Input};
+use super::http::{self, Hosts, Route};
+use super::session::Sessions;
+use super::websocket::{self, Item};
 use super::{Limits, render};
-use crate::chat::{ChatError, Event};
-
-const PAGE: &str = include_str!("page/index.html");
-const SCRIPT: &str = include_str!("page/app.js");
-const STYLE: &str = include_str!("page/app.css");
-/// Scripts and styles only from this server; no frames, no plugins, no other host.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
-                   img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-/// Per-connection WebSocket buffers: what one read takes in, what is gathered before a write.
-const READ_BUFFER: usize = 4 << 10;
-const WRITE_BUFFER: usize = 4 << 10;
+use crate::chat::{ChatError, Event, SyntaxError};
 
 pub struct Web {
-    pub sessions: Arc<Sessions<Utf8Bytes>>,
+    pub sessions: Arc<Sessions>,
     pub limits: Limits,
-    clients: AtomicUsize,
+    pub hosts: Hosts,
 }
 
 impl Web {
-    pub fn new(sessions: Arc<Sessions<Utf8Bytes>>, limits: Limits) -> Self {
-        Self {
-            sessions,
-            limits,
-            clients: AtomicUsize::new(0),
-        }
-    }
-
-    /// Largest WebSocket message or frame accepted; larger ones end the connection. Lines between
+    /// Largest WebSocket message accepted; a larger one ends the connection. Lines between
     /// `max_line` and this get `line too long` and the connection stays.
     fn message_cap(&self) -> usize {
         self.limits.max_line + (16 << 10)
     }
 }
 
-pub fn router(web: Arc<Web>) -> Router {
-    Router::new()
-        .route("/", get(|| asset("text/html; charset=utf-8", PAGE)))
-        .route("/app.js", get(|| asset("text/javascript; charset=utf-8", SCRIPT)))
-        .route("/app.css", get(|| asset("text/css; charset=utf-8", STYLE)))
-        .route("/ws", get(upgrade))
-        .with_state(web)
-}
-
-async fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CONTENT_SECURITY_POLICY, CSP),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-async fn upgrade(State(web): State<Arc<Web>>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    if !same_origin(&headers) {
-        tracing::warn!(origin = ?headers.get(header::ORIGIN), host = ?headers.get(header::HOST), "refused a cross-origin WebSocket");
-        return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused\n").into_response();
-    }
-    let cap = web.message_cap();
-    // tungstenite's buffers default to 128 KiB each, per connection: sized for chat lines instead.
-    ws.max_message_size(cap)
-        .max_frame_size(cap)
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| client(socket, web))
-}
-
-/// A browser always sends `Origin`; it must name the host the page came from (the `Host` header).
-/// Clients that are not browsers send none and cannot be tricked into riding a user's session.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let (Ok(origin), Some(Ok(host))) = (origin.to_str(), headers.get(header::HOST).map(|h| h.to_str())) else {
-        return false;
-    };
-    let authority = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .unwrap_or("");
-    !authority.is_empty() && authority.eq_ignore_ascii_case(host)
-}
-
-async fn client(socket: WebSocket, web: Arc<Web>) {
-    let (mut sink, stream) = socket.split();
-    let count = web.clients.fetch_add(1, Ordering::AcqRel) + 1;
-    let _count = Decrement(&web.clients);
-    if count > web.limits.max_connections {
-        tracing::warn!(max = web.limits.max_connections, "server full; refusing a client");
-        let _ = sink
-            .send(Message::Text(render::web(&Event::Error(ChatError::ServerFull)).into()))
-            .await;
-        let _ = sink.close().await;
-        return;
-    }
-    let (session, mut outbox) = web.sessions.open().await;
-    tokio::select! {
-        _ = read_lines(stream, &session, &web) => {}
-        _ = write_out(&mut sink, &mut outbox) => {}
-    }
-    let _ = sink.close().await;
-}
-
 /// An event as the text frame every web client of this frontend is sent.
-pub fn render(event: &Event) -> Utf8Bytes {
-    render::web(event).into()
+pub fn render(event: &Event) -> Bytes {
+    websocket::text(&render::web(event))
 }
 
-async fn read_lines(mut stream: SplitStream<WebSocket>, session: &Session<'_, Utf8Bytes>, web: &Web) {
-    while let Some(Ok(message)) = stream.next().await {
-        match message {
-            Message::Text(text) => {
-                let line = text.as_str();
-                let line = line.strip_suffix('\n').unwrap_or(line);
+/// What a logged-out client is sent before its connection closes.
+pub fn goodbye() -> Bytes {
+    websocket::close(websocket::NORMAL, "logged out")
+}
+
+/// WebSocket framing as the client loop sees it.
+struct Rfc6455 {
+    decoder: websocket::Decoder,
+    max_line: usize,
+}
+
+impl Decode for Rfc6455 {
+    fn next(&mut self, input: &mut &[u8]) -> Option<Input> {
+        Some(match self.decoder.next(input)? {
+            Item::Text(text) => {
+                let line = text.strip_suffix('\n').unwrap_or(&text);
                 let line = line.strip_suffix('\r').unwrap_or(line);
-                if line.len() > web.limits.max_line {
-                    session.error(ChatError::LineTooLong, render);
-                } else if let Err(error) = session.line(line.to_string()) {
-                    session.error(error, render);
+                if line.len() > self.max_line {
+                    Input::TooLong
+                } else {
+                    Input::Line(line.to_string())
                 }
             }
-            Message::Binary(_) => session.error(ChatError::Syntax(crate::chat::SyntaxError::UnknownCommand), render),
-            Message::Close(_) => return,
-            Message::Ping(_) | Message::Pong(_) => {} // tungstenite answers pings itself
-        }
+            Item::TooLong => Input::TooLong,
+            Item::Binary => Input::Refuse(ChatError::Syntax(SyntaxError::UnknownCommand)),
+            Item::Ping(payload) => Input::Pong(websocket::pong(&payload)),
+            Item::Pong => Input::Nothing,
+            Item::Close => Input::Close(Some(websocket::close(websocket::NORMAL, ""))),
+            Item::Fail(code, reason) => Input::Close(Some(websocket::close(code, reason))),
+        })
+    }
+
+    fn ping(&self) -> Option<Bytes> {
+        Some(websocket::ping(b""))
     }
 }
 
-/// Sends the outbox, flushing once per batch; returns after a `Close` or a kill.
-async fn write_out(sink: &mut SplitSink<WebSocket, Message>, outbox: &mut OutboxRx<Utf8Bytes>) {
-    let mut batch = VecDeque::new();
-    while outbox.next(&mut batch).await == Next::Send {
-        let send = async {
-            for message in batch.drain(..) {
-                sink.feed(Message::Text(message)).await?;
+pub async fn serve(listener: TcpListener, web: Arc<Web>, shutdown: CancellationToken) {
+    let limits = web.limits;
+    let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
+    let refusals = Refusals {
+        full: http::refusal(503, &Event::Error(ChatError::ServerFull).plain()),
+        per_ip: http::refusal(429, &Event::Error(ChatError::TooManyConnections).plain()),
+    };
+    accept::serve(listener, admission, refusals, shutdown, move |stream, peer, ticket| {
+        let web = web.clone();
+        async move {
+            connection(stream, peer, &web).await;
+            drop(ticket);
+        }
+    })
+    .await;
+}
+
+/// Serves HTTP requests until the connection closes or becomes a WebSocket.
+async fn connection(mut stream: TcpStream, peer: SocketAddr, web: &Web) {
+    let mut buf = BytesMut::new();
+    loop {
+        let deadline = Instant::now() + web.limits.handshake_timeout;
+        let (request, len) = match tokio::time::timeout_at(deadline, read_head(&stream, &mut buf)).await {
+            Ok(Ok(Some(head))) => head,
+            Ok(Ok(None)) => return, // closed between requests
+            Ok(Err(status)) => return refuse(stream, status, "malformed request").await,
+            Err(_) => return refuse(stream, 408, "request not complete in time").await,
+        };
+        buf.advance(len);
+        let close = request.close;
+        let response = match http::route(&request, &web.hosts) {
+            Route::Asset { asset, head } => http::asset(&asset, head, close),
+            Route::Refuse(status, text) => {
+                tracing::debug!(%peer, status, host = ?request.host, path = %request.path, "refused a request: {text}");
+                return refuse(stream, status, text).await;
             }
-            sink.flush().await
+            Route::Upgrade { accept } => {
+                if !send(&mut stream, &http::upgrade(&accept), web).await {
+                    return;
+                }
+                // What the client sent after its request is the WebSocket's first bytes.
+                let first = buf.split().freeze();
+                let decoder = Rfc6455 {
+                    decoder: websocket::Decoder::new(web.limits.max_line + 2, web.message_cap()),
+                    max_line: web.limits.max_line,
+                };
+                let end = client::serve(stream, peer, &web.sessions, decoder, &web.limits, &render, first).await;
+                tracing::debug!(%peer, ?end, "web client gone");
+                return;
+            }
         };
-        let sent = tokio::select! {
-            result = send => result.is_ok(),
-            _ = outbox.killed() => false,
-        };
-        if !sent {
+        if !send(&mut stream, &response, web).await || close {
             return;
         }
-    }
-}
-
-struct Decrement<'a>(&'a AtomicUsize);
-
-impl Drop for Decrement<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in pairs {
-            map.insert(*k, v.parse().unwrap());
+        if buf.is_empty() {
+            buf = BytesMut::new();
         }
-        map
     }
+}
 
-    #[test]
-    fn origin_must_match_host() {
-        assert!(same_origin(&headers(&[("host", "127.0.0.1:8080")])));
-        assert!(same_origin(&headers(&[
-            ("host", "127.0.0.1:8080"),
-            ("origin", "http://127.0.0.1:8080")
-        ])));
-        assert!(same_origin(&headers(&[
-            ("host", "LocalHost:8080"),
-            ("origin", "http://localhost:8080")
-        ])));
-        assert!(!same_origin(&headers(&[
-            ("host", "127.0.0.1:8080"),
-            ("origin", "http://evil.example")
-        ])));
-        assert!(!same_origin(&headers(&[
-            ("host", "127.0.0.1:8080"),
-            ("origin", "http://127.0.0.1:8081")
-        ])));
-        assert!(!same_origin(&headers(&[
-            ("host", "127.0.0.1:8080"),
-            ("origin", "null")
-        ])));
-        assert!(!same_origin(&headers(&[("origin", "http://127.0.0.1:8080")])));
+/// Reads until a whole request head is in `buf`; `None` if the client closed first.
+async fn read_head(stream: &TcpStream, buf: &mut BytesMut) -> Result<Option<(http::Request, usize)>, u16> {
+    loop {
+        if let Some(head) = http::parse(buf)? {
+            return Ok(Some(head));
+        }
+        if stream.readable().await.is_err() {
+            return Ok(None);
+        }
+        buf.reserve(client::READ_CHUNK);
+        match stream.try_read_buf(buf) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return Ok(None),
+        }
     }
+}
+
+/// Writes a response within `send_timeout`.
+async fn send(stream: &mut TcpStream, bytes: &[u8], web: &Web) -> bool {
+    matches!(
+        tokio::time::timeout(web.limits.send_timeout, stream.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn refuse(stream: TcpStream, status: u16, text: &str) {
+    client::refuse(stream, http::refusal(status, text)).await;
 }

@@ -3,7 +3,7 @@
 //! is told once that the frontend is gone.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -15,7 +15,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{self, Input};
+use super::hub::{Input, Progress};
 use crate::chat::FrontendId;
 use crate::wire::{self, Downstream, Upstream};
 
@@ -71,36 +71,51 @@ pub async fn serve(
     };
     tracing::info!(frontend = %name, id, sessions = sessions.len(), "frontend attached");
 
-    // The hub holds the only sender once we pass it on; dropping it (frontend gone, or too slow)
-    // ends the writer after it has written what was queued.
-    let (outbox, outbox_rx) = mpsc::channel(hub::OUTBOX);
+    // The hub holds the only sender once we pass it on; it bounds what waits in bytes (see
+    // `hub::Progress`) and cancels `let_go` to end this connection.
+    let (outbox, outbox_rx) = mpsc::unbounded_channel();
     let mut welcome = BytesMut::new();
     Downstream::Welcome { version: wire::VERSION }.encode(&mut welcome);
-    outbox.try_send((0, welcome.freeze())).expect("a new outbox has room");
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(Progress::default());
+    progress.queued.store(welcome.len(), Ordering::Release);
+    outbox.send((0, welcome.freeze())).expect("the receiver is here");
     let attach = Input::Attach {
         frontend: id,
         name: name.clone(),
         instance,
         sessions,
         outbox,
-        written: progress.clone(),
+        progress: progress.clone(),
     };
     if hub.send(attach).await.is_err() {
         return;
     }
 
-    tokio::select! {
-        result = read_frames(id, &name, first, frames, &hub) => if let Err(e) = result {
-            tracing::warn!(frontend = %name, error = %e, "disconnecting frontend");
+    let hung = tokio::select! {
+        end = read_frames(id, &name, first, frames, &hub) => match end {
+            ReadEnd::Closed => false,
+            ReadEnd::Silent => {
+                tracing::warn!(frontend = %name, id, "frontend sent nothing for {:?}: hung; its sessions wait for it", wire::HEARTBEAT_TIMEOUT);
+                true
+            }
+            ReadEnd::Malformed(e) => {
+                tracing::warn!(frontend = %name, error = %e, "disconnecting frontend");
+                false
+            }
         },
-        result = write_outbox(write, outbox_rx, &progress, &written) => if let Err(e) = result {
-            tracing::warn!(frontend = %name, error = %e, "lost frontend");
-        },
-        _ = shutdown.cancelled() => {}
-    }
+        result = write_outbox(write, outbox_rx, &progress, &written) => {
+            if let Err(e) = result {
+                tracing::warn!(frontend = %name, error = %e, "lost frontend");
+            }
+            false
+        }
+        _ = progress.let_go.cancelled() => false,
+        _ = shutdown.cancelled() => false,
+    };
+    progress.closed.store(true, Ordering::Release);
+    written.notify_one();
     tracing::info!(frontend = %name, id, "frontend detached");
-    let _ = hub.send(Input::Detach { frontend: id }).await;
+    let _ = hub.send(Input::Detach { frontend: id, hung }).await;
 }
 
 /// Answers an observer (the supervisor's `status`) whose first frame is a census request: one
@@ -116,20 +131,42 @@ async fn census(mut stream: OwnedWriteHalf, hub: &mpsc::Sender<Input>) {
     let _ = stream.write_all(&frame).await;
 }
 
-/// Forwards decoded frames to the hub until the frontend hangs up or sends a malformed frame.
+/// Why a frontend's frames ended.
+enum ReadEnd {
+    /// It closed the connection.
+    Closed,
+    /// It sent nothing, not even a heartbeat, for [`wire::HEARTBEAT_TIMEOUT`].
+    Silent,
+    Malformed(anyhow::Error),
+}
+
+/// Forwards decoded frames to the hub until the frontend hangs up, goes silent or sends a
+/// malformed frame. Heartbeats only prove it alive.
 async fn read_frames(
     id: FrontendId,
     name: &str,
     first: u64,
     mut frames: FramedRead<OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>,
     hub: &mpsc::Sender<Input>,
-) -> anyhow::Result<()> {
+) -> ReadEnd {
     let mut seq = first;
-    while let Some(body) = frames.next().await {
-        let body = body.map_err(|e| anyhow::anyhow!("malformed frame: {e}"))?;
-        let message = Upstream::decode(&body).map_err(|e| anyhow::anyhow!("malformed frame: {e}"))?;
-        if let Upstream::Hello { .. } | Upstream::Census = message {
-            anyhow::bail!("malformed frame: {message:?} after the hello");
+    loop {
+        let body = match tokio::time::timeout(wire::HEARTBEAT_TIMEOUT, frames.next()).await {
+            Ok(Some(Ok(body))) => body,
+            Ok(Some(Err(e))) => return ReadEnd::Malformed(anyhow::anyhow!("malformed frame: {e}")),
+            Ok(None) => break,
+            Err(_) => return ReadEnd::Silent,
+        };
+        let message = match Upstream::decode(&body) {
+            Ok(message) => message,
+            Err(e) => return ReadEnd::Malformed(anyhow::anyhow!("malformed frame: {e}")),
+        };
+        match message {
+            Upstream::Heartbeat => continue,
+            Upstream::Hello { .. } | Upstream::Census => {
+                return ReadEnd::Malformed(anyhow::anyhow!("malformed frame: {message:?} after the hello"));
+            }
+            _ => {}
         }
         let frame = Input::Frame {
             frontend: id,
@@ -142,19 +179,31 @@ async fn read_frames(
         }
     }
     tracing::debug!(frontend = name, "frontend closed its connection");
-    Ok(())
+    ReadEnd::Closed
 }
 
 /// Writes the outbox to the frontend, gathering whatever is queued into one write, and records
-/// the last batch written (the hub acknowledges frames only once their effects are written).
+/// the last batch written (the hub acknowledges frames only once their effects are written) and
+/// the bytes still waiting; a heartbeat after a second of nothing to write.
 async fn write_outbox(
     mut stream: OwnedWriteHalf,
-    mut outbox: mpsc::Receiver<(u64, Bytes)>,
-    progress: &AtomicU64,
+    mut outbox: mpsc::UnboundedReceiver<(u64, Bytes)>,
+    progress: &Progress,
     written: &Notify,
 ) -> std::io::Result<()> {
     let mut gathered = BytesMut::new();
-    while let Some((mut batch, first)) = outbox.recv().await {
+    let mut heartbeat = BytesMut::new();
+    Downstream::Heartbeat.encode(&mut heartbeat);
+    loop {
+        let (mut batch, first) = match tokio::time::timeout(wire::HEARTBEAT, outbox.recv()).await {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(_) => {
+                stream.write_all(&heartbeat).await?;
+                continue;
+            }
+        };
+        let mut bytes = first.len();
         if outbox.is_empty() {
             stream.write_all(&first).await?;
         } else {
@@ -163,6 +212,7 @@ async fn write_outbox(
                 match outbox.try_recv() {
                     Ok((more_batch, more)) => {
                         batch = more_batch;
+                        bytes += more.len();
                         gathered.extend_from_slice(&more);
                     }
                     Err(_) => break,
@@ -170,8 +220,12 @@ async fn write_outbox(
             }
             stream.write_all(&gathered).await?;
             gathered.clear();
+            if gathered.capacity() > WRITE_BATCH * 2 {
+                gathered = BytesMut::new();
+            }
         }
-        progress.store(batch, Ordering::Release);
+        progress.queued.fetch_sub(bytes, Ordering::AcqRel);
+        progress.written.store(batch, Ordering::Release);
         written.notify_one();
     }
     // The hub let go of this frontend: hold the connection open no longer.

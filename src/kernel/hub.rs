@@ -12,14 +12,26 @@
 //! After a restart the hub holds every frame until each frontend the supervisor expects has said
 //! hello (or [`RESTORE_WINDOW`] has passed): a frame applied before a frontend's hello would never
 //! reach that frontend's users.
+//!
+//! # Flow control
+//! What waits for a frontend's writer is counted in bytes. Past [`HIGH_WATER`] for any frontend,
+//! the hub takes no more input until it is written: a busy frontend slows the kernel, which slows
+//! every frontend's readers, which slow the clients that send, and nothing piles up. A frontend
+//! that takes nothing for [`STALL`] meanwhile, or past [`MAX_QUEUED`], is let go of: its
+//! connection is closed and its sessions are kept for [`GRACE`], so that when it says hello again
+//! (as after a kernel restart) nobody sees a logout or a login. A frontend silent past its
+//! heartbeat is let go of the same way; one that closes its connection is gone, and its users are
+//! logged out at once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
 use crate::chat::{Chat, FrontendId, Login, Output, SessionId, SessionKey};
@@ -27,25 +39,42 @@ use crate::wire::{self, Downstream, Origin, Upstream};
 
 /// Inputs waiting for the hub, across all frontends; a full queue pushes back on their readers.
 pub const QUEUE: usize = 4096;
-/// Batches waiting for one frontend's writer. A frontend this far behind is disconnected rather
-/// than allowed to grow the kernel's memory; it reconnects and says hello again.
-pub const OUTBOX: usize = 4096;
+/// Bytes waiting for one frontend's writer past which the hub takes no input.
+pub const HIGH_WATER: usize = 4 << 20;
+/// Bytes waiting for one frontend past which it is let go of.
+pub const MAX_QUEUED: usize = 64 << 20;
+/// A frontend past [`HIGH_WATER`] that takes no byte for this long is let go of.
+pub const STALL: Duration = wire::HEARTBEAT_TIMEOUT;
+/// How long the sessions of a frontend the kernel let go of wait for it to say hello again.
+pub const GRACE: Duration = Duration::from_secs(5);
 /// Inputs handled before the gathered frames are handed over even if more input is waiting.
 const BATCH: usize = 256;
 /// Longest wait for the expected frontends' hellos after a start.
 pub const RESTORE_WINDOW: Duration = Duration::from_secs(2);
 
+/// What a frontend's connection and the hub share about its writer.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes handed to the writer and not yet written.
+    pub queued: AtomicUsize,
+    /// The last batch written.
+    pub written: AtomicU64,
+    /// The connection ended.
+    pub closed: AtomicBool,
+    /// Cancelled by the hub to let the frontend go: the connection closes.
+    pub let_go: CancellationToken,
+}
+
 /// What the frontend connections tell the hub.
 pub enum Input {
-    /// A frontend said hello. `outbox` is the only sender to its writer, which records in
-    /// `written` the last batch it has written.
+    /// A frontend said hello. `outbox` is the only sender to its writer.
     Attach {
         frontend: FrontendId,
         name: String,
         instance: u64,
         sessions: Vec<(SessionId, Option<Login>)>,
-        outbox: mpsc::Sender<(u64, Bytes)>,
-        written: Arc<AtomicU64>,
+        outbox: mpsc::UnboundedSender<(u64, Bytes)>,
+        progress: Arc<Progress>,
     },
     /// A frame other than hello, with its number.
     Frame {
@@ -53,8 +82,9 @@ pub enum Input {
         seq: u64,
         message: Upstream,
     },
-    /// The frontend's connection ended.
-    Detach { frontend: FrontendId },
+    /// The frontend's connection ended: it closed (`hung` false: its users are logged out) or
+    /// went silent (`hung`: its sessions wait for it).
+    Detach { frontend: FrontendId, hung: bool },
     /// An observer asks how many users each frontend has.
     Census {
         reply: tokio::sync::oneshot::Sender<Vec<(String, u64)>>,
@@ -64,13 +94,29 @@ pub enum Input {
 struct Frontend {
     name: String,
     instance: u64,
-    outbox: mpsc::Sender<(u64, Bytes)>,
+    outbox: mpsc::UnboundedSender<(u64, Bytes)>,
     /// Frames encoded since the last hand-over.
     pending: BytesMut,
-    /// The last batch its writer has written.
-    written: Arc<AtomicU64>,
+    progress: Arc<Progress>,
     /// Its newest applied frame, to acknowledge once what it caused is written.
     applied: Option<u64>,
+}
+
+impl Frontend {
+    /// Bytes waiting for it: handed over and not written, and not yet handed over.
+    fn waiting(&self) -> usize {
+        self.progress.queued.load(Ordering::Acquire) + self.pending.len()
+    }
+
+    fn behind(&self) -> bool {
+        self.waiting() > HIGH_WATER && !self.progress.closed.load(Ordering::Acquire)
+    }
+}
+
+/// A frontend let go of, whose sessions wait for its hello until `until`.
+struct Detached {
+    name: String,
+    until: Instant,
 }
 
 /// An acknowledgement waiting for writes: `seq` of `frontend` is confirmed once every frontend in
@@ -85,21 +131,31 @@ struct Unconfirmed {
 /// hub waits for before applying any frame.
 pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written: Arc<Notify>) {
     // `written` is signalled by the writers after each write, so that waiting acknowledgements
-    // are looked at again.
+    // and a paused hub look again.
     let mut hub = Hub::default();
     let mut restoring = Restoring {
         expect: expect.into_iter().collect(),
         held: VecDeque::new(),
-        until: tokio::time::Instant::now() + RESTORE_WINDOW,
+        until: Instant::now() + RESTORE_WINDOW,
     };
     let mut restored = restoring.expect.is_empty();
     loop {
+        let stall = hub.stalled_by(Instant::now());
+        let expiry = hub.next_expiry();
         let input = tokio::select! {
-            input = inputs.recv() => match input {
+            input = inputs.recv(), if stall.is_none() => match input {
                 Some(input) => Some(input),
                 None => return,
             },
-            _ = written.notified(), if !hub.unconfirmed.is_empty() => None,
+            _ = written.notified(), if stall.is_some() || !hub.unconfirmed.is_empty() => None,
+            _ = tokio::time::sleep_until(stall.unwrap_or_else(Instant::now)), if stall.is_some() => {
+                hub.let_go_of_stalled(Instant::now());
+                None
+            }
+            _ = tokio::time::sleep_until(expiry.unwrap_or_else(Instant::now)), if expiry.is_some() => {
+                hub.expire(Instant::now());
+                None
+            }
             _ = tokio::time::sleep_until(restoring.until), if !restored => {
                 tracing::warn!(missing = ?restoring.expect, "restore window over without every frontend's hello");
                 restored = true;
@@ -121,7 +177,7 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
                 }
             }
             handled += 1;
-            if handled < BATCH {
+            if handled < BATCH && !hub.any_behind() {
                 next = inputs.try_recv().ok();
             }
         }
@@ -139,7 +195,7 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
 struct Restoring {
     expect: HashSet<String>,
     held: VecDeque<Input>,
-    until: tokio::time::Instant,
+    until: Instant,
 }
 
 impl Restoring {
@@ -160,6 +216,9 @@ impl Restoring {
 struct Hub {
     chat: Chat,
     frontends: HashMap<FrontendId, Frontend>,
+    detached: HashMap<FrontendId, Detached>,
+    /// For each frontend past [`HIGH_WATER`]: the last batch seen written, and since when.
+    stalls: HashMap<FrontendId, (u64, Instant)>,
     clock: Clock,
     out: Vec<Output>,
     /// The input being applied, stamped on what it causes.
@@ -178,8 +237,14 @@ impl Hub {
                 instance,
                 sessions,
                 outbox,
-                written,
+                progress,
             } => {
+                let before: Vec<FrontendId> = self
+                    .detached
+                    .iter()
+                    .filter(|(_, d)| d.name == name)
+                    .map(|(id, _)| *id)
+                    .collect();
                 self.frontends.insert(
                     frontend,
                     Frontend {
@@ -187,15 +252,26 @@ impl Hub {
                         instance,
                         outbox,
                         pending: BytesMut::new(),
-                        written,
+                        progress,
                         applied: None,
                     },
                 );
-                self.chat.restore(frontend, sessions, &mut self.out);
+                match before.split_last() {
+                    Some((&old, older)) => {
+                        for id in older {
+                            self.detached.remove(id);
+                            self.chat.frontend_gone(*id, &mut self.out);
+                        }
+                        self.detached.remove(&old);
+                        tracing::info!(frontend = %self.frontends[&frontend].name, "frontend is back: its sessions carry on");
+                        self.chat.reattach(old, frontend, sessions, &mut self.out);
+                    }
+                    None => self.chat.restore(frontend, sessions, &mut self.out),
+                }
             }
             Input::Frame { frontend, seq, message } => {
                 let Some(f) = self.frontends.get_mut(&frontend) else {
-                    return; // dropped as too slow; its reader has not noticed yet
+                    return; // let go of; its reader has not noticed yet
                 };
                 f.applied = Some(seq);
                 self.origin = Some(Origin {
@@ -214,24 +290,106 @@ impl Hub {
                         }
                     }
                     Upstream::Closed { session } => self.chat.close(key(session), &mut self.out),
-                    Upstream::Hello { .. } | Upstream::Census => {
-                        unreachable!("the connection refuses these after its hello")
+                    Upstream::Hello { .. } | Upstream::Census | Upstream::Heartbeat => {
+                        unreachable!("the connection keeps these from the hub")
                     }
                 }
             }
-            Input::Detach { frontend } => {
-                if self.frontends.remove(&frontend).is_some() {
-                    self.chat.frontend_gone(frontend, &mut self.out);
+            Input::Detach { frontend, hung } => {
+                if let Some(f) = self.frontends.remove(&frontend) {
+                    if hung {
+                        self.detach(frontend, f);
+                    } else {
+                        self.chat.frontend_gone(frontend, &mut self.out);
+                    }
                 }
             }
             Input::Census { reply } => {
-                let users = self
-                    .frontends
-                    .iter()
-                    .map(|(id, f)| (f.name.clone(), self.chat.users_on(*id) as u64))
-                    .collect();
-                let _ = reply.send(users);
+                let mut users: HashMap<String, u64> = HashMap::new();
+                let named = self.frontends.iter().map(|(id, f)| (id, &f.name));
+                for (id, name) in named.chain(self.detached.iter().map(|(id, d)| (id, &d.name))) {
+                    *users.entry(name.clone()).or_default() += self.chat.users_on(*id) as u64;
+                }
+                let _ = reply.send(users.into_iter().collect());
             }
+        }
+        self.encode();
+    }
+
+    /// Keeps a frontend's sessions for [`GRACE`], waiting for its hello.
+    fn detach(&mut self, id: FrontendId, f: Frontend) {
+        f.progress.let_go.cancel();
+        self.stalls.remove(&id);
+        self.detached.insert(
+            id,
+            Detached {
+                name: f.name,
+                until: Instant::now() + GRACE,
+            },
+        );
+    }
+
+    /// Lets a frontend go: its connection closes and its sessions wait for its hello.
+    fn let_go(&mut self, id: FrontendId, why: &str) {
+        if let Some(f) = self.frontends.remove(&id) {
+            tracing::warn!(frontend = %f.name, id, waiting = f.waiting(), "letting go of a frontend: {why}; its sessions wait {GRACE:?} for it");
+            self.detach(id, f);
+        }
+    }
+
+    /// Logs out the users of frontends that did not come back in time.
+    fn expire(&mut self, now: Instant) {
+        let expired: Vec<FrontendId> = self
+            .detached
+            .iter()
+            .filter(|(_, d)| d.until <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let d = self.detached.remove(&id).expect("listed above");
+            tracing::warn!(frontend = %d.name, id, "frontend did not come back; logging out its users");
+            self.chat.frontend_gone(id, &mut self.out);
+        }
+        self.encode();
+    }
+
+    fn next_expiry(&self) -> Option<Instant> {
+        self.detached.values().map(|d| d.until).min()
+    }
+
+    fn any_behind(&self) -> bool {
+        self.frontends.values().any(Frontend::behind)
+    }
+
+    /// If some frontend is past [`HIGH_WATER`], when the first of them will have taken nothing
+    /// for [`STALL`] (the hub takes no input until then, or until they catch up).
+    fn stalled_by(&mut self, now: Instant) -> Option<Instant> {
+        let mut first: Option<Instant> = None;
+        for (id, f) in &self.frontends {
+            if !f.behind() {
+                self.stalls.remove(id);
+                continue;
+            }
+            let written = f.progress.written.load(Ordering::Acquire);
+            let (seen, since) = self.stalls.entry(*id).or_insert((written, now));
+            if *seen != written {
+                (*seen, *since) = (written, now);
+            }
+            let at = *since + STALL;
+            first = Some(first.map_or(at, |f| f.min(at)));
+        }
+        first
+    }
+
+    fn let_go_of_stalled(&mut self, now: Instant) {
+        let stalled: Vec<FrontendId> = self
+            .stalls
+            .iter()
+            .filter(|(_, (_, since))| *since + STALL <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stalled {
+            self.let_go(id, "it took nothing while its queue was full");
         }
         self.encode();
     }
@@ -275,44 +433,37 @@ impl Hub {
     }
 
     /// Hands each frontend its pending frames as one batch, and files the acknowledgements of the
-    /// frames applied since. A frontend whose outbox is full is dropped, and its users logged
-    /// out, which may produce more frames for the others.
+    /// frames applied since. A frontend past [`MAX_QUEUED`] is let go of instead.
     fn flush(&mut self) {
-        loop {
-            self.batch += 1;
-            let batch = self.batch;
-            let mut slow = Vec::new();
-            let mut after = Vec::new();
-            for (id, f) in &mut self.frontends {
-                if f.pending.is_empty() {
-                    continue;
-                }
-                if f.outbox.try_send((batch, f.pending.split().freeze())).is_err() {
-                    slow.push(*id);
-                } else {
-                    after.push((*id, batch));
-                }
+        self.batch += 1;
+        let batch = self.batch;
+        let mut after = Vec::new();
+        let mut over = Vec::new();
+        for (id, f) in &mut self.frontends {
+            if f.pending.is_empty() {
+                continue;
             }
-            for (id, f) in &mut self.frontends {
-                if let Some(seq) = f.applied.take() {
-                    self.unconfirmed.push_back(Unconfirmed {
-                        frontend: *id,
-                        seq,
-                        after: after.clone(),
-                    });
-                }
+            if f.waiting() > MAX_QUEUED {
+                over.push(*id);
+                continue;
             }
-            if slow.is_empty() {
-                return;
+            let bytes = f.pending.split().freeze();
+            f.progress.queued.fetch_add(bytes.len(), Ordering::AcqRel);
+            // A writer that is gone has a detach on its way.
+            let _ = f.outbox.send((batch, bytes));
+            after.push((*id, batch));
+        }
+        for (id, f) in &mut self.frontends {
+            if let Some(seq) = f.applied.take() {
+                self.unconfirmed.push_back(Unconfirmed {
+                    frontend: *id,
+                    seq,
+                    after: after.clone(),
+                });
             }
-            self.origin = None;
-            for id in slow {
-                if let Some(f) = self.frontends.remove(&id) {
-                    tracing::warn!(frontend = %f.name, id, "frontend is not reading; disconnecting it");
-                }
-                self.chat.frontend_gone(id, &mut self.out);
-            }
-            self.encode();
+        }
+        for id in over {
+            self.let_go(id, "its queue passed the bound");
         }
     }
 
@@ -322,7 +473,7 @@ impl Hub {
             let done = first.after.iter().all(|(id, batch)| {
                 self.frontends
                     .get(id)
-                    .is_none_or(|f| f.written.load(Ordering::Acquire) >= *batch)
+                    .is_none_or(|f| f.progress.written.load(Ordering::Acquire) >= *batch)
             });
             if !done {
                 return;

@@ -46,22 +46,34 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 
 /// Makes sure `dir` exists, is ours, and is closed to everyone else.
 pub fn private_dir(dir: &Path) -> Result<()> {
+    owned_dir(dir, 0o700, 0o077, "closed to other users: it is open to other users")
+}
+
+/// Makes sure `dir` exists (created with `mode`), belongs to us, and has none of the `forbidden`
+/// mode bits; `want` says what is required, for the error.
+pub fn owned_dir(dir: &Path, mode: u32, forbidden: u32, want: &str) -> Result<()> {
     if !dir.exists() {
         DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(mode)
             .create(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
-    let meta = fs::metadata(dir).with_context(|| format!("inspecting {}", dir.display()))?;
+    // Not following a symlink: another user's link to their own directory must not pass.
+    let meta = fs::symlink_metadata(dir).with_context(|| format!("inspecting {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me {
         bail!("{} belongs to uid {}, not to us (uid {me})", dir.display(), meta.uid());
     }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
+    let found = meta.mode() & 0o777;
+    if found & forbidden != 0 {
         bail!(
-            "{} is open to other users (mode {mode:o}); run `chmod 700` on it or use another directory",
+            "{} must be {want} (mode {found:o}); run `chmod {:o} {}` or use another directory",
+            dir.display(),
+            found & !forbidden,
             dir.display()
         );
     }

@@ -444,7 +444,15 @@ fn spawn(spec: &Spec, log: &Arc<Mutex<DailyFile>>) -> Result<Running> {
                 .arg(&spec.kernel_socket)
                 .args(["--color", &server.color.to_string()])
                 .args(["--max-line", &server.max_line.to_string()])
-                .args(["--max-connections", &server.max_connections.to_string()]);
+                .args(["--max-connections", &server.max_connections.to_string()])
+                .args(["--max-connections-per-ip", &server.max_connections_per_ip.to_string()])
+                .args(["--input-rate", &server.input_rate.to_string()])
+                .args(["--input-burst", &server.input_burst.to_string()])
+                .args(["--send-timeout", &server.send_timeout.as_secs().to_string()])
+                .args(["--handshake-timeout", &server.handshake_timeout.as_secs().to_string()]);
+            if !server.allowed_hosts.is_empty() {
+                command.arg("--allowed-hosts").arg(server.allowed_hosts.join(","));
+            }
             crate::frontend::listen::hand_over(&mut command, listener.as_ref(), &server.name);
         }
     }

@@ -92,8 +92,16 @@ impl Write for DailyFile {
     }
 }
 
+/// Opens a log for appending; a symlink in its place is refused (O_NOFOLLOW), so nobody can make
+/// us write into another file.
 fn append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
 }
 
 #[cfg(test)]
@@ -129,6 +137,16 @@ mod tests {
             chrono::DateTime::<Local>::from(yesterday).format("%Y-%m-%d")
         );
         assert_eq!(names, ["x.log".to_string(), "x.log.2026-01-03".into(), rotated]);
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_the_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        fs::write(&target, "keep\n").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("z.log")).unwrap();
+        assert!(DailyFile::open(dir.path(), "z", 7).is_err());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
     }
 
     #[test]

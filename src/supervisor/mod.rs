@@ -42,7 +42,8 @@ const CENSUS_TIMEOUT: Duration = Duration::from_secs(1);
 pub fn up(config_path: &Path) -> Result<()> {
     let config = config::load(config_path)?;
     crate::kernel::socket::private_dir(&config.run_dir)?;
-    std::fs::create_dir_all(&config.log_dir).with_context(|| format!("creating {}", config.log_dir.display()))?;
+    // Logs may be read by others, never written: a planted file or link could take our lines.
+    crate::kernel::socket::owned_dir(&config.log_dir, 0o755, 0o022, "writable by us alone")?;
     let _lock = lock(&config.run_dir, &config.path)?;
     init_logging(&config)?;
 

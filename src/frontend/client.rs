@@ -1,0 +1,256 @@
+//! One client connection, whatever its protocol: a reader that decodes the client's bytes into
+//! lines for the kernel, throttled and fair, and a writer that drains the client's outbox onto
+//! its socket. When either ends, or the client is dropped, both halves close at once and the
+//! session closes once.
+//!
+//! The reader takes at most [`READ_CHUNK`] bytes at a time and yields to the scheduler between
+//! chunks (tokio's cooperative budget), so a flooding client cannot starve the others of its
+//! thread. Each item it decodes costs a token of the client's bucket (`input_rate` a second,
+//! `input_burst` at once): past it the reader simply stops reading until the bucket refills, so
+//! TCP slows the sender and nothing is lost. Lines wait for room on their way to the kernel
+//! (see [`session`](super::session)) the same way.
+//!
+//! The writer writes whatever is queued in one system call, and drops a client whose socket
+//! accepts no byte for `send_timeout` while output waits.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, IoSlice};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::time::Instant;
+
+use super::Limits;
+use super::outbox::{Dropped, Next, OutboxRx};
+use super::session::{Session, Sessions};
+use crate::chat::{ChatError, Event};
+use crate::throttle::TokenBucket;
+
+/// Bytes read from a client at a time.
+pub const READ_CHUNK: usize = 2048;
+/// Buffers written in one system call at most.
+const MAX_SLICES: usize = 64;
+
+/// What a client's bytes mean, decoded by its protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A command line for the kernel.
+    Line(String),
+    /// A line over `max_line`, skipped.
+    TooLong,
+    /// Something the frontend refuses itself with this error (a binary WebSocket message).
+    Refuse(ChatError),
+    /// Bytes to send back (a refused telnet option).
+    Reply(Bytes),
+    /// A WebSocket pong to send back; only the latest waits.
+    Pong(Bytes),
+    /// Nothing to do (a pong from the client: it is alive).
+    Nothing,
+    /// The client is done: send these bytes (a close frame), if any, and close.
+    Close(Option<Bytes>),
+}
+
+/// A protocol's input side.
+pub trait Decode: Send {
+    /// Decodes from the front of `input` up to the next item, leaving the rest in `input`; `None`
+    /// once `input` is used up.
+    fn next(&mut self, input: &mut &[u8]) -> Option<Input>;
+
+    /// What to send a client that has been silent for [`IDLE_PING`] (a WebSocket ping), if the
+    /// protocol has such a thing. A client silent for twice that is gone.
+    fn ping(&self) -> Option<Bytes> {
+        None
+    }
+}
+
+/// A WebSocket client silent this long is pinged; silent twice this long, it is dropped.
+pub const IDLE_PING: Duration = Duration::from_secs(30);
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The client closed it (or reset it).
+    Client,
+    /// The server closed it after its last output (logout, a WebSocket close).
+    Closed,
+    Dropped(Dropped),
+    /// A WebSocket client answered no ping.
+    Silent,
+}
+
+/// Serves one client until it ends; both halves of its socket are closed on return.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    sessions: &Sessions,
+    mut decoder: impl Decode,
+    limits: &Limits,
+    render: &(dyn Fn(&Event) -> Bytes + Sync),
+    first: Bytes,
+) -> End {
+    let (session, mut outbox) = sessions.open(peer).await;
+    let (read, write) = stream.into_split();
+    let mut bucket = TokenBucket::new(limits.input_rate, limits.input_burst, Instant::now());
+    let end = tokio::select! {
+        end = read_in(&read, first, &session, &mut decoder, &mut bucket, render) => end,
+        end = write_out(&write, &mut outbox, &session, limits.send_timeout) => end,
+    };
+    drop((read, write));
+    end
+}
+
+async fn read_in(
+    read: &OwnedReadHalf,
+    first: Bytes,
+    session: &Session<'_>,
+    decoder: &mut impl Decode,
+    bucket: &mut TokenBucket,
+    render: &(dyn Fn(&Event) -> Bytes + Sync),
+) -> End {
+    // Held only while it has bytes: an idle client keeps no read buffer.
+    let mut buf = BytesMut::from(&first[..]);
+    let mut pinged = false;
+    loop {
+        if buf.is_empty() {
+            buf = BytesMut::new();
+            let readable = match decoder.ping() {
+                None => read.readable().await,
+                Some(ping) => match tokio::time::timeout(IDLE_PING, read.readable()).await {
+                    Ok(readable) => readable,
+                    Err(_) if pinged => return End::Silent,
+                    Err(_) => {
+                        pinged = true;
+                        session.reply(ping);
+                        continue;
+                    }
+                },
+            };
+            if readable.is_err() {
+                return End::Client;
+            }
+            buf.reserve(READ_CHUNK);
+            match read.try_read_buf(&mut buf) {
+                Ok(0) => return End::Client,
+                Ok(_) => pinged = false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                Err(_) => return End::Client,
+            }
+        }
+        loop {
+            let (item, used) = {
+                let mut input = &buf[..];
+                let item = decoder.next(&mut input);
+                (item, buf.len() - input.len())
+            };
+            buf.advance(used);
+            let Some(item) = item else { break };
+            // Each item costs a token; without one the client waits, unread.
+            while let Err(wait) = bucket.take(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+            match item {
+                Input::Line(line) => {
+                    if let Err(error) = session.line(line).await {
+                        session.error(error, render);
+                    }
+                }
+                Input::TooLong => session.error(ChatError::LineTooLong, render),
+                Input::Refuse(error) => session.error(error, render),
+                Input::Reply(bytes) => session.reply(bytes),
+                Input::Pong(bytes) => session.pong(bytes),
+                Input::Nothing => {}
+                Input::Close(last) => {
+                    if let Some(last) = last {
+                        session.reply(last);
+                    }
+                    session.close_after_output();
+                    // The writer ends the connection once that is sent; read nothing more.
+                    return std::future::pending::<End>().await;
+                }
+            }
+        }
+        // A chunk done: let the other clients of this thread have their turn.
+        tokio::task::coop::consume_budget().await;
+    }
+}
+
+/// Writes the outbox, everything queued in one system call where it fits; returns after a
+/// close (everything sent) or a drop.
+async fn write_out(
+    write: &OwnedWriteHalf,
+    outbox: &mut OutboxRx,
+    session: &Session<'_>,
+    send_timeout: Duration,
+) -> End {
+    let mut batch: VecDeque<Bytes> = VecDeque::new();
+    loop {
+        match outbox.next(&mut batch).await {
+            Next::Send => {}
+            Next::Close => return End::Closed,
+            Next::Dropped(why) => return End::Dropped(why),
+        }
+        while !batch.is_empty() {
+            let written = {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let count = batch.len().min(MAX_SLICES);
+                for (slice, bytes) in slices.iter_mut().zip(batch.iter()) {
+                    *slice = IoSlice::new(bytes);
+                }
+                write.try_write_vectored(&slices[..count])
+            };
+            match written {
+                Ok(0) => return End::Client,
+                Ok(mut n) => {
+                    outbox.sent(n);
+                    while n > 0 {
+                        let first = batch.front_mut().expect("written bytes were queued");
+                        if n >= first.len() {
+                            n -= first.len();
+                            batch.pop_front();
+                        } else {
+                            first.advance(n);
+                            n = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    let since = outbox.blocked(Instant::now());
+                    let deadline = since + send_timeout;
+                    tokio::select! {
+                        writable = tokio::time::timeout_at(deadline, write.writable()) => match writable {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return End::Client,
+                            Err(_) => {
+                                let why = Dropped::SendTimeout(send_timeout);
+                                session.drop_client(why);
+                                return End::Dropped(why);
+                            }
+                        },
+                        // Dropped meanwhile (its queue passed the bound, or it stalled a burst).
+                        why = outbox.dropped() => return End::Dropped(why),
+                    }
+                }
+                Err(_) => return End::Client,
+            }
+        }
+    }
+}
+
+/// Sends `message` to a client being turned away and closes, within a second whatever it does.
+pub async fn refuse(mut stream: TcpStream, message: Bytes) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&message).await?;
+        stream.shutdown().await?;
+        // Read what it sent until it closes, so that closing does not reset the connection
+        // before it has read the message.
+        let mut sink = [0u8; 512];
+        while stream.read(&mut sink).await? > 0 {}
+        std::io::Result::Ok(())
+    })
+    .await;
+}

@@ -1,0 +1,438 @@
+//! WebSocket framing (RFC 6455), server side, pure: client bytes in, messages out, and the frames
+//! the server sends. Frame headers are read and written by tungstenite's frame codec; this adds
+//! what a chat session needs around it, streaming, so that a client costs at most `max_line`
+//! bytes of buffer whatever it sends:
+//! - a text message up to `max_line` bytes is a line; a longer one (up to the message cap) is
+//!   skipped as it arrives and reported once as too long; past the cap the connection fails
+//!   (1009), as do a protocol violation (1002) and a text that is not UTF-8 (1007);
+//! - fragments are joined, control frames may come between them;
+//! - a ping is answered by a pong (the session queues only the latest), a close by a close.
+//!
+//! The server's own frames are rendered whole, once per event, so that a message to a thousand
+//! clients is framed once and written as shared bytes, as on telnet.
+
+use std::io::Cursor;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+
+/// Close codes this server sends (RFC 6455 §7.4.1).
+pub const NORMAL: u16 = 1000;
+pub const GOING_AWAY: u16 = 1001;
+pub const PROTOCOL_ERROR: u16 = 1002;
+pub const INVALID_DATA: u16 = 1007;
+pub const TOO_BIG: u16 = 1009;
+
+/// Longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
+const MAX_HEADER: usize = 14;
+/// Longest control frame payload.
+const MAX_CONTROL: usize = 125;
+
+/// What a client's bytes produced, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    /// A complete text message of at most `max_line` bytes.
+    Text(String),
+    /// A text message over `max_line` bytes (and within the cap): skipped.
+    TooLong,
+    /// A binary message: skipped.
+    Binary,
+    Ping(Bytes),
+    Pong,
+    /// The client closed the connection.
+    Close,
+    /// The connection must fail: close with this code and reason.
+    Fail(u16, &'static str),
+}
+
+/// The frame being read.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    opcode: OpCode,
+    fin: bool,
+    mask: [u8; 4],
+    /// Payload bytes still to come.
+    left: u64,
+    /// Payload bytes read so far (the mask rotates with it).
+    read: u64,
+}
+
+/// The data message being assembled from its fragments.
+#[derive(Debug, Default)]
+struct Message {
+    text: bool,
+    /// Payload bytes so far, over all fragments.
+    len: u64,
+    /// Over `max_line`: the rest is skipped.
+    too_long: bool,
+}
+
+/// The input side of one WebSocket connection.
+#[derive(Debug)]
+pub struct Decoder {
+    max_line: usize,
+    max_message: u64,
+    header: [u8; MAX_HEADER],
+    header_len: usize,
+    frame: Option<Frame>,
+    message: Option<Message>,
+    /// The text of the current message (at most `max_line` bytes), or a control payload.
+    data: Vec<u8>,
+    control: Vec<u8>,
+    failed: bool,
+}
+
+impl Decoder {
+    /// Lines up to `max_line` bytes; a message past `max_message` fails the connection.
+    pub fn new(max_line: usize, max_message: usize) -> Self {
+        Self {
+            max_line,
+            max_message: max_message as u64,
+            header: [0; MAX_HEADER],
+            header_len: 0,
+            frame: None,
+            message: None,
+            data: Vec::new(),
+            control: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Decodes from the front of `input` up to the next item and returns it, leaving the rest in
+    /// `input`; `None` once `input` is used up. After a [`Item::Fail`] or [`Item::Close`] the
+    /// rest of the input is ignored.
+    pub fn next(&mut self, input: &mut &[u8]) -> Option<Item> {
+        while !self.failed && !input.is_empty() {
+            let item = match self.frame {
+                None => self.header(input),
+                Some(_) => self.payload(input),
+            };
+            if let Some(item) = item {
+                if matches!(item, Item::Fail(..) | Item::Close) {
+                    self.failed = true;
+                    self.data = Vec::new();
+                }
+                return Some(item);
+            }
+        }
+        *input = &[];
+        None
+    }
+
+    fn fail(&mut self, code: u16, reason: &'static str) -> Option<Item> {
+        Some(Item::Fail(code, reason))
+    }
+
+    /// Gathers a header; returns an item only for a frame with an empty payload or a failure.
+    fn header(&mut self, input: &mut &[u8]) -> Option<Item> {
+        let need = |h: &[u8]| -> usize {
+            if h.len() < 2 {
+                return 2;
+            }
+            let extra = match h[1] & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            2 + extra + if h[1] & 0x80 != 0 { 4 } else { 0 }
+        };
+        loop {
+            let wanted = need(&self.header[..self.header_len]);
+            if self.header_len == wanted {
+                break;
+            }
+            let (&byte, rest) = input.split_first()?;
+            self.header[self.header_len] = byte;
+            self.header_len += 1;
+            *input = rest;
+        }
+        let parsed = FrameHeader::parse(&mut Cursor::new(&self.header[..self.header_len]));
+        self.header_len = 0;
+        let (header, len) = match parsed {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => unreachable!("the whole header was gathered"),
+            Err(_) => return self.fail(PROTOCOL_ERROR, "reserved opcode"),
+        };
+        if header.rsv1 || header.rsv2 || header.rsv3 {
+            return self.fail(PROTOCOL_ERROR, "reserved bits set without an extension");
+        }
+        let Some(mask) = header.mask else {
+            return self.fail(PROTOCOL_ERROR, "client frames must be masked");
+        };
+        match header.opcode {
+            OpCode::Control(_) => {
+                if !header.is_final || len > MAX_CONTROL as u64 {
+                    return self.fail(PROTOCOL_ERROR, "fragmented or oversized control frame");
+                }
+                self.control.clear();
+            }
+            OpCode::Data(Data::Continue) => {
+                let Some(message) = &self.message else {
+                    return self.fail(PROTOCOL_ERROR, "continuation without a message");
+                };
+                if message.len + len > self.max_message {
+                    return self.fail(TOO_BIG, "message too big");
+                }
+            }
+            OpCode::Data(data) => {
+                if self.message.is_some() {
+                    return self.fail(PROTOCOL_ERROR, "new message inside a fragmented one");
+                }
+                if len > self.max_message {
+                    return self.fail(TOO_BIG, "message too big");
+                }
+                self.message = Some(Message {
+                    text: data == Data::Text,
+                    ..Message::default()
+                });
+            }
+        }
+        self.frame = Some(Frame {
+            opcode: header.opcode,
+            fin: header.is_final,
+            mask,
+            left: len,
+            read: 0,
+        });
+        if len == 0 { self.end_frame() } else { None }
+    }
+
+    /// Takes payload bytes of the current frame; returns an item when the frame completes one.
+    fn payload(&mut self, input: &mut &[u8]) -> Option<Item> {
+        let frame = self.frame.as_mut().expect("in a frame");
+        let take = input.len().min(usize::try_from(frame.left).unwrap_or(usize::MAX));
+        let (chunk, rest) = input.split_at(take);
+        *input = rest;
+        let offset = frame.read;
+        frame.read += take as u64;
+        frame.left -= take as u64;
+        let mask = frame.mask;
+        let unmask = |dst: &mut Vec<u8>| {
+            let start = dst.len();
+            dst.extend_from_slice(chunk);
+            for (i, byte) in dst[start..].iter_mut().enumerate() {
+                *byte ^= mask[(offset as usize + i) & 3];
+            }
+        };
+        match frame.opcode {
+            OpCode::Control(_) => unmask(&mut self.control),
+            OpCode::Data(_) => {
+                let message = self.message.as_mut().expect("a data frame belongs to a message");
+                message.len += take as u64;
+                if message.text && !message.too_long {
+                    if message.len > self.max_line as u64 {
+                        message.too_long = true;
+                        self.data = Vec::new();
+                    } else {
+                        unmask(&mut self.data);
+                    }
+                }
+            }
+        }
+        if self.frame.as_ref().is_some_and(|f| f.left == 0) {
+            self.end_frame()
+        } else {
+            None
+        }
+    }
+
+    fn end_frame(&mut self) -> Option<Item> {
+        let frame = self.frame.take().expect("in a frame");
+        match frame.opcode {
+            OpCode::Control(Control::Ping) => Some(Item::Ping(Bytes::from(std::mem::take(&mut self.control)))),
+            OpCode::Control(Control::Pong) => Some(Item::Pong),
+            OpCode::Control(_) => Some(Item::Close),
+            OpCode::Data(_) if !frame.fin => None,
+            OpCode::Data(_) => {
+                let message = self.message.take().expect("a data frame belongs to a message");
+                let data = std::mem::take(&mut self.data);
+                Some(if !message.text {
+                    Item::Binary
+                } else if message.too_long {
+                    Item::TooLong
+                } else {
+                    match String::from_utf8(data) {
+                        Ok(text) => Item::Text(text),
+                        Err(_) => Item::Fail(INVALID_DATA, "text is not UTF-8"),
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// A whole unmasked frame from the server.
+fn frame(opcode: OpCode, payload: &[u8]) -> Bytes {
+    let header = FrameHeader {
+        opcode,
+        ..FrameHeader::default()
+    };
+    let len = payload.len() as u64;
+    let mut out = BytesMut::with_capacity(header.len(len) + payload.len());
+    let mut writer = (&mut out).writer();
+    header.format(len, &mut writer).expect("writing to memory");
+    out.put_slice(payload);
+    out.freeze()
+}
+
+/// A text frame.
+pub fn text(payload: &str) -> Bytes {
+    frame(OpCode::Data(Data::Text), payload.as_bytes())
+}
+
+pub fn ping(payload: &[u8]) -> Bytes {
+    frame(OpCode::Control(Control::Ping), payload)
+}
+
+pub fn pong(payload: &[u8]) -> Bytes {
+    frame(OpCode::Control(Control::Pong), payload)
+}
+
+/// A close frame with a code and a short reason.
+pub fn close(code: u16, reason: &str) -> Bytes {
+    let mut payload = code.to_be_bytes().to_vec();
+    payload.extend_from_slice(&reason.as_bytes()[..reason.len().min(MAX_CONTROL - 2)]);
+    frame(OpCode::Control(Control::Close), &payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A masked client frame.
+    fn client(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x11, 0x22, 0x33, 0x44];
+        let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n < 65536 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+        out
+    }
+
+    fn decode(decoder: &mut Decoder, mut bytes: &[u8]) -> Vec<Item> {
+        let mut items = Vec::new();
+        while let Some(item) = decoder.next(&mut bytes) {
+            items.push(item);
+        }
+        items
+    }
+
+    #[test]
+    fn text_ping_close() {
+        let mut d = Decoder::new(100, 1000);
+        let mut bytes = client(true, 1, b"login ann");
+        bytes.extend(client(true, 9, b"p1"));
+        bytes.extend(client(true, 10, b""));
+        bytes.extend(client(true, 8, &1000u16.to_be_bytes()));
+        bytes.extend(client(true, 1, b"ignored after close"));
+        assert_eq!(
+            decode(&mut d, &bytes),
+            [
+                Item::Text("login ann".into()),
+                Item::Ping(Bytes::from_static(b"p1")),
+                Item::Pong,
+                Item::Close
+            ]
+        );
+    }
+
+    #[test]
+    fn split_anywhere_and_fragments_with_a_ping_between() {
+        let mut bytes = client(false, 1, "héllo ".as_bytes());
+        bytes.extend(client(true, 9, b"x"));
+        bytes.extend(client(false, 0, b"wor"));
+        bytes.extend(client(true, 0, b"ld"));
+        let expected = [Item::Ping(Bytes::from_static(b"x")), Item::Text("héllo world".into())];
+        for at in 0..bytes.len() {
+            let mut d = Decoder::new(100, 1000);
+            let mut items = decode(&mut d, &bytes[..at]);
+            items.extend(decode(&mut d, &bytes[at..]));
+            assert_eq!(items, expected, "split at {at}");
+        }
+    }
+
+    #[test]
+    fn too_long_is_skipped_without_buffering_and_too_big_fails() {
+        let mut d = Decoder::new(10, 100);
+        let mut bytes = client(false, 1, &[b'a'; 8]);
+        bytes.extend(client(true, 0, &[b'b'; 50]));
+        bytes.extend(client(true, 1, b"ok"));
+        let items = decode(&mut d, &bytes);
+        assert_eq!(items, [Item::TooLong, Item::Text("ok".into())]);
+        assert!(d.data.capacity() <= 10);
+        let mut d = Decoder::new(10, 100);
+        assert_eq!(
+            decode(&mut d, &client(true, 1, &[b'c'; 101])),
+            [Item::Fail(TOO_BIG, "message too big")]
+        );
+        // A header announcing 2^62 bytes fails before any byte of it.
+        let mut d = Decoder::new(10, 100);
+        let mut huge = vec![0x81, 0x80 | 127];
+        huge.extend_from_slice(&(1u64 << 62).to_be_bytes());
+        huge.extend_from_slice(&[0; 4]);
+        assert_eq!(decode(&mut d, &huge), [Item::Fail(TOO_BIG, "message too big")]);
+    }
+
+    #[test]
+    fn violations_fail_the_connection() {
+        let cases: [(Vec<u8>, u16); 6] = [
+            (vec![0x81, 0x02, b'h', b'i'], PROTOCOL_ERROR), // unmasked
+            (client(true, 3, b"x"), PROTOCOL_ERROR),        // reserved opcode
+            (client(true, 0, b"x"), PROTOCOL_ERROR),        // continuation first
+            (client(false, 9, b"x"), PROTOCOL_ERROR),       // fragmented ping
+            (client(true, 9, &[0; 126]), PROTOCOL_ERROR),   // oversized ping
+            (client(true, 1, &[0xff, 0xfe]), INVALID_DATA), // not UTF-8
+        ];
+        for (bytes, code) in cases {
+            let mut d = Decoder::new(100, 1000);
+            let items = decode(&mut d, &bytes);
+            assert!(
+                matches!(items.as_slice(), [Item::Fail(c, _)] if *c == code),
+                "{bytes:?}: {items:?}"
+            );
+        }
+        let mut d = Decoder::new(100, 1000);
+        let mut bytes = client(false, 1, b"a");
+        bytes.extend(client(true, 1, b"b"));
+        assert!(matches!(
+            decode(&mut d, &bytes).as_slice(),
+            [Item::Fail(PROTOCOL_ERROR, _)]
+        ));
+        let mut d = Decoder::new(100, 1000);
+        let mut rsv = client(true, 1, b"a");
+        rsv[0] |= 0x40;
+        assert!(matches!(
+            decode(&mut d, &rsv).as_slice(),
+            [Item::Fail(PROTOCOL_ERROR, _)]
+        ));
+    }
+
+    #[test]
+    fn binary_is_reported_and_empty_text_is_a_line() {
+        let mut d = Decoder::new(100, 1000);
+        let mut bytes = client(true, 2, &[1, 2, 3]);
+        bytes.extend(client(true, 1, b""));
+        assert_eq!(decode(&mut d, &bytes), [Item::Binary, Item::Text(String::new())]);
+    }
+
+    #[test]
+    fn server_frames_are_unmasked_and_sized() {
+        assert_eq!(&text("hi")[..], b"\x81\x02hi");
+        assert_eq!(&pong(b"")[..], b"\x8a\x00");
+        assert_eq!(&close(1000, "bye")[..], b"\x88\x05\x03\xe8bye");
+        let long = text(&"x".repeat(300));
+        assert_eq!(&long[..4], &[0x81, 126, 1, 44]);
+        assert_eq!(long.len(), 304);
+    }
+}
