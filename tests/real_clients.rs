@@ -97,10 +97,16 @@ fn chromium_chats_with_a_telnet_user() {
         assert!(line.ends_with("][webuser]: hello from chromium"), "{line}");
         tuser.send("msg webuser hello back from telnet").await;
         tuser.line().await;
+        // Someone logs in after the page did: the page lists them without asking the server.
+        let mut late = Telnet::connect(tcp_addr).await;
+        late.login("late").await;
+        tuser.until("[SYSTEM INFO] - [late] login to chat.").await;
         tuser.send("msgall <img src=x onerror=alert(1)>").await;
         tuser.line().await;
         let line = tuser.line().await;
         assert!(line.ends_with("][webuser][->][tuser]: just for you"), "{line}");
+        late.send("logout").await;
+        tuser.until("[SYSTEM INFO] - [late] logout from chat.").await;
         assert_eq!(tuser.line().await, "[SYSTEM INFO] - [webuser] logout from chat.");
 
         let output = within("the browser script", browser.wait_with_output()).await.unwrap();

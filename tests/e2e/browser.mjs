@@ -22,6 +22,9 @@ try {
   page.on("request", (request) => {
     if (!request.url().startsWith(new URL(url).origin) && !request.url().startsWith("data:")) outside.push(request.url());
   });
+  // The page asks for the user list once, then follows the login and logout lines.
+  let userlists = 0;
+  page.on("websocket", (ws) => ws.on("framesent", (frame) => { if (frame.payload === "/userlist") userlists++; }));
   const dialogs = [];
   page.on("dialog", (dialog) => { dialogs.push(dialog.message()); dialog.dismiss(); });
 
@@ -45,6 +48,8 @@ try {
   const images = await page.locator("#log img").count();
   if (images !== 0 || dialogs.length !== 0) throw new Error(`markup from a user was interpreted: ${images} img, dialogs ${dialogs}`);
   step("markup shown as text");
+  await page.locator("#users li", { hasText: "late" }).waitFor();
+  step("a later login listed");
 
   // Pick the telnet user as target: a private message.
   await page.selectOption("#target", "tuser");
@@ -52,6 +57,9 @@ try {
   await page.press("#text", "Enter");
   await page.locator("#log li", { hasText: "[webuser][->][tuser]: just for you" }).waitFor();
   step("private message");
+  await page.locator("#users li", { hasText: "late" }).waitFor({ state: "detached" });
+  step("a logout unlisted");
+  if (userlists !== 1) throw new Error(`the page asked for the user list ${userlists} times`);
 
   if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
   if (outside.length) throw new Error("requests to another host: " + outside.join(", "));

@@ -17,6 +17,10 @@ let pendingName = null;  // login sent, not yet confirmed
 let wantName = null;     // log in again with this name after a reconnect
 let retry = 0;
 let retryTimer = null;
+// Who is online, oldest login first: fetched once with /userlist after logging in, then kept
+// up to date from the login and logout lines every user receives (asking again on each of them
+// would make a login storm cost the server users x users names).
+let users = [];
 
 function setState(kind, label) {
   ui.state.className = "state " + kind;
@@ -67,7 +71,8 @@ function login(name) {
 
 function receive(data) {
   if (data.action === "list" && Array.isArray(data.message)) {
-    showUsers(data.message.map(String));
+    users = data.message.map(String);
+    showUsers(users);
     return;
   }
   if (data.action !== "response") return;
@@ -84,8 +89,13 @@ function receive(data) {
     } else if (what === "logout from chat" && who === myName) {
       wantName = null;
       myName = null;
+    } else if (myName && what === "login to chat") {
+      if (!users.includes(who)) users.push(who);
+      showUsers(users);
+    } else if (myName) {
+      users = users.filter((name) => name !== who);
+      showUsers(users);
     }
-    if (myName) send("/userlist");
   } else if (pendingName && text.startsWith("[ERROR] - ")) {
     ui.loginError.textContent = text.slice("[ERROR] - ".length);
     if (text === "[ERROR] - Already login!") showLoggedIn(pendingName);
