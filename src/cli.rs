@@ -113,6 +113,9 @@ pub enum Command {
         /// Host names served besides the bound address (ws).
         #[arg(long, value_delimiter = ',')]
         allowed_hosts: Vec<String>,
+        /// Seconds of silence after which a WebSocket client is pinged (tests shorten it).
+        #[arg(long, hide = true, default_value_t = frontend::client::PING_INTERVAL.as_secs())]
+        ping_interval: u64,
     },
 }
 
@@ -154,6 +157,7 @@ impl Cli {
                 send_timeout,
                 handshake_timeout,
                 allowed_hosts,
+                ping_interval,
             } => {
                 let options = frontend::Options {
                     name,
@@ -169,6 +173,7 @@ impl Cli {
                         input_burst: input_burst.max(1),
                         send_timeout: Duration::from_secs(send_timeout.max(1)),
                         handshake_timeout: Duration::from_secs(handshake_timeout.max(1)),
+                        ping_interval: Duration::from_secs(ping_interval.max(1)),
                     },
                     allowed_hosts: allowed_hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
                 };

@@ -50,6 +50,41 @@ impl TokenBucket {
     }
 }
 
+/// A share of wall time that may be spent on something (waiting, say): it accrues at `share`
+/// seconds per second, up to `burst`.
+#[derive(Debug, Clone)]
+pub struct TimeBudget {
+    share: f64,
+    burst: f64,
+    available: f64,
+    last: Instant,
+}
+
+impl TimeBudget {
+    /// A full budget.
+    pub fn new(share: f64, burst: Duration, now: Instant) -> Self {
+        Self {
+            share,
+            burst: burst.as_secs_f64(),
+            available: burst.as_secs_f64(),
+            last: now,
+        }
+    }
+
+    /// How much may be spent now.
+    pub fn available(&mut self, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.available = (self.available + elapsed * self.share).min(self.burst);
+        Duration::from_secs_f64(self.available.max(0.0))
+    }
+
+    /// Records time spent.
+    pub fn spend(&mut self, spent: Duration) {
+        self.available -= spent.as_secs_f64();
+    }
+}
+
 /// Lets a kind of warning through at most `burst` times at once and `rate` times a second after
 /// that, and counts what it held back, so that the next line that passes can say how many.
 #[derive(Debug)]
@@ -133,6 +168,25 @@ mod tests {
             assert!(bucket.take(start + Duration::from_millis(ms)).is_err());
         }
         assert_eq!(bucket.take(start + Duration::from_millis(1000)), Ok(()));
+    }
+
+    #[test]
+    fn a_time_budget_is_a_share_of_the_clock() {
+        let start = Instant::now();
+        let mut budget = TimeBudget::new(0.25, Duration::from_secs(1), start);
+        assert_eq!(budget.available(start), Duration::from_secs(1));
+        budget.spend(Duration::from_secs(1));
+        assert_eq!(budget.available(start), Duration::ZERO);
+        assert_eq!(
+            budget.available(start + Duration::from_secs(2)),
+            Duration::from_millis(500)
+        );
+        budget.spend(Duration::from_millis(700));
+        assert_eq!(budget.available(start + Duration::from_secs(2)), Duration::ZERO);
+        assert_eq!(
+            budget.available(start + Duration::from_secs(100)),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

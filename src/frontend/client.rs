@@ -3,9 +3,9 @@
 //! its socket. When either ends, or the client is dropped, both halves close at once and the
 //! session closes once.
 //!
-//! The reader takes at most [`READ_CHUNK`] bytes at a time and yields to the scheduler between
-//! chunks (tokio's cooperative budget), so a flooding client cannot starve the others of its
-//! thread. Each item it decodes costs a token of the client's bucket (`input_rate` a second,
+//! The reader takes at most [`READ_CHUNK`] bytes at a time and yields to the scheduler after each
+//! chunk, so a flooding client cannot starve the others of its thread: they take turns, as in any
+//! event loop. Each item it decodes costs a token of the client's bucket (`input_rate` a second,
 //! `input_burst` at once): past it the reader simply stops reading until the bucket refills, so
 //! TCP slows the sender and nothing is lost. Lines wait for room on their way to the kernel
 //! (see [`session`](super::session)) the same way.
@@ -59,15 +59,15 @@ pub trait Decode: Send {
     /// once `input` is used up.
     fn next(&mut self, input: &mut &[u8]) -> Option<Input>;
 
-    /// What to send a client that has been silent for [`IDLE_PING`] (a WebSocket ping), if the
+    /// What to send a client that has been silent for `ping_interval` (a WebSocket ping), if the
     /// protocol has such a thing. A client silent for twice that is gone.
     fn ping(&self) -> Option<Bytes> {
         None
     }
 }
 
-/// A WebSocket client silent this long is pinged; silent twice this long, it is dropped.
-pub const IDLE_PING: Duration = Duration::from_secs(30);
+/// The default `ping_interval` (see [`Limits`]).
+pub const PING_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ pub async fn serve(
     let (read, write) = stream.into_split();
     let mut bucket = TokenBucket::new(limits.input_rate, limits.input_burst, Instant::now());
     let end = tokio::select! {
-        end = read_in(&read, first, &session, &mut decoder, &mut bucket, render) => end,
+        end = read_in(&read, first, &session, &mut decoder, &mut bucket, render, limits.ping_interval) => end,
         end = write_out(&write, &mut outbox, &session, limits.send_timeout) => end,
     };
     drop((read, write));
@@ -110,6 +110,7 @@ async fn read_in(
     decoder: &mut impl Decode,
     bucket: &mut TokenBucket,
     render: &(dyn Fn(&Event) -> Bytes + Sync),
+    ping_interval: Duration,
 ) -> End {
     // Held only while it has bytes: an idle client keeps no read buffer.
     let mut buf = BytesMut::from(&first[..]);
@@ -119,7 +120,7 @@ async fn read_in(
             buf = BytesMut::new();
             let readable = match decoder.ping() {
                 None => read.readable().await,
-                Some(ping) => match tokio::time::timeout(IDLE_PING, read.readable()).await {
+                Some(ping) => match tokio::time::timeout(ping_interval, read.readable()).await {
                     Ok(readable) => readable,
                     Err(_) if pinged => return End::Silent,
                     Err(_) => {
@@ -148,10 +149,12 @@ async fn read_in(
             };
             buf.advance(used);
             let Some(item) = item else { break };
-            // Each item costs a token; without one the client waits, unread.
+            // Each item costs a token; without one the client waits, unread. So does a client
+            // with more output waiting than it reads.
             while let Err(wait) = bucket.take(Instant::now()) {
                 tokio::time::sleep(wait).await;
             }
+            session.caught_up().await;
             match item {
                 Input::Line(line) => {
                     if let Err(error) = session.line(line).await {
@@ -173,8 +176,8 @@ async fn read_in(
                 }
             }
         }
-        // A chunk done: let the other clients of this thread have their turn.
-        tokio::task::coop::consume_budget().await;
+        // A chunk done: the other clients of this thread have their turn before the next one.
+        tokio::task::yield_now().await;
     }
 }
 

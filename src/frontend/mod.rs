@@ -75,6 +75,9 @@ pub struct Limits {
     pub send_timeout: Duration,
     /// How long an HTTP request head may take to arrive (web only).
     pub handshake_timeout: Duration,
+    /// A WebSocket client silent this long is pinged; silent twice this long, it is dropped.
+    /// Not a servers.toml key: tests shorten it.
+    pub ping_interval: Duration,
 }
 
 impl Default for Limits {
@@ -88,6 +91,7 @@ impl Default for Limits {
             input_burst: c::DEFAULT_INPUT_BURST,
             send_timeout: c::DEFAULT_SEND_TIMEOUT,
             handshake_timeout: c::DEFAULT_HANDSHAKE_TIMEOUT,
+            ping_interval: client::PING_INTERVAL,
         }
     }
 }

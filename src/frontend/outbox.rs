@@ -2,13 +2,14 @@
 //! holding no buffer while it is empty (an idle connection costs little), and knowing whether the
 //! client's socket is taking bytes.
 //!
-//! Two bounds. Past [`BEHIND_BYTES`] the client is *behind*: the kernel link waits for it a moment
-//! before handing out more (see [`Sessions::hold_back`](super::session::Sessions::hold_back)), so a
-//! burst slows to the pace of the clients that read rather than dropping them. Past
-//! [`OUTBOX_BYTES`] (what is queued plus what the writer holds) the client is dropped. So is one
-//! whose socket accepts no byte for a while as the link waits for it, or for `send_timeout` at any
-//! time: a client counts as not reading only when its socket stops taking bytes, never because
-//! this process is busy.
+//! Past [`BEHIND_BYTES`] a client is *behind*. Its own input then waits (see
+//! [`client`](super::client)), so that no command of its own can grow its queue further; and if a
+//! broadcast put it there, the kernel link waits for it a moment (see
+//! [`Sessions::hold_back`](super::session::Sessions::hold_back)), so that a burst slows to the
+//! pace of the clients that read instead of dropping them. Past [`OUTBOX_BYTES`] (what is queued
+//! plus what the writer holds) the client is dropped, as is one whose socket accepts no byte for
+//! `send_timeout` while output waits: a client counts as not reading only when its socket stops
+//! taking bytes, never because this process is busy.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -31,8 +32,6 @@ const KEEP_CAPACITY: usize = 16;
 pub enum Dropped {
     /// More than [`OUTBOX_BYTES`] waited.
     Full,
-    /// Behind, and its socket took no byte for this long.
-    Stalled(Duration),
     /// Its socket took no byte for `send_timeout` while output waited.
     SendTimeout(Duration),
 }
@@ -41,27 +40,9 @@ impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Dropped::Full => write!(f, "not reading: {} KiB of output waiting", OUTBOX_BYTES >> 10),
-            Dropped::Stalled(d) => write!(
-                f,
-                "not reading: its socket took no byte for {d:?} with over {} KiB waiting",
-                BEHIND_BYTES >> 10
-            ),
             Dropped::SendTimeout(d) => write!(f, "send timeout: its socket took no byte for {d:?}"),
         }
     }
-}
-
-/// Whether to wait for a client that fell behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behind {
-    /// Wait, until this instant at most.
-    Until(Instant),
-    /// Do not wait: its socket has been shut a while; but look again later (it may stall).
-    Watch,
-    /// Do not: it caught up, was dropped before, or has held the link up long enough.
-    No,
-    /// Do not: it was just dropped for not reading (reported once).
-    DroppedNow(Dropped),
 }
 
 /// How long a link holds back for a client that fell behind.
@@ -69,18 +50,17 @@ pub enum Behind {
 pub struct HoldBack {
     /// At most this long each time it falls behind.
     pub hold: Duration,
-    /// Not once its socket has refused bytes this long.
+    /// Not once its socket has refused bytes this long: a reader with a full socket is back
+    /// within that, a client that stopped reading is not.
     pub blocked: Duration,
-    /// Its socket refusing bytes this long, it is dropped.
-    pub stall: Duration,
 }
 
 /// What became of a pushed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pushed {
     Queued,
-    /// Queued, and it took the client past [`BEHIND_BYTES`] (reported once per time it falls
-    /// behind).
+    /// Queued, and this message, one the link may wait for, took the client past
+    /// [`BEHIND_BYTES`] (reported once per time it falls behind).
     Behind,
     /// This message would pass [`OUTBOX_BYTES`]: the client is dropped now (reported once).
     Dropped,
@@ -158,14 +138,19 @@ pub fn outbox(room: Arc<Notify>) -> (Outbox, OutboxRx) {
 }
 
 impl Outbox {
-    /// Queues a message.
-    pub fn push(&self, message: Bytes) -> Pushed {
-        self.push_at(message, Instant::now())
+    /// Queues a message; `wait` says whether the link may wait for this client if this message
+    /// puts it behind (broadcasts: yes; replies to its own commands: no, or a client could hold
+    /// everyone up with commands whose answers it does not read).
+    pub fn push(&self, message: Bytes, wait: bool) -> Pushed {
+        self.push_at(message, wait, Instant::now())
     }
 
-    pub fn push_at(&self, message: Bytes, now: Instant) -> Pushed {
+    pub fn push_at(&self, message: Bytes, wait: bool, now: Instant) -> Pushed {
         let mut queue = self.lock();
-        let pushed = Self::add(&mut queue, message, now);
+        let pushed = match Self::add(&mut queue, message, now) {
+            Pushed::Behind if !wait => Pushed::Queued,
+            other => other,
+        };
         drop(queue);
         if pushed != Pushed::Ignored {
             self.0.wake.notify_one();
@@ -181,8 +166,11 @@ impl Outbox {
             queue.queued = queue.queued - old.len() + queue.items[at].len();
             return Pushed::Queued;
         }
-        let pushed = Self::add(&mut queue, pong, Instant::now());
-        if matches!(pushed, Pushed::Queued | Pushed::Behind) {
+        let pushed = match Self::add(&mut queue, pong, Instant::now()) {
+            Pushed::Behind => Pushed::Queued,
+            other => other,
+        };
+        if pushed == Pushed::Queued {
             queue.pong = Some(queue.items.len() - 1);
         }
         drop(queue);
@@ -234,37 +222,24 @@ impl Outbox {
         self.0.wake.notify_one();
     }
 
-    /// Whether a link should wait for this client: [`Behind::Until`] while it is behind, for at
-    /// most `hold` since it fell behind, and while its socket, if it refuses bytes, has refused
-    /// them for less than `blocked`: a reader that is momentarily full is waited for, one whose
-    /// socket stays shut is not. A client behind whose socket took nothing for `stall` is dropped
-    /// here.
-    pub fn behind(&self, now: Instant, limits: HoldBack) -> Behind {
-        let mut queue = self.lock();
+    /// Until when a link should wait for this client, if at all: while it is behind, for at most
+    /// `hold` since it fell behind, and not once its socket has refused bytes for `blocked`.
+    pub fn wait_until(&self, now: Instant, limits: HoldBack) -> Option<Instant> {
+        let queue = self.lock();
         if queue.dropped.is_some() {
-            return Behind::No;
+            return None;
         }
-        let Some(since) = queue.behind_since else {
-            return Behind::No;
+        let until = queue.behind_since? + limits.hold;
+        let until = match queue.blocked_since {
+            Some(blocked) => until.min(blocked + limits.blocked),
+            None => until,
         };
-        let mut until = since + limits.hold;
-        if let Some(blocked) = queue.blocked_since {
-            if now >= blocked + limits.stall {
-                let why = Dropped::Stalled(limits.stall);
-                Self::drop_queue(&mut queue, why);
-                drop(queue);
-                self.0.wake.notify_one();
-                return Behind::DroppedNow(why);
-            }
-            if now >= blocked + limits.blocked {
-                return Behind::Watch;
-            }
-            until = until.min(blocked + limits.blocked);
-        }
-        if now >= since + limits.hold {
-            return Behind::No;
-        }
-        Behind::Until(until)
+        (now < until).then_some(until)
+    }
+
+    /// Whether more than [`BEHIND_BYTES`] wait.
+    pub fn is_behind(&self) -> bool {
+        self.lock().behind_since.is_some()
     }
 
     /// Why the client was dropped, if it was.
@@ -360,13 +335,18 @@ mod tests {
         Bytes::from(vec![b'x'; n])
     }
 
+    const LIMITS: HoldBack = HoldBack {
+        hold: Duration::from_secs(1),
+        blocked: Duration::from_millis(100),
+    };
+
     #[tokio::test]
     async fn batches_then_close() {
         let (tx, mut rx) = new();
-        assert_eq!(tx.push(Bytes::from_static(b"a")), Pushed::Queued);
-        tx.push(Bytes::from_static(b"b"));
+        assert_eq!(tx.push(Bytes::from_static(b"a"), true), Pushed::Queued);
+        tx.push(Bytes::from_static(b"b"), true);
         tx.close();
-        assert_eq!(tx.push(Bytes::from_static(b"late")), Pushed::Ignored);
+        assert_eq!(tx.push(Bytes::from_static(b"late"), true), Pushed::Ignored);
         let mut batch = VecDeque::new();
         assert_eq!(rx.next(&mut batch).await, Next::Send);
         assert_eq!(batch, [Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
@@ -379,9 +359,13 @@ mod tests {
     async fn past_the_bound_the_client_is_dropped_once() {
         let (tx, mut rx) = new();
         // One message fits whatever its size; the next one past the bound drops the client.
-        assert_eq!(tx.push(bytes(OUTBOX_BYTES + 10)), Pushed::Behind);
-        assert_eq!(tx.push(Bytes::from_static(b"x")), Pushed::Dropped);
-        assert_eq!(tx.push(Bytes::from_static(b"y")), Pushed::Ignored, "reported once");
+        assert_eq!(tx.push(bytes(OUTBOX_BYTES + 10), true), Pushed::Behind);
+        assert_eq!(tx.push(Bytes::from_static(b"x"), true), Pushed::Dropped);
+        assert_eq!(
+            tx.push(Bytes::from_static(b"y"), true),
+            Pushed::Ignored,
+            "reported once"
+        );
         let mut batch = VecDeque::new();
         assert_eq!(rx.next(&mut batch).await, Next::Dropped(Dropped::Full));
     }
@@ -389,18 +373,18 @@ mod tests {
     #[tokio::test]
     async fn what_the_writer_holds_counts_until_sent() {
         let (tx, mut rx) = new();
-        tx.push(bytes(OUTBOX_BYTES / 2));
+        tx.push(bytes(OUTBOX_BYTES / 2), true);
         let mut batch = VecDeque::new();
         rx.next(&mut batch).await;
         // Stuck in the socket: the half it holds still counts.
-        tx.push(bytes(OUTBOX_BYTES / 4));
-        assert_eq!(tx.push(bytes(OUTBOX_BYTES / 2)), Pushed::Dropped);
+        tx.push(bytes(OUTBOX_BYTES / 4), true);
+        assert_eq!(tx.push(bytes(OUTBOX_BYTES / 2), true), Pushed::Dropped);
     }
 
     #[tokio::test]
     async fn only_the_latest_pong_waits() {
         let (tx, mut rx) = new();
-        tx.push(Bytes::from_static(b"chat"));
+        tx.push(Bytes::from_static(b"chat"), true);
         for i in 0..10_000u32 {
             tx.push_pong(Bytes::from(i.to_string()));
         }
@@ -423,50 +407,49 @@ mod tests {
             }
         };
         let filler = async {
-            tx.push(bytes(OUTBOX_BYTES));
-            assert_eq!(tx.push(Bytes::from_static(b"one too many")), Pushed::Dropped);
+            tx.push(bytes(OUTBOX_BYTES), true);
+            assert_eq!(tx.push(Bytes::from_static(b"one too many"), true), Pushed::Dropped);
         };
         let (why, ()) = tokio::join!(stuck, filler);
         assert_eq!(why, Some(Dropped::Full));
     }
 
-    const LIMITS: HoldBack = HoldBack {
-        hold: Duration::from_secs(1),
-        blocked: Duration::from_millis(100),
-        stall: Duration::from_millis(500),
-    };
+    #[tokio::test]
+    async fn a_reply_never_asks_the_link_to_wait() {
+        let (tx, _rx) = new();
+        assert_eq!(tx.push(bytes(BEHIND_BYTES + 1), false), Pushed::Queued);
+        assert!(tx.is_behind(), "behind all the same: its own input waits");
+        assert_eq!(tx.push(bytes(10), true), Pushed::Queued, "the crossing was the reply's");
+    }
 
     #[tokio::test(start_paused = true)]
-    async fn behind_is_waited_for_a_while_and_a_stalled_socket_is_dropped() {
+    async fn a_link_waits_a_while_and_not_for_a_shut_socket() {
         let start = Instant::now();
         let ms = |n| start + Duration::from_millis(n);
         let (tx, mut rx) = new();
-        assert_eq!(tx.push_at(bytes(BEHIND_BYTES + 10_000), start), Pushed::Behind);
-        assert_eq!(tx.behind(start, LIMITS), Behind::Until(start + LIMITS.hold));
+        assert_eq!(tx.push_at(bytes(BEHIND_BYTES + 10_000), true, start), Pushed::Behind);
+        assert_eq!(tx.wait_until(start, LIMITS), Some(start + LIMITS.hold));
         let mut batch = VecDeque::new();
         rx.next(&mut batch).await;
         // The socket takes part of it, then refuses.
         rx.sent(1000);
         assert_eq!(rx.blocked(ms(100)), ms(100));
         assert_eq!(rx.blocked(ms(150)), ms(100), "refusing since the first refusal");
-        assert_eq!(tx.behind(ms(150), LIMITS), Behind::Until(ms(200)));
-        // Shut a while: not waited for, but watched.
-        assert_eq!(tx.behind(ms(200), LIMITS), Behind::Watch);
-        assert_eq!(tx.behind(ms(599), LIMITS), Behind::Watch);
-        assert_eq!(
-            tx.behind(ms(600), LIMITS),
-            Behind::DroppedNow(Dropped::Stalled(LIMITS.stall))
-        );
-        assert_eq!(tx.behind(ms(600), LIMITS), Behind::No);
-        assert_eq!(tx.dropped(), Some(Dropped::Stalled(LIMITS.stall)));
+        assert_eq!(tx.wait_until(ms(150), LIMITS), Some(ms(200)));
+        assert_eq!(tx.wait_until(ms(200), LIMITS), None, "shut a while: not waited for");
+        // Taking bytes again: waited for again, within its hold.
+        rx.sent(1000);
+        assert_eq!(tx.wait_until(ms(300), LIMITS), Some(start + LIMITS.hold));
+        assert_eq!(tx.wait_until(start + LIMITS.hold, LIMITS), None);
+        assert_eq!(tx.dropped(), None);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_reader_that_catches_up_frees_the_link_and_one_too_slow_is_let_go() {
+    async fn catching_up_wakes_the_link() {
         let start = Instant::now();
         let room = Arc::new(Notify::new());
         let (tx, mut rx) = outbox(room.clone());
-        tx.push_at(bytes(BEHIND_BYTES + 100), start);
+        tx.push_at(bytes(BEHIND_BYTES + 100), true, start);
         let mut batch = VecDeque::new();
         rx.next(&mut batch).await;
         let woken = room.notified();
@@ -474,13 +457,7 @@ mod tests {
         woken.as_mut().enable();
         rx.sent(200);
         woken.await;
-        assert_eq!(tx.behind(start, LIMITS), Behind::No, "caught up");
-        // Behind again, taking bytes but slowly: waited for `hold`, then left to itself.
-        tx.push_at(bytes(BEHIND_BYTES), start);
-        rx.sent(10);
-        let at = start + Duration::from_millis(900);
-        assert_eq!(tx.behind(at, LIMITS), Behind::Until(start + LIMITS.hold));
-        assert_eq!(tx.behind(start + LIMITS.hold, LIMITS), Behind::No);
-        assert_eq!(tx.dropped(), None);
+        assert!(!tx.is_behind());
+        assert_eq!(tx.wait_until(start, LIMITS), None, "caught up");
     }
 }

@@ -19,26 +19,28 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
-use super::outbox::{Behind, Dropped, HoldBack, Outbox, OutboxRx, Pushed, outbox};
+use super::outbox::{Dropped, HoldBack, Outbox, OutboxRx, Pushed, outbox};
 use crate::chat::{ChatError, Event, Login, SessionId};
-use crate::throttle::Warnings;
+use crate::throttle::{TimeBudget, Warnings};
 use crate::wire::Upstream;
 
-pub use super::outbox::OUTBOX_BYTES;
+pub use super::outbox::{BEHIND_BYTES, OUTBOX_BYTES};
 
 /// Messages waiting for the kernel link, across all clients.
 pub const UPSTREAM: usize = 16384;
 /// Lines of one client sent to the kernel and not yet acknowledged.
 pub const MAX_INFLIGHT: u32 = 64;
-/// How long the kernel link waits for a client that fell behind: at most a second each time it
-/// does, and not once its socket has taken nothing for 100 ms (a reader with a full socket is
-/// back within that, a client that stopped reading is not); one whose socket takes nothing for
-/// half a second is not reading, and is dropped.
+/// How long the kernel link waits for a client that a broadcast put behind: at most a second each
+/// time it falls behind, and not once its socket has taken nothing for 100 ms (a reader with a
+/// full socket is back within that, a client that stopped reading is not).
 pub const HOLD_BACK: HoldBack = HoldBack {
     hold: Duration::from_secs(1),
     blocked: Duration::from_millis(100),
-    stall: Duration::from_millis(500),
 };
+/// Of every second, the link spends at most this share waiting for clients behind (with up to
+/// [`HOLD_BACK`]'s `hold` at once): however many slow readers there are, the others get at least
+/// three quarters of the time.
+pub const HOLD_SHARE: f64 = 0.25;
 
 struct Entry {
     outbox: Outbox,
@@ -60,8 +62,10 @@ pub struct Sessions {
     acked: Notify,
     /// Signalled when a client that was behind catches up or is dropped.
     room: Arc<Notify>,
-    /// Clients that fell behind, for [`hold_back`](Self::hold_back).
-    behind: Mutex<Vec<(SessionId, Outbox)>>,
+    /// Clients a broadcast put behind, for [`hold_back`](Self::hold_back).
+    behind: Mutex<Vec<Outbox>>,
+    /// The time [`hold_back`](Self::hold_back) may spend waiting.
+    budget: Mutex<TimeBudget>,
     /// Limits the drop warnings (a mass drop must not flood the log).
     drops: Warnings,
     /// Sent last to a client the kernel closes (a WebSocket close frame).
@@ -87,6 +91,7 @@ impl Sessions {
             acked: Notify::new(),
             room: Arc::new(Notify::new()),
             behind: Mutex::new(Vec::new()),
+            budget: Mutex::new(TimeBudget::new(HOLD_SHARE, HOLD_BACK.hold, Instant::now())),
             drops: Warnings::new(10, 50),
             goodbye,
         }
@@ -115,12 +120,13 @@ impl Sessions {
         (session, rx)
     }
 
-    /// Delivers a rendered message to `to`.
+    /// Delivers a rendered message to `to` (replies and private messages: the link never waits
+    /// for a client these put behind).
     pub fn deliver(&self, to: &[SessionId], message: &Bytes) {
         let mut entries = self.lock();
         for id in to {
             if let Some(entry) = entries.get(id) {
-                let pushed = entry.outbox.push(message.clone());
+                let pushed = entry.outbox.push(message.clone(), false);
                 if !self.pushed(*id, entry, pushed) {
                     entries.remove(id);
                 }
@@ -134,7 +140,7 @@ impl Sessions {
             if entry.login.is_none() {
                 return true;
             }
-            let pushed = entry.outbox.push(message.clone());
+            let pushed = entry.outbox.push(message.clone(), true);
             self.pushed(*id, entry, pushed)
         });
     }
@@ -144,7 +150,7 @@ impl Sessions {
         match pushed {
             Pushed::Queued => true,
             Pushed::Behind => {
-                lock(&self.behind).push((id, entry.outbox.clone()));
+                lock(&self.behind).push(entry.outbox.clone());
                 true
             }
             Pushed::Dropped => {
@@ -159,10 +165,10 @@ impl Sessions {
         crate::warn_limited!(self.drops, session = id, %peer, "dropped a client: {why}");
     }
 
-    /// Waits while clients that fell behind catch up, as [`HOLD_BACK`] says; one whose socket
-    /// takes no byte for its `stall` is dropped. The kernel link calls this before taking more
-    /// from the kernel, so a burst slows to the pace of the clients that read instead of piling
-    /// up, and a client that does not read costs the others 100 ms at most.
+    /// Waits while clients that a broadcast put behind catch up, as [`HOLD_BACK`] and
+    /// [`HOLD_SHARE`] allow. The kernel link calls this before taking more from the kernel, so a
+    /// burst slows to the pace of the clients that read instead of piling up, while a client that
+    /// does not read (or reads too slowly) costs the others little.
     pub async fn hold_back(&self) {
         loop {
             if lock(&self.behind).is_empty() {
@@ -173,29 +179,23 @@ impl Sessions {
             room.as_mut().enable();
             let now = Instant::now();
             let mut until: Option<Instant> = None;
-            let mut dropped = Vec::new();
-            lock(&self.behind).retain(|(id, outbox)| match outbox.behind(now, HOLD_BACK) {
-                Behind::Until(at) => {
+            lock(&self.behind).retain(|outbox| match outbox.wait_until(now, HOLD_BACK) {
+                Some(at) => {
                     until = Some(until.map_or(at, |u| u.min(at)));
                     true
                 }
-                Behind::Watch => true,
-                Behind::No => false,
-                Behind::DroppedNow(why) => {
-                    dropped.push((*id, why));
-                    false
-                }
+                None => false,
             });
-            for (id, why) in dropped {
-                if let Some(entry) = self.lock().remove(&id) {
-                    self.log_drop(id, entry.peer, why);
-                }
-            }
             let Some(until) = until else { return };
+            let available = lock(&self.budget).available(now);
+            if available.is_zero() {
+                return;
+            }
             tokio::select! {
                 _ = room => {}
-                _ = tokio::time::sleep_until(until) => {}
+                _ = tokio::time::sleep_until(until.min(now + available)) => {}
             }
+            lock(&self.budget).spend(now.elapsed());
         }
     }
 
@@ -203,7 +203,7 @@ impl Sessions {
     pub fn close(&self, id: SessionId) {
         if let Some(entry) = self.lock().get(&id) {
             if let Some(goodbye) = &self.goodbye {
-                entry.outbox.push(goodbye.clone());
+                entry.outbox.push(goodbye.clone(), false);
             }
             entry.outbox.close();
         }
@@ -319,7 +319,7 @@ impl Session<'_> {
 
     /// Queues a reply the frontend makes itself (an error, a telnet answer).
     pub fn reply(&self, message: Bytes) {
-        let pushed = self.outbox.push(message);
+        let pushed = self.outbox.push(message, false);
         self.replied(pushed);
     }
 
@@ -330,10 +330,22 @@ impl Session<'_> {
     }
 
     fn replied(&self, pushed: Pushed) {
-        match pushed {
-            Pushed::Queued | Pushed::Ignored => {}
-            Pushed::Behind => lock(&self.sessions.behind).push((self.id, self.outbox.clone())),
-            Pushed::Dropped => self.sessions.log_drop(self.id, self.peer, Dropped::Full),
+        if pushed == Pushed::Dropped {
+            self.sessions.log_drop(self.id, self.peer, Dropped::Full);
+        }
+    }
+
+    /// Waits while this client is behind (more than [`BEHIND_BYTES`] of output wait for it): its
+    /// commands are not read meanwhile, so no command of its own can grow its queue further.
+    pub async fn caught_up(&self) {
+        loop {
+            let room = self.sessions.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if !self.outbox.is_behind() || self.outbox.dropped().is_some() {
+                return;
+            }
+            room.await;
         }
     }
 
@@ -417,32 +429,91 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_link_waits_for_a_client_behind_then_drops_it_if_its_socket_stalls() {
+    async fn the_link_waits_for_a_client_behind_but_not_for_a_shut_socket_nor_too_long() {
+        let (tx, _rx) = mpsc::channel(UPSTREAM);
+        let sessions = Sessions::new(tx, None);
+        let mut clients = Vec::new();
+        for i in 0..3 {
+            let (session, out) = sessions.open(peer()).await;
+            sessions.set_login(
+                session.id,
+                Some(Login {
+                    name: format!("c{i}"),
+                    seq: i,
+                }),
+            );
+            clients.push((session, out));
+        }
+        sessions.deliver_logged_in(&Bytes::from(vec![b'x'; BEHIND_BYTES + 1]));
+        let mut batches: Vec<_> = clients.iter().map(|_| std::collections::VecDeque::new()).collect();
+        for ((_, out), batch) in clients.iter_mut().zip(&mut batches) {
+            out.next(batch).await;
+        }
+        // Shut sockets: waited for 100 ms.
+        for (_, out) in &clients {
+            out.blocked(Instant::now());
+        }
+        let started = Instant::now();
+        sessions.hold_back().await;
+        assert_eq!(started.elapsed(), HOLD_BACK.blocked);
+        // Others fall behind, their sockets taking bytes slowly: waited for, as long as the
+        // share of time allows.
+        let mut slow = Vec::new();
+        for i in 3..6 {
+            let (session, mut out) = sessions.open(peer()).await;
+            sessions.set_login(
+                session.id,
+                Some(Login {
+                    name: format!("c{i}"),
+                    seq: i,
+                }),
+            );
+            session.outbox.push(Bytes::from(vec![b'y'; BEHIND_BYTES]), false);
+            let mut batch = std::collections::VecDeque::new();
+            out.next(&mut batch).await;
+            slow.push((session, out));
+        }
+        sessions.deliver_logged_in(&Bytes::from(vec![b'y'; 10]));
+        for (_, out) in &slow {
+            out.sent(1);
+        }
+        let started = Instant::now();
+        sessions.hold_back().await;
+        let held = started.elapsed();
+        assert!(held >= Duration::from_millis(800) && held <= HOLD_BACK.hold, "{held:?}");
+        assert!(
+            clients.iter().chain(&slow).all(|(s, _)| s.outbox.dropped().is_none()),
+            "nobody dropped"
+        );
+        // The budget is spent: for a while the link does not wait at all.
+        sessions.deliver_logged_in(&Bytes::from(vec![b'z'; BEHIND_BYTES]));
+        let started = Instant::now();
+        sessions.hold_back().await;
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_behind_on_its_own_replies_waits_and_holds_nobody_up() {
         let (tx, _rx) = mpsc::channel(UPSTREAM);
         let sessions = Sessions::new(tx, None);
         let (session, mut out) = sessions.open(peer()).await;
-        sessions.set_login(
-            session.id,
-            Some(Login {
-                name: "a".into(),
-                seq: 1,
-            }),
-        );
-        sessions.deliver_logged_in(&Bytes::from(vec![b'x'; super::super::outbox::BEHIND_BYTES + 1]));
-        let mut batch = std::collections::VecDeque::new();
-        out.next(&mut batch).await;
-        out.blocked(Instant::now());
+        session.reply(Bytes::from(vec![b'u'; BEHIND_BYTES + 1]));
         let started = Instant::now();
         sessions.hold_back().await;
-        assert_eq!(
-            started.elapsed(),
-            HOLD_BACK.blocked,
-            "held back while its socket might open"
+        assert_eq!(started.elapsed(), Duration::ZERO, "the link does not wait for it");
+        let waiting = session.caught_up();
+        tokio::pin!(waiting);
+        assert!(
+            futures_util::poll!(waiting.as_mut()).is_pending(),
+            "its own input waits"
         );
-        assert_eq!(session.outbox.dropped(), None);
-        tokio::time::sleep(HOLD_BACK.stall).await;
-        sessions.hold_back().await;
-        assert_eq!(session.outbox.dropped(), Some(Dropped::Stalled(HOLD_BACK.stall)));
-        assert!(sessions.is_empty());
+        let mut batch = std::collections::VecDeque::new();
+        out.next(&mut batch).await;
+        out.sent(BEHIND_BYTES);
+        waiting.await;
     }
 }

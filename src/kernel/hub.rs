@@ -188,6 +188,8 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
         }
         hub.confirm();
         hub.flush();
+        // The writers and readers of this thread run before the next batch.
+        tokio::task::yield_now().await;
     }
 }
 

@@ -267,8 +267,12 @@ pub struct Telnet {
 
 impl Telnet {
     pub async fn connect(addr: SocketAddr) -> Self {
+        Self::from_stream(TcpStream::connect(addr).await.unwrap())
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Self {
         Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
+            stream,
             buf: Vec::new(),
         }
     }
@@ -537,4 +541,238 @@ pub fn gone(pid: u32, limit: Duration) -> bool {
 pub fn server(name: &str, kind: &str) -> String {
     let color = if kind == "tcp" { "color = false\n" } else { "" };
     format!("[[server]]\nname = \"{name}\"\nkind = \"{kind}\"\nport = 0\n{color}")
+}
+
+impl Proc {
+    /// Bytes in its log so far.
+    pub fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+}
+
+/// Resident memory of `pid` in KiB (0 once it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Samples the summed RSS of some processes every 20 ms, on a thread, and keeps the peak.
+pub struct Peak {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+    /// The sum when sampling started.
+    pub before: u64,
+}
+
+impl Peak {
+    pub fn watch(pids: &[u32]) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let pids = pids.to_vec();
+        let sum = move || pids.iter().map(|p| rss_kib(*p)).sum::<u64>();
+        let before = sum();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                peak = peak.max(sum());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak.max(sum())
+        });
+        Self { stop, thread, before }
+    }
+
+    /// The peak growth over the start, in KiB.
+    pub fn growth(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peak = self.thread.join().unwrap();
+        peak.saturating_sub(self.before)
+    }
+}
+
+/// Round trips of a well-behaved user.
+#[derive(Debug, Clone)]
+pub struct RoundTrips {
+    pub samples: Vec<Duration>,
+}
+
+impl RoundTrips {
+    fn at(&self, fraction: f64) -> Duration {
+        let mut sorted = self.samples.clone();
+        sorted.sort_unstable();
+        let at = ((sorted.len() as f64 * fraction).ceil() as usize).clamp(1, sorted.len());
+        sorted[at - 1]
+    }
+
+    pub fn p50(&self) -> Duration {
+        self.at(0.5)
+    }
+
+    pub fn p99(&self) -> Duration {
+        self.at(0.99)
+    }
+
+    pub fn max(&self) -> Duration {
+        self.at(1.0)
+    }
+}
+
+impl std::fmt::Display for RoundTrips {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} round trips, p50 {:?}, p99 {:?}, max {:?}",
+            self.samples.len(),
+            self.p50(),
+            self.p99(),
+            self.max()
+        )
+    }
+}
+
+/// A well-behaved user who asks `/whoami` ten times a second (half the default `input_rate`) and
+/// times each answer, until stopped.
+pub struct Neighbour {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<RoundTrips>,
+}
+
+impl Neighbour {
+    /// On a telnet server (it logs in as `name` first).
+    pub async fn telnet(addr: SocketAddr, name: &str) -> Self {
+        let mut client = Telnet::connect(addr).await;
+        client.login(name).await;
+        let name = name.to_string();
+        Self::spawn(move |stop| async move {
+            let mut samples = Vec::new();
+            while !stop.is_cancelled() {
+                let started = std::time::Instant::now();
+                client.send("/whoami").await;
+                while client.line().await != name {}
+                samples.push(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            RoundTrips { samples }
+        })
+    }
+
+    /// On a web server.
+    pub async fn web(addr: SocketAddr, name: &str) -> Self {
+        let mut client = Web::connect(addr).await;
+        client.login(name).await;
+        let name = name.to_string();
+        Self::spawn(move |stop| async move {
+            let mut samples = Vec::new();
+            while !stop.is_cancelled() {
+                let started = std::time::Instant::now();
+                client.send("/whoami").await;
+                while client.text().await != name {}
+                samples.push(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            RoundTrips { samples }
+        })
+    }
+
+    fn spawn<F, Fut>(body: F) -> Self
+    where
+        F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = RoundTrips> + Send + 'static,
+    {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(body(stop.clone()));
+        Self { stop, task }
+    }
+
+    pub async fn stop(self) -> RoundTrips {
+        self.stop.cancel();
+        within("the neighbour's last round trip", self.task).await.unwrap()
+    }
+}
+
+/// A TCP connection from `source` (a loopback address) with a small receive buffer: a client
+/// that does not read fills up at once.
+pub async fn connect_from(source: &str, addr: SocketAddr, recv_buffer: Option<u32>) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Upgrades a raw connection to a WebSocket by hand; returns the response head.
+pub async fn ws_handshake(stream: &mut TcpStream, host: &str) -> String {
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    http_head(stream).await
+}
+
+/// Reads an HTTP response head (up to the blank line), byte by byte.
+pub async fn http_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        match within("an HTTP response", stream.read(&mut byte)).await {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A masked client frame.
+pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [7u8, 1, 9, 3];
+    let mut out = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n < 65536 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    out
+}
+
+/// Writes `bytes` again and again for `time`, as fast as the peer takes them; returns how much it
+/// took (stops early if the connection fails).
+pub async fn flood(stream: &mut (impl tokio::io::AsyncWrite + Unpin), bytes: &[u8], time: Duration) -> u64 {
+    let deadline = tokio::time::Instant::now() + time;
+    let mut sent = 0u64;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.write_all(bytes)).await {
+            Ok(Ok(())) => sent += bytes.len() as u64,
+            Ok(Err(_)) | Err(_) => return sent,
+        }
+    }
+}
+
+/// Bytes in the send queue of the server's socket for a client (from /proc/net/tcp).
+pub fn send_queue(server_port: u16, client_port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let (server, client) = (format!(":{server_port:04X}"), format!(":{client_port:04X}"));
+    table.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.len() > 4 && fields[1].ends_with(&server) && fields[2].ends_with(&client))
+            .then(|| u64::from_str_radix(fields[4].split(':').next()?, 16).ok())
+            .flatten()
+    })
 }
