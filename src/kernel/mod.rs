@@ -41,6 +41,7 @@ pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) 
     let written = Arc::new(Notify::new());
     let hub = tokio::spawn(hub::run(hub_rx, expect, written.clone()));
     tokio::spawn(crate::memory::trim_when_idle());
+    tokio::spawn(crate::notify::watchdog());
     let mut check = tokio::time::interval(SOCKET_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The last failure to bind again, logged once rather than every second.
