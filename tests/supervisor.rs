@@ -484,6 +484,32 @@ fn a_sigstopped_frontend_is_replaced_within_the_watchdog() {
 }
 
 #[test]
+fn the_kernel_is_never_marked_failed() {
+    let mut up = Up::start(&server("twisted", "tcp"));
+    let mut pid = pid_in(&up.wait_for("ready name=kernel"));
+    up.listening("twisted");
+    let mut last = Duration::ZERO;
+    // One more than a frontend may crash before it is parked.
+    for _ in 0..=chat_supervisor::supervisor::backoff::LOOP_FAILURES {
+        kill(pid, Signal::SIGKILL);
+        let killed = std::time::Instant::now();
+        let state = up.row("kernel")["state"].clone();
+        assert_ne!(state, "failed");
+        let again = pid_in(&up.wait_for("ready name=kernel"));
+        last = killed.elapsed();
+        assert_ne!(again, pid);
+        pid = again;
+    }
+    eprintln!("the last of 6 quick kernel restarts took {last:?}");
+    assert!(last <= chat_supervisor::supervisor::backoff::CAP + Duration::from_secs(1));
+    let row = up.row("kernel");
+    assert_eq!(row["state"], "running", "{row}");
+    assert_eq!(row["pid"], pid);
+    let log = std::fs::read_to_string(up.dir.path().join("logs/supervisor.log")).unwrap();
+    assert!(!log.contains("FAILED"), "{log}");
+}
+
+#[test]
 fn watchdog_0_disables_it() {
     let mut up = Up::start(&format!("[supervisor]\nwatchdog = 0\n{}", server("twisted", "tcp")));
     let kernel = pid_in(&up.wait_for("ready name=kernel"));

@@ -239,6 +239,12 @@ async fn keep_running(spec: &Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::
                                 Notice::Ready if ready_by.take().is_some() => {
                                     set(State::Running, pid);
                                     announce(&spec, pid);
+                                    if let Role::Kernel { .. } = spec.role {
+                                        // Once it has served, never park it: every frontend
+                                        // needs it. Before that, a crash loop still ends `up`
+                                        // with a clear error instead of retrying forever.
+                                        backoff.never_fail();
+                                    }
                                 }
                                 // A frontend says it again after each new kernel.
                                 Notice::Ready => {}
