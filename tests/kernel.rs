@@ -325,3 +325,39 @@ fn a_restarted_kernel_restores_sessions_and_waits_for_every_expected_frontend() 
         assert_eq!(one.delivery().await.1, "['bob', 'amy']");
     });
 }
+
+#[test]
+fn a_deleted_socket_is_re_created() {
+    let scene = Scene::new();
+    let kernel = scene.kernel();
+    run(LIMIT, async {
+        let socket = scene.socket();
+        let mut before = WireFrontend::connect(&socket, "before", vec![]).await;
+        before.login(1, "alice").await;
+
+        std::fs::remove_file(&socket).unwrap();
+        let deleted = std::time::Instant::now();
+        // Bounded polling: the kernel looks about once a second.
+        let mut after = loop {
+            if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+                break WireFrontend::connect(&socket, "after", vec![]).await;
+            }
+            assert!(deleted.elapsed() < Duration::from_secs(5), "no socket after 5 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        eprintln!("the deleted socket was bound again after {:?}", deleted.elapsed());
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+
+        // The old connection still serves, and both frontends share one chat.
+        after.login(5, "bob").await;
+        assert_eq!(before.delivery().await.1, "[SYSTEM INFO] - [bob] login to chat.");
+        before.line(1, "/userlist").await;
+        assert_eq!(before.delivery().await.1, "['alice', 'bob']");
+    });
+    let log = kernel.log();
+    assert!(
+        log.contains("deleted or replaced") && log.contains("kernel.sock"),
+        "{log}"
+    );
+}

@@ -403,3 +403,131 @@ async fn a_pending(a: &mut Telnet, busy: &mut usize) -> bool {
         Err(_) => false,
     }
 }
+
+/// The pid at the end of a `ready name=kernel … pid=N` or `listening … pid=N` line.
+fn pid_in(line: &str) -> u32 {
+    line.rsplit("pid=").next().unwrap().trim().parse().unwrap()
+}
+
+/// The `WATCHDOG_USEC` a process was started with.
+fn watchdog_usec(pid: u32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    environ
+        .split(|b| *b == 0)
+        .find_map(|var| var.strip_prefix(b"WATCHDOG_USEC="))
+        .map(|value| String::from_utf8_lossy(value).into_owned())
+}
+
+const WATCHDOG: Duration = Duration::from_secs(2);
+
+fn watched(servers: &str) -> String {
+    format!("[supervisor]\nwatchdog = {}\n{servers}", WATCHDOG.as_secs())
+}
+
+#[test]
+fn a_sigstopped_kernel_is_replaced_within_the_watchdog() {
+    let mut up = Up::start(&watched(&server("twisted", "tcp")));
+    let old = pid_in(&up.wait_for("ready name=kernel"));
+    let (tcp, _) = up.listening("twisted");
+    assert_eq!(watchdog_usec(old).as_deref(), Some("2000000"));
+    run(LIMIT, async {
+        let mut a = Telnet::connect(tcp).await;
+        a.login("a").await;
+        kill(old, Signal::SIGSTOP);
+        let stopped = std::time::Instant::now();
+        let hung = up.wait_for("watchdog: kernel hung");
+        assert!(
+            hung.contains("watchdog: kernel hung (no WATCHDOG=1 for 2s); killing it"),
+            "{hung}"
+        );
+        let new = pid_in(&up.wait_for("ready name=kernel"));
+        let took = stopped.elapsed();
+        eprintln!("SIGSTOPped kernel replaced {took:?} after the SIGSTOP (watchdog {WATCHDOG:?})");
+        assert_ne!(new, old);
+        assert!(took <= WATCHDOG + Duration::from_secs(2), "took {took:?}");
+        assert!(gone(old, Duration::from_secs(1)), "the stopped kernel is still there");
+        // Still connected; the frontend reconnected and restored the session on its own.
+        a.send("/whoami").await;
+        assert_eq!(a.line().await, "a");
+    });
+    assert_eq!(up.row("kernel")["state"], "running");
+    assert_eq!(up.row("kernel")["restarts"], 1);
+}
+
+#[test]
+fn a_sigstopped_frontend_is_replaced_within_the_watchdog() {
+    let mut up = Up::start(&watched(&server("twisted", "tcp")));
+    up.wait_for("ready name=kernel");
+    let (addr, old) = up.listening("twisted");
+    assert_eq!(watchdog_usec(old).as_deref(), Some("2000000"));
+    kill(old, Signal::SIGSTOP);
+    let stopped = std::time::Instant::now();
+    let hung = up.wait_for("watchdog: twisted hung");
+    assert!(
+        hung.contains("watchdog: twisted hung (no WATCHDOG=1 for 2s); killing it"),
+        "{hung}"
+    );
+    let (again, new) = up.listening("twisted");
+    let took = stopped.elapsed();
+    eprintln!("SIGSTOPped frontend replaced {took:?} after the SIGSTOP (watchdog {WATCHDOG:?})");
+    assert_eq!(again, addr);
+    assert_ne!(new, old);
+    assert!(took <= WATCHDOG + Duration::from_secs(2), "took {took:?}");
+    assert!(gone(old, Duration::from_secs(1)), "the stopped frontend is still there");
+    run(LIMIT, async {
+        let mut b = Telnet::connect(addr).await;
+        b.login("b").await;
+        b.send("/whoami").await;
+        assert_eq!(b.line().await, "b");
+    });
+    assert_eq!(up.row("twisted")["state"], "running");
+}
+
+#[test]
+fn the_kernel_is_never_marked_failed() {
+    let mut up = Up::start(&server("twisted", "tcp"));
+    let mut pid = pid_in(&up.wait_for("ready name=kernel"));
+    up.listening("twisted");
+    let mut last = Duration::ZERO;
+    // One more than a frontend may crash before it is parked.
+    for _ in 0..=chat_supervisor::supervisor::backoff::LOOP_FAILURES {
+        kill(pid, Signal::SIGKILL);
+        let killed = std::time::Instant::now();
+        let state = up.row("kernel")["state"].clone();
+        assert_ne!(state, "failed");
+        let again = pid_in(&up.wait_for("ready name=kernel"));
+        last = killed.elapsed();
+        assert_ne!(again, pid);
+        pid = again;
+    }
+    eprintln!("the last of 6 quick kernel restarts took {last:?}");
+    assert!(last <= chat_supervisor::supervisor::backoff::CAP + Duration::from_secs(1));
+    let row = up.row("kernel");
+    assert_eq!(row["state"], "running", "{row}");
+    assert_eq!(row["pid"], pid);
+    let log = std::fs::read_to_string(up.dir.path().join("logs/supervisor.log")).unwrap();
+    assert!(!log.contains("FAILED"), "{log}");
+}
+
+#[test]
+fn watchdog_0_disables_it() {
+    let mut up = Up::start(&format!("[supervisor]\nwatchdog = 0\n{}", server("twisted", "tcp")));
+    let kernel = pid_in(&up.wait_for("ready name=kernel"));
+    let (addr, pid) = up.listening("twisted");
+    assert_eq!(watchdog_usec(kernel), None);
+    assert_eq!(watchdog_usec(pid), None);
+    // Longer than a watchdog of 2 s would allow; nothing comes to kill it.
+    kill(pid, Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(3));
+    kill(pid, Signal::SIGCONT);
+    let row = up.row("twisted");
+    assert_eq!(row["pid"], pid, "{row}");
+    assert_eq!(row["state"], "running", "{row}");
+    assert_eq!(row["restarts"], 0, "{row}");
+    run(LIMIT, async {
+        let mut b = Telnet::connect(addr).await;
+        b.login("b").await;
+    });
+    let log = std::fs::read_to_string(up.dir.path().join("logs/supervisor.log")).unwrap();
+    assert!(!log.contains("watchdog:"), "{log}");
+}

@@ -2,7 +2,8 @@
 //!
 //! One task owns the [`Chat`](crate::chat::Chat) ([`hub`]); each frontend connection has a reader
 //! feeding it and a writer draining a bounded outbox ([`frontend`]). The accept loop here checks
-//! each peer's uid before anything else.
+//! each peer's uid before anything else, and binds the socket again if its file is deleted (else
+//! restarted frontends, which find the kernel by path, could never reach it again).
 
 pub mod clock;
 mod frontend;
@@ -19,13 +20,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chat::FrontendId;
 
+/// How often the kernel checks that its socket file is still there.
+const SOCKET_CHECK: Duration = Duration::from_secs(1);
+
 /// Serves frontends on the socket at `path` until `shutdown` fires, then removes the socket.
 ///
 /// `expect` names the frontends whose hellos a restarted kernel waits for before it applies any
 /// frame (the supervisor passes every configured server).
 pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) -> Result<()> {
-    let listener = socket::bind(path)?;
-    let _socket = RemoveOnDrop(path.to_path_buf());
+    let mut listener = socket::bind(path)?;
+    let mut file = SocketFile {
+        path: path.to_path_buf(),
+        identity: socket::Identity::of(path)?,
+    };
     tracing::info!(socket = %path.display(), "kernel ready");
     crate::notify::ready();
 
@@ -34,10 +41,37 @@ pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) 
     let written = Arc::new(Notify::new());
     let hub = tokio::spawn(hub::run(hub_rx, expect, written.clone()));
     tokio::spawn(crate::memory::trim_when_idle());
+    tokio::spawn(crate::notify::watchdog());
+    let mut check = tokio::time::interval(SOCKET_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The last failure to bind again, logged once rather than every second.
+    let mut rebind_error = None;
     let mut next: FrontendId = 1;
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = check.tick() => {
+                if file.identity.still_at(path) {
+                    continue;
+                }
+                // Connected frontends keep their streams; only the listener is replaced.
+                match socket::bind(path).and_then(|l| Ok((l, socket::Identity::of(path)?))) {
+                    Ok((new, identity)) => {
+                        tracing::warn!(socket = %path.display(), "the socket file was deleted or replaced; bound it again");
+                        listener = new;
+                        file.identity = identity;
+                        rebind_error = None;
+                    }
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        if rebind_error.as_ref() != Some(&e) {
+                            tracing::warn!(socket = %path.display(), error = %e, "the socket file is gone and cannot be bound again");
+                            rebind_error = Some(e);
+                        }
+                    }
+                }
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
@@ -75,11 +109,17 @@ pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) 
     Ok(())
 }
 
-/// Removes the socket file when the kernel stops, so the next one finds no stale file.
-struct RemoveOnDrop(PathBuf);
+/// The socket file this kernel bound; removed when the kernel stops, so the next one finds no
+/// stale file, unless it is another's by then.
+struct SocketFile {
+    path: PathBuf,
+    identity: socket::Identity,
+}
 
-impl Drop for RemoveOnDrop {
+impl Drop for SocketFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if self.identity.still_at(&self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The kernel's Unix socket: a private directory, mode 0600, stale files replaced, live ones not,
-//! and peers of another uid refused.
+//! peers of another uid refused, and a socket file deleted under a running kernel noticed (by
+//! device and inode) so that it can be bound again.
 
 use std::fs::{self, DirBuilder};
 use std::io::ErrorKind;
@@ -44,6 +45,28 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
     Ok(UnixListener::from_std(listener)?)
 }
 
+/// Which file a path names: its device and inode (of the path itself, not of a link's target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+}
+
+impl Identity {
+    pub fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = fs::symlink_metadata(path)?;
+        Ok(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// True while `path` still names this file: not deleted, not replaced.
+    pub fn still_at(&self, path: &Path) -> bool {
+        Self::of(path).is_ok_and(|now| now == *self)
+    }
+}
+
 /// Makes sure `dir` exists, is ours, and is closed to everyone else.
 pub fn private_dir(dir: &Path) -> Result<()> {
     owned_dir(dir, 0o700, 0o077, "closed to other users: it is open to other users")
@@ -83,4 +106,28 @@ pub fn owned_dir(dir: &Path, mode: u32, forbidden: u32, want: &str) -> Result<()
 /// True if the peer runs as our own uid; anyone else is refused.
 pub fn same_user(stream: &UnixStream) -> std::io::Result<bool> {
     Ok(stream.peer_cred()?.uid() == nix::unistd::geteuid().as_raw())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_deleted_or_replaced_socket_file_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/kernel.sock");
+        let _first = bind(&path).unwrap();
+        let first = Identity::of(&path).unwrap();
+        assert!(first.still_at(&path));
+
+        fs::remove_file(&path).unwrap();
+        assert!(!first.still_at(&path));
+
+        let _second = bind(&path).unwrap();
+        let second = Identity::of(&path).unwrap();
+        assert!(second.still_at(&path));
+        assert!(!first.still_at(&path), "a new socket at the same path is another file");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 }

@@ -1,6 +1,7 @@
 //! When to restart a child that exited: at once after a stable run (a one-off crash costs no
-//! wait), then exponential backoff from 100 ms, and a crash-loop verdict. Pure: the caller passes
-//! the clock in.
+//! wait), then exponential backoff from 100 ms, and a crash-loop verdict, except for the kernel:
+//! every frontend needs it, so parking it would park the whole chat; it is retried at the capped
+//! delay for as long as it takes. Pure: the caller passes the clock in.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -28,15 +29,33 @@ pub enum Verdict {
 }
 
 /// The restart history of one child.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Backoff {
     /// Consecutive failures since the last stable run.
     streak: u32,
     /// Recent failure times, for crash-loop detection.
     recent: VecDeque<Instant>,
+    /// Whether a crash loop ends in [`Verdict::Failed`].
+    gives_up: bool,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            streak: 0,
+            recent: VecDeque::new(),
+            gives_up: true,
+        }
+    }
 }
 
 impl Backoff {
+    /// From now on, never give [`Verdict::Failed`].
+    pub fn never_fail(&mut self) {
+        self.gives_up = false;
+        self.recent.clear();
+    }
+
     /// Records an exit of a child that ran for `ran` and decides what comes next.
     pub fn failed(&mut self, now: Instant, ran: Duration) -> Verdict {
         if ran >= STABLE {
@@ -46,7 +65,9 @@ impl Backoff {
         while self.recent.front().is_some_and(|t| now.duration_since(*t) > WINDOW) {
             self.recent.pop_front();
         }
-        self.recent.push_back(now);
+        if self.gives_up {
+            self.recent.push_back(now);
+        }
         if self.recent.len() >= LOOP_FAILURES {
             self.reset();
             return Verdict::Failed;
@@ -113,5 +134,42 @@ mod tests {
             b.failed(now + Duration::from_millis(10), Duration::ZERO),
             Verdict::Retry(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn the_kernel_is_never_parked() {
+        let mut b = Backoff::default();
+        b.never_fail();
+        let now = Instant::now();
+        let mut delays = Vec::new();
+        for i in 0..LOOP_FAILURES * 4 {
+            match b.failed(now + Duration::from_millis(i as u64), Duration::ZERO) {
+                Verdict::Retry(d) => delays.push(d),
+                Verdict::Failed => panic!("the kernel was parked after {i} quick failures"),
+            }
+        }
+        assert!(delays.iter().all(|d| *d <= CAP), "{delays:?}");
+        assert_eq!(delays.last(), Some(&CAP));
+        // A stable run still starts the delays over.
+        assert_eq!(b.failed(now + WINDOW, STABLE), Verdict::Retry(Duration::ZERO));
+    }
+
+    #[test]
+    fn never_fail_keeps_the_streak_but_drops_the_loop_count() {
+        let mut b = Backoff::default();
+        let now = Instant::now();
+        for _ in 0..LOOP_FAILURES - 1 {
+            assert!(matches!(b.failed(now, Duration::ZERO), Verdict::Retry(_)));
+        }
+        b.never_fail();
+        for _ in 0..LOOP_FAILURES * 2 {
+            assert!(matches!(b.failed(now, Duration::ZERO), Verdict::Retry(_)));
+        }
+        assert_eq!(b.failed(now, Duration::ZERO), Verdict::Retry(CAP));
+        // A manual restart forgets the history, not the rule.
+        b.reset();
+        for _ in 0..LOOP_FAILURES * 2 {
+            assert!(matches!(b.failed(now, Duration::ZERO), Verdict::Retry(_)));
+        }
     }
 }

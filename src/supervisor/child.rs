@@ -1,6 +1,7 @@
 //! One supervised child process (the kernel or a frontend) and the task that keeps it running:
-//! spawn it in its own process group with a parent-death signal, wait for `READY=1`, restart it by
-//! policy with backoff, stop it with SIGTERM then SIGKILL.
+//! spawn it in its own process group with a parent-death signal, wait for `READY=1`, read its
+//! `WATCHDOG=1` for as long as it lives and SIGKILL it when they stop, restart it by policy with
+//! backoff, stop it with SIGTERM then SIGKILL.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::backoff::{self, Backoff, Verdict};
 use super::logfile::DailyFile;
+use super::watchdog::{self, Notice, Watchdog};
 use crate::config::{Restart, Server};
 
 /// How long a child may take to report `READY=1`.
@@ -42,8 +44,10 @@ pub struct Spec {
     pub role: Role,
     pub restart: Restart,
     pub kernel_socket: PathBuf,
-    /// Where its `READY=1` arrives.
+    /// Where its `READY=1` and `WATCHDOG=1` arrive.
     pub notify_socket: PathBuf,
+    /// Longest silence between two `WATCHDOG=1` before it is killed; `None`: no watchdog.
+    pub watchdog: Option<Duration>,
     pub log_dir: PathBuf,
     pub log_keep: usize,
 }
@@ -218,39 +222,57 @@ async fn keep_running(spec: &Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::
         let pid = child.process.id();
         set(State::Starting, pid);
 
-        // Starting: ready, exit, timeout or a request, whichever comes first. A `start` of a
-        // child that is already starting or running is answered and changes nothing.
-        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        // Starting, then running: until it exits, a request comes, it misses its READY=1
+        // deadline or its watchdog. A `start` of a child that is already starting or running is
+        // answered and changes nothing.
+        let mut ready_by = Some(tokio::time::Instant::now() + READY_TIMEOUT);
+        let mut watchdog = Watchdog::new(spec.watchdog, tokio::time::Instant::now());
+        let mut listening = true;
+        let mut buf = [0u8; 256];
         let wake = loop {
-            let ready = tokio::select! {
-                ready = tokio::time::timeout_at(deadline, wait_ready(&child.notify)) => ready.is_ok(),
-                exited = child.process.wait() => break Some(Wake::Exited(exited)),
-                request = ctl.recv() => match request {
-                    Some(Ctl::Start(done)) => { let _ = done.send(()); continue; }
-                    other => break Some(Wake::Ctl(other)),
-                },
-            };
-            if ready {
-                break None;
-            }
-            tracing::error!(name = %spec.name, pid, "no READY=1 within {READY_TIMEOUT:?}; killing it");
-            child.stop(&spec.name).await;
-            break Some(Wake::Exited(child.process.wait().await));
-        };
-        let wake = match wake {
-            Some(wake) => wake,
-            None => {
-                set(State::Running, pid);
-                announce(&spec, pid);
-                loop {
-                    tokio::select! {
-                        exited = child.process.wait() => break Wake::Exited(exited),
-                        request = ctl.recv() => match request {
-                            Some(Ctl::Start(done)) => { let _ = done.send(()); }
-                            other => break Wake::Ctl(other),
-                        },
+            tokio::select! {
+                received = child.notify.recv(&mut buf), if listening => match received {
+                    Ok(n) => {
+                        for notice in watchdog::notices(&buf[..n]) {
+                            match notice {
+                                Notice::Alive => watchdog.alive(tokio::time::Instant::now()),
+                                Notice::Ready if ready_by.take().is_some() => {
+                                    set(State::Running, pid);
+                                    announce(&spec, pid);
+                                    if let Role::Kernel { .. } = spec.role {
+                                        // Once it has served, never park it: every frontend
+                                        // needs it. Before that, a crash loop still ends `up`
+                                        // with a clear error instead of retrying forever.
+                                        backoff.never_fail();
+                                    }
+                                }
+                                // A frontend says it again after each new kernel.
+                                Notice::Ready => {}
+                                Notice::Stopping => tracing::debug!(name = %spec.name, pid, "stopping"),
+                            }
+                        }
                     }
+                    Err(e) => {
+                        // Its watchdog, if any, will have its way.
+                        tracing::warn!(name = %spec.name, error = %e, "notify socket failed");
+                        listening = false;
+                    }
+                },
+                _ = sleep_until(ready_by) => {
+                    tracing::error!(name = %spec.name, pid, "no READY=1 within {READY_TIMEOUT:?}; killing it");
+                    child.stop(&spec.name).await;
+                    break Wake::Exited(child.process.wait().await);
                 }
+                _ = sleep_until(watchdog.deadline()) => {
+                    let silence = watchdog.limit().unwrap_or_default().as_secs_f64();
+                    tracing::error!("watchdog: {} hung (no WATCHDOG=1 for {silence}s); killing it", spec.name);
+                    break Wake::Exited(child.kill().await);
+                }
+                exited = child.process.wait() => break Wake::Exited(exited),
+                request = ctl.recv() => match request {
+                    Some(Ctl::Start(done)) => { let _ = done.send(()); }
+                    other => break Wake::Ctl(other),
+                },
             }
         };
 
@@ -381,22 +403,23 @@ struct Running {
     notify: UnixDatagram,
 }
 
-/// Waits for `READY=1` on a child's notify socket.
-async fn wait_ready(notify: &UnixDatagram) {
-    let mut buf = [0u8; 256];
-    loop {
-        match notify.recv(&mut buf).await {
-            Ok(n) if buf[..n].split(|b| *b == b'\n').any(|l| l == b"READY=1") => return,
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "notify socket failed");
-                std::future::pending::<()>().await;
-            }
-        }
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
 impl Running {
+    /// SIGKILL to its process group at once (a stopped process dies too), and reap it.
+    async fn kill(&mut self) -> std::io::Result<ExitStatus> {
+        if let Some(pid) = self.process.id() {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        self.process.wait().await
+    }
+
     /// SIGTERM to its process group, SIGKILL after [`GRACE`], and reap it.
     async fn stop(&mut self, name: &str) {
         let Some(pid) = self.process.id() else {
@@ -455,6 +478,11 @@ fn spawn(spec: &Spec, log: &Arc<Mutex<DailyFile>>) -> Result<Running> {
             }
             crate::frontend::listen::hand_over(&mut command, listener.as_ref(), &server.name);
         }
+    }
+    // Ours, if systemd watches us, are not the child's.
+    command.env_remove("WATCHDOG_USEC").env_remove("WATCHDOG_PID");
+    if let Some(limit) = spec.watchdog {
+        command.env("WATCHDOG_USEC", limit.as_micros().to_string());
     }
     command
         .env("NOTIFY_SOCKET", &spec.notify_socket)

@@ -4,6 +4,7 @@
 //!
 //! - [`child`]: one child process and the task that restarts it.
 //! - [`backoff`]: restart delays and the crash-loop rule (pure).
+//! - [`watchdog`]: notify messages and when a silent child counts as hung (pure).
 //! - [`control`]: the control socket and the `status` table.
 //! - [`logfile`]: daily-rotated log files with a stable live name.
 
@@ -11,6 +12,7 @@ pub mod backoff;
 pub mod child;
 pub mod control;
 pub mod logfile;
+pub mod watchdog;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -151,6 +153,7 @@ impl Supervisor {
             restart,
             kernel_socket: self.kernel_socket(),
             notify_socket: self.config.run_dir.join(format!("{name}.notify")),
+            watchdog: self.config.watchdog,
             log_dir: self.config.log_dir.clone(),
             log_keep: self.config.log_keep,
         }
@@ -345,7 +348,7 @@ impl Supervisor {
 
     /// Reads the config again and applies it as a diff. An invalid file changes nothing.
     async fn reload(&mut self) -> Result<String, String> {
-        let new = match config::load(&self.config.path) {
+        let mut new = match config::load(&self.config.path) {
             Ok(new) => new,
             Err(e) => {
                 let message = format!("{e:#}\nnothing changed");
@@ -357,8 +360,15 @@ impl Supervisor {
         if (new.log_dir != self.config.log_dir)
             || (new.run_dir != self.config.run_dir)
             || new.log_keep != self.config.log_keep
+            || new.watchdog != self.config.watchdog
         {
             tracing::warn!("changes to [supervisor] take effect at the next `up`");
+            // Until then, servers started by this reload run like the others (the kernel socket
+            // above all stays where the kernel is).
+            new.log_dir = self.config.log_dir.clone();
+            new.run_dir = self.config.run_dir.clone();
+            new.log_keep = self.config.log_keep;
+            new.watchdog = self.config.watchdog;
         }
         let old: BTreeMap<&str, &Server> = self.config.servers.iter().map(|s| (s.name.as_str(), s)).collect();
         let added: Vec<Server> = new

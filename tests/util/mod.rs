@@ -212,12 +212,12 @@ impl WireFrontend {
         self.delivery().await.1
     }
 
-    /// The next frame other than an acknowledgement, or None when the kernel closed the
-    /// connection.
+    /// The next frame other than an acknowledgement or a heartbeat, or None when the kernel
+    /// closed the connection.
     pub async fn recv(&mut self) -> Option<Downstream> {
         loop {
             match self.recv_any().await? {
-                Downstream::Ack { .. } => continue,
+                Downstream::Ack { .. } | Downstream::Heartbeat => continue,
                 other => return Some(other),
             }
         }
@@ -247,8 +247,8 @@ impl WireFrontend {
         }
     }
 
-    /// Asserts nothing but acknowledgements arrives for a moment (used only after a round trip
-    /// proved the pipe flowed).
+    /// Asserts nothing but acknowledgements and heartbeats arrives for a moment (used only after
+    /// a round trip proved the pipe flowed).
     pub async fn quiet(&mut self) {
         let got = tokio::time::timeout(Duration::from_millis(200), self.recv()).await;
         assert!(got.is_err(), "unexpected frame: {got:?}");

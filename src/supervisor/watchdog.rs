@@ -1,0 +1,124 @@
+//! What a child reports on its notify socket, and when its silence means it hung (systemd's
+//! `WatchdogSec`). Pure: the caller reads the socket and passes the clock in.
+//!
+//! The clock starts at the spawn, not at `READY=1`: a child that hangs while starting is caught as
+//! well (a slow one that keeps its loop turning pings while it waits).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// One line of a notify datagram that the supervisor acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// `READY=1`: it serves now.
+    Ready,
+    /// `WATCHDOG=1`: its event loop still turns.
+    Alive,
+    /// `STOPPING=1`: it is shutting down on purpose.
+    Stopping,
+}
+
+/// The notices in one datagram (newline-separated `KEY=VALUE` lines; others are ignored).
+pub fn notices(datagram: &[u8]) -> impl Iterator<Item = Notice> + '_ {
+    datagram.split(|b| *b == b'\n').filter_map(|line| match line {
+        b"READY=1" => Some(Notice::Ready),
+        b"WATCHDOG=1" => Some(Notice::Alive),
+        b"STOPPING=1" => Some(Notice::Stopping),
+        _ => None,
+    })
+}
+
+/// The watchdog of one run of a child.
+#[derive(Debug, Clone, Copy)]
+pub struct Watchdog {
+    /// Longest silence allowed; `None`: no watchdog.
+    limit: Option<Duration>,
+    /// The spawn, or the last `WATCHDOG=1`.
+    last: Instant,
+}
+
+impl Watchdog {
+    /// The clock starts now (at the spawn).
+    pub fn new(limit: Option<Duration>, now: Instant) -> Self {
+        Self { limit, last: now }
+    }
+
+    /// Records a `WATCHDOG=1`.
+    pub fn alive(&mut self, now: Instant) {
+        self.last = self.last.max(now);
+    }
+
+    /// When the child is overdue if it says nothing before; `None` without a watchdog.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.limit.map(|limit| self.last + limit)
+    }
+
+    /// True once the child has been silent for the whole limit.
+    pub fn overdue(&self, now: Instant) -> bool {
+        self.deadline().is_some_and(|deadline| now >= deadline)
+    }
+
+    /// How long a silence is allowed, for the log line.
+    pub fn limit(&self) -> Option<Duration> {
+        self.limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(2);
+
+    #[test]
+    fn a_datagram_may_carry_several_notices() {
+        let got: Vec<_> = notices(b"READY=1\nSTATUS=serving\nWATCHDOG=1").collect();
+        assert_eq!(got, [Notice::Ready, Notice::Alive]);
+        assert_eq!(notices(b"STOPPING=1").collect::<Vec<_>>(), [Notice::Stopping]);
+        assert_eq!(notices(b"WATCHDOG=trigger").count(), 0);
+        assert_eq!(notices(b"").count(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_for_the_limit_since_the_spawn_is_overdue() {
+        let watchdog = Watchdog::new(Some(LIMIT), Instant::now());
+        tokio::time::advance(LIMIT - Duration::from_millis(1)).await;
+        assert!(!watchdog.overdue(Instant::now()));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(watchdog.overdue(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_ping_restarts_the_clock() {
+        let mut watchdog = Watchdog::new(Some(LIMIT), Instant::now());
+        for _ in 0..5 {
+            tokio::time::advance(LIMIT / 2).await;
+            watchdog.alive(Instant::now());
+            assert!(!watchdog.overdue(Instant::now()));
+        }
+        tokio::time::advance(LIMIT - Duration::from_millis(1)).await;
+        assert!(!watchdog.overdue(Instant::now()));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(watchdog.overdue(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sleep_until_the_deadline_ends_when_it_is_overdue() {
+        let start = Instant::now();
+        let mut watchdog = Watchdog::new(Some(LIMIT), start);
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        watchdog.alive(Instant::now());
+        tokio::time::sleep_until(watchdog.deadline().unwrap()).await;
+        assert!(watchdog.overdue(Instant::now()));
+        assert_eq!(Instant::now() - start, Duration::from_millis(1500) + LIMIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_limit_it_never_fires() {
+        let watchdog = Watchdog::new(None, Instant::now());
+        assert_eq!(watchdog.deadline(), None);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(!watchdog.overdue(Instant::now()));
+    }
+}
