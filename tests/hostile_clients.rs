@@ -724,10 +724,26 @@ fn item_9_a_stopped_frontend_freezes_nothing_and_comes_back() {
         observer.send("/userlist").await;
         assert_eq!(observer.line().await, "['typist', 'observer', 'nb']");
         let trips = neighbour.stop().await;
+        observer.until("[SYSTEM INFO] - [nb] logout from chat.").await;
         eprintln!(
             "a frontend stopped {back:?}: let go of after {noticed:?}, its 20 lines typed meanwhile delivered after SIGCONT, no logout seen; neighbour on another frontend: {trips}"
         );
         assert!(trips.p99() < NEIGHBOUR_P99, "{trips}");
+
+        // Stopped past the heartbeat and the grace: its user is logged out, once, for everyone;
+        // when it comes back after all, its user is told so, and may log in again.
+        stopped.signal(Signal::SIGSTOP);
+        let stop = Instant::now();
+        assert_eq!(observer.line().await, "[SYSTEM INFO] - [typist] logout from chat.");
+        let logged_out = stop.elapsed();
+        stopped.signal(Signal::SIGCONT);
+        typist.until("[SYSTEM INFO] - [typist] logout from chat.").await;
+        typist.login("typist").await;
+        assert_eq!(observer.line().await, "[SYSTEM INFO] - [typist] login to chat.");
+        eprintln!(
+            "a frontend stopped past its grace: its user logged out after {logged_out:?}, told so when it came back, logged in again"
+        );
+        assert!(logged_out >= Duration::from_secs(7), "{logged_out:?}");
     });
 }
 

@@ -1041,6 +1041,9 @@ fn report(f: &Value, commit: &str) -> String {
     out.push_str("frontends on one chat state, no kernel hop) measured in the same run, on one thread and on all\n");
     out.push_str("cores; the faster of the two is the baseline. The load generator shares the machine with the\n");
     out.push_str("system under test.\n\n");
+    out.push_str("The load comes from one address, as fast as each client can send: every server of both systems\n");
+    out.push_str("runs with `input_rate = 0` (input throttling off; the default is 20 lines a second per client)\n");
+    out.push_str("and `max_connections_per_ip` and `max_connections` at 100000 (the per-address default is 64).\n\n");
     out.push_str(&format!(
         "- machine: {}, {} cores, {} GiB\n- date: {}\n- commit: {commit}\n\n",
         m["cpu"].as_str().unwrap_or("?"),

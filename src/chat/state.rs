@@ -331,6 +331,44 @@ impl Chat {
         self.online.values().map(|user| user.name.as_str())
     }
 
+    /// The sessions of `frontend`.
+    pub fn sessions_on(&self, frontend: FrontendId) -> Vec<SessionId> {
+        self.sessions
+            .keys()
+            .filter(|k| k.frontend == frontend)
+            .map(|k| k.session)
+            .collect()
+    }
+
+    /// Restores a frontend whose sessions were logged out while it was away (it hung past its
+    /// grace, then came back): the sessions in `logged_out` are restored logged out, and each
+    /// user is told the logout everyone else saw; the rest as [`restore`](Self::restore) does.
+    pub fn restore_after_logout(
+        &mut self,
+        frontend: FrontendId,
+        sessions: Vec<(SessionId, Option<Login>)>,
+        logged_out: &std::collections::HashSet<SessionId>,
+        out: &mut Vec<Output>,
+    ) {
+        let mut told = Vec::new();
+        let sessions = sessions
+            .into_iter()
+            .map(|(session, login)| match login {
+                Some(login) if logged_out.contains(&session) => {
+                    told.push((session, login.name));
+                    (session, None)
+                }
+                other => (session, other),
+            })
+            .collect();
+        self.restore(frontend, sessions, out);
+        for (session, name) in told {
+            let key = SessionKey { frontend, session };
+            out.push(Output::Named { key, login: None });
+            reply(out, key, Event::Logout { name });
+        }
+    }
+
     /// How many users are logged in on `frontend`.
     pub fn users_on(&self, frontend: FrontendId) -> usize {
         self.online_on.get(&frontend).copied().unwrap_or(0)
@@ -864,6 +902,40 @@ mod tests {
             ]
         );
         assert_eq!(h.chat.names().collect::<Vec<_>>(), ["ann", "bob", "cy"]);
+    }
+
+    #[test]
+    fn a_frontend_back_after_its_users_were_logged_out_is_told_so() {
+        let mut h = Harness::new();
+        h.login(key(1, 1), "ann");
+        h.login(key(2, 1), "bob");
+        h.open(key(1, 2));
+        let gone: std::collections::HashSet<_> = h.chat.sessions_on(1).into_iter().collect();
+        h.out.clear();
+        h.chat.frontend_gone(1, &mut h.out);
+        assert_eq!(
+            h.deliveries(),
+            [(key(2, 1), "[SYSTEM INFO] - [ann] logout from chat.".into())]
+        );
+        h.out.clear();
+        let login = Some(Login {
+            name: "ann".into(),
+            seq: 1,
+        });
+        h.chat
+            .restore_after_logout(3, vec![(1, login), (2, None), (5, None)], &gone, &mut h.out);
+        assert_eq!(
+            h.deliveries(),
+            [(key(3, 1), "[SYSTEM INFO] - [ann] logout from chat.".into())]
+        );
+        assert!(h.out.contains(&Output::Named {
+            key: key(3, 1),
+            login: None
+        }));
+        assert_eq!(h.chat.names().collect::<Vec<_>>(), ["bob"]);
+        assert_eq!(h.reply(key(3, 1), "whoami"), "[ERROR] - First login!");
+        let got = h.send(key(3, 2), "login ann");
+        assert!(got.contains(&(key(3, 2), "[SYSTEM INFO] - [ann] login to chat.".into())));
     }
 
     #[test]

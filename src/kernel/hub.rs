@@ -119,6 +119,16 @@ struct Detached {
     until: Instant,
 }
 
+/// The sessions of a frontend that did not come back in time, logged out for everyone: if it
+/// comes back after all, they are told so rather than restored.
+struct LoggedOut {
+    sessions: HashSet<SessionId>,
+    until: Instant,
+}
+
+/// How long the sessions of a frontend that did not come back are remembered.
+const REMEMBER: Duration = Duration::from_secs(600);
+
 /// An acknowledgement waiting for writes: `seq` of `frontend` is confirmed once every frontend in
 /// `after` has written its batch.
 struct Unconfirmed {
@@ -219,6 +229,8 @@ struct Hub {
     chat: Chat,
     frontends: HashMap<FrontendId, Frontend>,
     detached: HashMap<FrontendId, Detached>,
+    /// By frontend name.
+    logged_out: HashMap<String, LoggedOut>,
     /// For each frontend past [`HIGH_WATER`]: the last batch seen written, and since when.
     stalls: HashMap<FrontendId, (u64, Instant)>,
     clock: Clock,
@@ -268,7 +280,17 @@ impl Hub {
                         tracing::info!(frontend = %self.frontends[&frontend].name, "frontend is back: its sessions carry on");
                         self.chat.reattach(old, frontend, sessions, &mut self.out);
                     }
-                    None => self.chat.restore(frontend, sessions, &mut self.out),
+                    None => {
+                        let now = Instant::now();
+                        self.logged_out.retain(|_, l| l.until > now);
+                        match self.logged_out.remove(&self.frontends[&frontend].name) {
+                            Some(gone) => {
+                                self.chat
+                                    .restore_after_logout(frontend, sessions, &gone.sessions, &mut self.out)
+                            }
+                            None => self.chat.restore(frontend, sessions, &mut self.out),
+                        }
+                    }
                 }
             }
             Input::Frame { frontend, seq, message } => {
@@ -350,6 +372,14 @@ impl Hub {
         for id in expired {
             let d = self.detached.remove(&id).expect("listed above");
             tracing::warn!(frontend = %d.name, id, "frontend did not come back; logging out its users");
+            let sessions = self.chat.sessions_on(id).into_iter().collect();
+            self.logged_out.insert(
+                d.name,
+                LoggedOut {
+                    sessions,
+                    until: now + REMEMBER,
+                },
+            );
             self.chat.frontend_gone(id, &mut self.out);
         }
         self.encode();
