@@ -12,6 +12,7 @@
 //! - [`supervisor`]: `chat-supervisor up`: sockets, children, restarts, logs, control, reloads.
 //! - [`config`]: `servers.toml`, validated strictly.
 //! - [`notify`]: readiness reporting to whoever started the process.
+//! - [`heartbeat`]: the kernel link's heartbeat rule, without a timer per frame.
 //! - [`memory`]: handing freed memory back to the system after a burst.
 //! - [`throttle`]: token buckets for client input and for warnings (pure).
 //! - [`cli`]: the command line; `main.rs` only parses it and prints errors.
@@ -21,6 +22,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod frontend;
+pub mod heartbeat;
 pub mod kernel;
 pub mod memory;
 pub mod notify;

@@ -31,8 +31,9 @@ use crate::throttle::TokenBucket;
 
 /// Bytes read from a client at a time.
 pub const READ_CHUNK: usize = 2048;
-/// Buffers written in one system call at most.
-const MAX_SLICES: usize = 64;
+/// Buffers written in one system call at most (Linux's IOV_MAX): each system call is a packet
+/// on the wire, so a batch goes out in as few as it takes.
+const MAX_SLICES: usize = 1024;
 
 /// What a client's bytes mean, decoded by its protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,12 +59,6 @@ pub trait Decode: Send {
     /// Decodes from the front of `input` up to the next item, leaving the rest in `input`; `None`
     /// once `input` is used up.
     fn next(&mut self, input: &mut &[u8]) -> Option<Input>;
-
-    /// What to send a client that has been silent for `ping_interval` (a WebSocket ping), if the
-    /// protocol has such a thing. A client silent for twice that is gone.
-    fn ping(&self) -> Option<Bytes> {
-        None
-    }
 }
 
 /// The default `ping_interval` (see [`Limits`]).
@@ -77,8 +72,6 @@ pub enum End {
     /// The server closed it after its last output (logout, a WebSocket close).
     Closed,
     Dropped(Dropped),
-    /// A WebSocket client answered no ping.
-    Silent,
 }
 
 /// Serves one client until it ends; both halves of its socket are closed on return.
@@ -96,7 +89,7 @@ pub async fn serve(
     let (read, write) = stream.into_split();
     let mut bucket = TokenBucket::new(limits.input_rate, limits.input_burst, Instant::now());
     let end = tokio::select! {
-        end = read_in(&read, first, &session, &mut decoder, &mut bucket, render, limits.ping_interval) => end,
+        end = read_in(&read, first, &session, &mut decoder, &mut bucket, render) => end,
         end = write_out(&write, &mut outbox, &session, limits.send_timeout) => end,
     };
     drop((read, write));
@@ -110,33 +103,20 @@ async fn read_in(
     decoder: &mut impl Decode,
     bucket: &mut TokenBucket,
     render: &(dyn Fn(&Event) -> Bytes + Sync),
-    ping_interval: Duration,
 ) -> End {
-    // Held only while it has bytes: an idle client keeps no read buffer.
+    // Held only while it has bytes: an idle client keeps no read buffer. The rarely taken waits
+    // (a throttled or a behind client) are boxed, so that every idle connection's task stays small.
     let mut buf = BytesMut::from(&first[..]);
-    let mut pinged = false;
     loop {
         if buf.is_empty() {
             buf = BytesMut::new();
-            let readable = match decoder.ping() {
-                None => read.readable().await,
-                Some(ping) => match tokio::time::timeout(ping_interval, read.readable()).await {
-                    Ok(readable) => readable,
-                    Err(_) if pinged => return End::Silent,
-                    Err(_) => {
-                        pinged = true;
-                        session.reply(ping);
-                        continue;
-                    }
-                },
-            };
-            if readable.is_err() {
+            if read.readable().await.is_err() {
                 return End::Client;
             }
             buf.reserve(READ_CHUNK);
             match read.try_read_buf(&mut buf) {
                 Ok(0) => return End::Client,
-                Ok(_) => pinged = false,
+                Ok(_) => session.heard(),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
                 Err(_) => return End::Client,
             }
@@ -151,10 +131,14 @@ async fn read_in(
             let Some(item) = item else { break };
             // Each item costs a token; without one the client waits, unread. So does a client
             // with more output waiting than it reads.
-            while let Err(wait) = bucket.take(Instant::now()) {
-                tokio::time::sleep(wait).await;
+            if !bucket.unlimited()
+                && let Err(wait) = bucket.take(Instant::now())
+            {
+                Box::pin(throttled(bucket, wait)).await;
             }
-            session.caught_up().await;
+            if session.is_behind() {
+                Box::pin(session.caught_up()).await;
+            }
             match item {
                 Input::Line(line) => {
                     if let Err(error) = session.line(line).await {
@@ -178,6 +162,17 @@ async fn read_in(
         }
         // A chunk done: the other clients of this thread have their turn before the next one.
         tokio::task::yield_now().await;
+    }
+}
+
+/// Waits until the bucket has a token for the item at hand, and takes it.
+async fn throttled(bucket: &mut TokenBucket, mut wait: Duration) {
+    loop {
+        tokio::time::sleep(wait).await;
+        match bucket.take(Instant::now()) {
+            Ok(()) => return,
+            Err(more) => wait = more,
+        }
     }
 }
 
@@ -221,25 +216,37 @@ async fn write_out(
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    let since = outbox.blocked(Instant::now());
-                    let deadline = since + send_timeout;
-                    tokio::select! {
-                        writable = tokio::time::timeout_at(deadline, write.writable()) => match writable {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => return End::Client,
-                            Err(_) => {
-                                let why = Dropped::SendTimeout(send_timeout);
-                                session.drop_client(why);
-                                return End::Dropped(why);
-                            }
-                        },
-                        // Dropped meanwhile (its queue passed the bound, or it stalled a burst).
-                        why = outbox.dropped() => return End::Dropped(why),
+                    if let Some(end) = Box::pin(writable(write, outbox, session, send_timeout)).await {
+                        return end;
                     }
                 }
                 Err(_) => return End::Client,
             }
         }
+    }
+}
+
+/// Waits until a socket that refused bytes takes some again; `Some(end)` if the client is to go
+/// instead: it took nothing for `send_timeout`, or was dropped meanwhile.
+async fn writable(
+    write: &OwnedWriteHalf,
+    outbox: &OutboxRx,
+    session: &Session<'_>,
+    send_timeout: Duration,
+) -> Option<End> {
+    let deadline = outbox.blocked(Instant::now()) + send_timeout;
+    tokio::select! {
+        writable = tokio::time::timeout_at(deadline, write.writable()) => match writable {
+            Ok(Ok(())) => None,
+            Ok(Err(_)) => Some(End::Client),
+            Err(_) => {
+                let why = Dropped::SendTimeout(send_timeout);
+                session.drop_client(why);
+                Some(End::Dropped(why))
+            }
+        },
+        // Dropped meanwhile (its queue passed the bound, or it went silent).
+        why = outbox.dropped() => Some(End::Dropped(why)),
     }
 }
 

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::Sessions;
 use crate::chat::{Event, SessionId};
+use crate::heartbeat::{Beat, SILENT_TICKS};
 use crate::wire::{self, Downstream, Origin, To, Upstream};
 
 /// First reconnect delay; doubles up to [`BACKOFF_MAX`]. Connecting to a missing Unix socket costs
@@ -190,12 +191,21 @@ where
         seen: &mut HashMap<u64, (u64, u64)>,
         connection: u64,
     ) -> anyhow::Error {
+        let mut beat = Beat::new();
         loop {
-            let body = match tokio::time::timeout(wire::HEARTBEAT_TIMEOUT, frames.next()).await {
-                Ok(Some(body)) => body,
-                Ok(None) => return anyhow!("the kernel closed the connection"),
-                Err(_) => return anyhow!("the kernel sent nothing for {:?}: hung", wire::HEARTBEAT_TIMEOUT),
+            let body = tokio::select! {
+                body = frames.next() => match body {
+                    Some(body) => body,
+                    None => return anyhow!("the kernel closed the connection"),
+                },
+                silent = beat.tick() => {
+                    if silent >= SILENT_TICKS {
+                        return anyhow!("the kernel sent nothing for {:?}: hung", wire::HEARTBEAT_TIMEOUT);
+                    }
+                    continue;
+                }
             };
+            beat.active();
             let message = match body
                 .map_err(anyhow::Error::from)
                 .and_then(|b| Ok(Downstream::decode(&b)?))
@@ -255,24 +265,29 @@ async fn send(mut write: OwnedWriteHalf, upstream: &mut mpsc::Receiver<Upstream>
     let mut buf = BytesMut::new();
     let mut heartbeat = BytesMut::new();
     Upstream::Heartbeat.encode(&mut heartbeat);
+    let mut beat = Beat::new();
     loop {
-        let first = tokio::time::timeout(wire::HEARTBEAT, async {
+        let next = async {
             while lock(&memory.unacked).frames.len() >= MAX_UNACKED {
                 memory.room.notified().await;
             }
             upstream.recv().await
-        })
-        .await;
-        let first = match first {
-            Ok(Some(first)) => first,
-            Ok(None) => return anyhow!("every client sender is gone"),
-            Err(_) => {
-                if let Err(e) = write.write_all(&heartbeat).await {
+        };
+        let first = tokio::select! {
+            first = next => match first {
+                Some(first) => first,
+                None => return anyhow!("every client sender is gone"),
+            },
+            idle = beat.tick() => {
+                if idle > 0
+                    && let Err(e) = write.write_all(&heartbeat).await
+                {
                     return anyhow::Error::from(e).context("writing to the kernel");
                 }
                 continue;
             }
         };
+        beat.active();
         let mut message = Some(first);
         {
             let mut unacked = lock(&memory.unacked);

@@ -62,6 +62,9 @@ pub async fn run(
             Kind::Ws => {
                 let sessions = Arc::new(Sessions::new(upstream, Some(web::goodbye())));
                 sessions.set_kernel(true);
+                let sweeping = sessions.clone();
+                let ping = super::websocket::ping(b"");
+                tokio::spawn(async move { sweeping.sweep(ping, limits.ping_interval).await });
                 targets.push(Target {
                     sessions: sessions.clone(),
                     render: Box::new(web::render),

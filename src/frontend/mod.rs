@@ -144,6 +144,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
         }
         Kind::Ws => {
             let sessions = Arc::new(Sessions::new(upstream, Some(web::goodbye())));
+            let sweeping = sessions.clone();
+            tokio::spawn(async move { sweeping.sweep(websocket::ping(b""), limits.ping_interval).await });
             let link = Link {
                 name: options.name,
                 socket: options.kernel,

@@ -12,6 +12,7 @@
 //! taking bytes, never because this process is busy.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub enum Dropped {
     Full,
     /// Its socket took no byte for `send_timeout` while output waited.
     SendTimeout(Duration),
+    /// It sent nothing, not even a pong, for this long (WebSocket).
+    Silent(Duration),
 }
 
 impl std::fmt::Display for Dropped {
@@ -41,6 +44,7 @@ impl std::fmt::Display for Dropped {
         match self {
             Dropped::Full => write!(f, "not reading: {} KiB of output waiting", OUTBOX_BYTES >> 10),
             Dropped::SendTimeout(d) => write!(f, "send timeout: its socket took no byte for {d:?}"),
+            Dropped::Silent(d) => write!(f, "silent: no answer to pings for {d:?}"),
         }
     }
 }
@@ -94,6 +98,9 @@ impl Queue {
 
 struct Shared {
     queue: Mutex<Queue>,
+    /// The ping round in which the client last sent something (see
+    /// [`Sessions::sweep`](super::session::Sessions::sweep)).
+    heard: AtomicU32,
     /// Wakes the writer; a wake with no writer waiting is kept for its next wait.
     wake: Notify,
     /// Wakes whoever waits for a client that was behind: shared by every outbox of a frontend.
@@ -131,6 +138,7 @@ pub fn outbox(room: Arc<Notify>) -> (Outbox, OutboxRx) {
             close: false,
             dropped: None,
         }),
+        heard: AtomicU32::new(0),
         wake: Notify::new(),
         room,
     });
@@ -142,10 +150,16 @@ impl Outbox {
     /// puts it behind (broadcasts: yes; replies to its own commands: no, or a client could hold
     /// everyone up with commands whose answers it does not read).
     pub fn push(&self, message: Bytes, wait: bool) -> Pushed {
-        self.push_at(message, wait, Instant::now())
+        self.push_with(message, wait, Instant::now)
     }
 
     pub fn push_at(&self, message: Bytes, wait: bool, now: Instant) -> Pushed {
+        self.push_with(message, wait, || now)
+    }
+
+    /// The clock is read only when the client falls behind: a push is on the hot path of every
+    /// delivery.
+    fn push_with(&self, message: Bytes, wait: bool, now: impl FnOnce() -> Instant) -> Pushed {
         let mut queue = self.lock();
         let pushed = match Self::add(&mut queue, message, now) {
             Pushed::Behind if !wait => Pushed::Queued,
@@ -166,7 +180,7 @@ impl Outbox {
             queue.queued = queue.queued - old.len() + queue.items[at].len();
             return Pushed::Queued;
         }
-        let pushed = match Self::add(&mut queue, pong, Instant::now()) {
+        let pushed = match Self::add(&mut queue, pong, Instant::now) {
             Pushed::Behind => Pushed::Queued,
             other => other,
         };
@@ -178,7 +192,7 @@ impl Outbox {
         pushed
     }
 
-    fn add(queue: &mut Queue, message: Bytes, now: Instant) -> Pushed {
+    fn add(queue: &mut Queue, message: Bytes, now: impl FnOnce() -> Instant) -> Pushed {
         if queue.dropped.is_some() || queue.close {
             return Pushed::Ignored;
         }
@@ -190,7 +204,7 @@ impl Outbox {
         queue.queued += message.len();
         queue.items.push_back(message);
         if queue.behind_since.is_none() && queue.waiting() > BEHIND_BYTES {
-            queue.behind_since = Some(now);
+            queue.behind_since = Some(now());
             return Pushed::Behind;
         }
         Pushed::Queued
@@ -240,6 +254,16 @@ impl Outbox {
     /// Whether more than [`BEHIND_BYTES`] wait.
     pub fn is_behind(&self) -> bool {
         self.lock().behind_since.is_some()
+    }
+
+    /// The client sent something in ping round `round`.
+    pub fn heard(&self, round: u32) {
+        self.0.heard.store(round, Ordering::Relaxed);
+    }
+
+    /// The ping round in which the client last sent something.
+    pub fn last_heard(&self) -> u32 {
+        self.0.heard.load(Ordering::Relaxed)
     }
 
     /// Why the client was dropped, if it was.

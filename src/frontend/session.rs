@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -70,6 +70,8 @@ pub struct Sessions {
     drops: Warnings,
     /// Sent last to a client the kernel closes (a WebSocket close frame).
     goodbye: Option<Bytes>,
+    /// The ping round (see [`sweep`](Self::sweep)).
+    round: AtomicU32,
 }
 
 /// A client connection's handle on its session; closing it (on drop) tells the kernel.
@@ -94,6 +96,7 @@ impl Sessions {
             budget: Mutex::new(TimeBudget::new(HOLD_SHARE, HOLD_BACK.hold, Instant::now())),
             drops: Warnings::new(10, 50),
             goodbye,
+            round: AtomicU32::new(0),
         }
     }
 
@@ -101,6 +104,7 @@ impl Sessions {
     pub async fn open(&self, peer: SocketAddr) -> (Session<'_>, OutboxRx) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (outbox, rx) = outbox(self.room.clone());
+        outbox.heard(self.round.load(Ordering::Relaxed));
         let entry = Entry {
             outbox: outbox.clone(),
             login: None,
@@ -199,6 +203,36 @@ impl Sessions {
         }
     }
 
+    /// Pings clients that said nothing for a while and drops those that answer nothing, forever:
+    /// every `interval` a round ends; a client silent for a whole round is sent `ping`, one silent
+    /// for three rounds is dropped. One task for all clients, so that an idle connection carries
+    /// no timer of its own.
+    pub async fn sweep(&self, ping: Bytes, interval: Duration) {
+        let mut rounds = tokio::time::interval_at(Instant::now() + interval, interval);
+        rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            rounds.tick().await;
+            let round = self.round.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut silent = Vec::new();
+            self.lock()
+                .retain(|id, entry| match round.wrapping_sub(entry.outbox.last_heard()) {
+                    0 | 1 => true,
+                    2 => {
+                        entry.outbox.push(ping.clone(), false);
+                        true
+                    }
+                    _ => {
+                        silent.push((*id, entry.peer));
+                        entry.outbox.drop_client(Dropped::Silent(interval * 2));
+                        false
+                    }
+                });
+            for (id, peer) in silent {
+                self.log_drop(id, peer, Dropped::Silent(interval * 2));
+            }
+        }
+    }
+
     /// The kernel closes a session after `logout`.
     pub fn close(&self, id: SessionId) {
         if let Some(entry) = self.lock().get(&id) {
@@ -262,16 +296,38 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Session<'_> {
     /// Forwards one input line to the kernel, waiting while this client has [`MAX_INFLIGHT`]
     /// lines unacknowledged or the queue is full. Returns `server busy` instead when the kernel
-    /// is down and this line is past those bounds.
+    /// is down and this line is past those bounds. The wait, rare, is boxed: an idle client's
+    /// task stays small.
     pub async fn line(&self, line: String) -> Result<(), ChatError> {
         let sessions = self.sessions;
         let message = Upstream::Line { session: self.id, line };
+        let counted = match sessions.lock().get_mut(&self.id) {
+            None => return Ok(()), // dropped meanwhile
+            Some(entry) if entry.inflight < MAX_INFLIGHT => {
+                entry.inflight += 1;
+                true
+            }
+            Some(_) => false,
+        };
+        if counted {
+            match sessions.upstream.try_send(message) {
+                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(message)) => Box::pin(self.send(message)).await,
+            }
+        } else {
+            Box::pin(self.line_waiting(message)).await
+        }
+    }
+
+    /// A line waiting for room among this client's lines in flight.
+    async fn line_waiting(&self, message: Upstream) -> Result<(), ChatError> {
+        let sessions = self.sessions;
         loop {
             let acked = sessions.acked.notified();
             tokio::pin!(acked);
             acked.as_mut().enable();
             let room = match sessions.lock().get_mut(&self.id) {
-                None => return Ok(()), // dropped meanwhile
+                None => return Ok(()),
                 Some(entry) if entry.inflight < MAX_INFLIGHT => {
                     entry.inflight += 1;
                     true
@@ -333,6 +389,16 @@ impl Session<'_> {
         if pushed == Pushed::Dropped {
             self.sessions.log_drop(self.id, self.peer, Dropped::Full);
         }
+    }
+
+    /// The client sent something: it is alive.
+    pub fn heard(&self) {
+        self.outbox.heard(self.sessions.round.load(Ordering::Relaxed));
+    }
+
+    /// Whether more than [`BEHIND_BYTES`] of output wait for this client.
+    pub fn is_behind(&self) -> bool {
+        self.outbox.is_behind()
     }
 
     /// Waits while this client is behind (more than [`BEHIND_BYTES`] of output wait for it): its

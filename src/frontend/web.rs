@@ -74,10 +74,6 @@ impl Decode for Rfc6455 {
             Item::Fail(code, reason) => Input::Close(Some(websocket::close(code, reason))),
         })
     }
-
-    fn ping(&self) -> Option<Bytes> {
-        Some(websocket::ping(b""))
-    }
 }
 
 pub async fn serve(listener: TcpListener, web: Arc<Web>, shutdown: CancellationToken) {

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::{Input, Progress};
 use crate::chat::FrontendId;
+use crate::heartbeat::{Beat, SILENT_TICKS};
 use crate::wire::{self, Downstream, Upstream};
 
 /// How long a new connection may take to say hello.
@@ -150,13 +151,24 @@ async fn read_frames(
     hub: &mpsc::Sender<Input>,
 ) -> ReadEnd {
     let mut seq = first;
+    let mut beat = Beat::new();
     loop {
-        let body = match tokio::time::timeout(wire::HEARTBEAT_TIMEOUT, frames.next()).await {
-            Ok(Some(Ok(body))) => body,
-            Ok(Some(Err(e))) => return ReadEnd::Malformed(anyhow::anyhow!("malformed frame: {e}")),
-            Ok(None) => break,
-            Err(_) => return ReadEnd::Silent,
+        let body = tokio::select! {
+            body = frames.next() => match body {
+                Some(Ok(body)) => body,
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    return ReadEnd::Malformed(anyhow::anyhow!("malformed frame: {e}"));
+                }
+                Some(Err(_)) | None => break,
+            },
+            silent = beat.tick() => {
+                if silent >= SILENT_TICKS {
+                    return ReadEnd::Silent;
+                }
+                continue;
+            }
         };
+        beat.active();
         let message = match Upstream::decode(&body) {
             Ok(message) => message,
             Err(e) => return ReadEnd::Malformed(anyhow::anyhow!("malformed frame: {e}")),
@@ -194,15 +206,21 @@ async fn write_outbox(
     let mut gathered = BytesMut::new();
     let mut heartbeat = BytesMut::new();
     Downstream::Heartbeat.encode(&mut heartbeat);
+    let mut beat = Beat::new();
     loop {
-        let (mut batch, first) = match tokio::time::timeout(wire::HEARTBEAT, outbox.recv()).await {
-            Ok(Some(next)) => next,
-            Ok(None) => break,
-            Err(_) => {
-                stream.write_all(&heartbeat).await?;
+        let (mut batch, first) = tokio::select! {
+            next = outbox.recv() => match next {
+                Some(next) => next,
+                None => break,
+            },
+            idle = beat.tick() => {
+                if idle > 0 {
+                    stream.write_all(&heartbeat).await?;
+                }
                 continue;
             }
         };
+        beat.active();
         let mut bytes = first.len();
         if outbox.is_empty() {
             stream.write_all(&first).await?;
