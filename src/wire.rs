@@ -431,22 +431,34 @@ pub fn encode_deliver(dst: &mut BytesMut, to: Option<&[SessionId]>, origin: Opti
     });
 }
 
+/// Every error an event can carry, by its code on the wire: the one place codes are spelled.
+/// `NotFound` is followed by the name that was not found.
+const ERRORS: [(u8, ChatError); 13] = [
+    (1, ChatError::Syntax(SyntaxError::UnknownCommand)),
+    (2, ChatError::Syntax(SyntaxError::RequireUsername)),
+    (3, ChatError::Syntax(SyntaxError::OverageInfo)),
+    (4, ChatError::Syntax(SyntaxError::EmptyMessage)),
+    (5, ChatError::UsernameTaken),
+    (6, ChatError::InvalidUsername),
+    (7, ChatError::AlreadyLogin),
+    (8, ChatError::FirstLogin),
+    (9, ChatError::NotFound(String::new())),
+    (10, ChatError::LineTooLong),
+    (11, ChatError::ServerBusy),
+    (12, ChatError::ServerFull),
+    (13, ChatError::TooManyConnections),
+];
+
 fn error_code(error: &ChatError) -> u8 {
-    match error {
-        ChatError::Syntax(SyntaxError::UnknownCommand) => 1,
-        ChatError::Syntax(SyntaxError::RequireUsername) => 2,
-        ChatError::Syntax(SyntaxError::OverageInfo) => 3,
-        ChatError::Syntax(SyntaxError::EmptyMessage) => 4,
-        ChatError::UsernameTaken => 5,
-        ChatError::InvalidUsername => 6,
-        ChatError::AlreadyLogin => 7,
-        ChatError::FirstLogin => 8,
-        ChatError::NotFound(_) => 9,
-        ChatError::LineTooLong => 10,
-        ChatError::ServerBusy => 11,
-        ChatError::ServerFull => 12,
-        ChatError::TooManyConnections => 13,
-    }
+    let same = |known: &ChatError| match (known, error) {
+        (ChatError::NotFound(_), ChatError::NotFound(_)) => true,
+        (known, error) => known == error,
+    };
+    ERRORS
+        .iter()
+        .find(|(_, known)| same(known))
+        .map(|(code, _)| *code)
+        .expect("every error has a code")
 }
 
 /// Writes a frame whose body `body` appends, then fills in its length.
@@ -588,22 +600,21 @@ impl Reader<'_> {
                 Event::UserList { names, raw }
             }
             7 => Event::Help,
-            8 => Event::Error(match self.u8()? {
-                1 => ChatError::Syntax(SyntaxError::UnknownCommand),
-                2 => ChatError::Syntax(SyntaxError::RequireUsername),
-                3 => ChatError::Syntax(SyntaxError::OverageInfo),
-                4 => ChatError::Syntax(SyntaxError::EmptyMessage),
-                5 => ChatError::UsernameTaken,
-                6 => ChatError::InvalidUsername,
-                7 => ChatError::AlreadyLogin,
-                8 => ChatError::FirstLogin,
-                9 => ChatError::NotFound(self.string()?),
-                10 => ChatError::LineTooLong,
-                11 => ChatError::ServerBusy,
-                12 => ChatError::ServerFull,
-                13 => ChatError::TooManyConnections,
-                tag => return Err(DecodeError::UnknownTag { what: "error", tag }),
-            }),
+            8 => {
+                let code = self.u8()?;
+                let error = ERRORS
+                    .iter()
+                    .find(|(known, _)| *known == code)
+                    .map(|(_, error)| error.clone())
+                    .ok_or(DecodeError::UnknownTag {
+                        what: "error",
+                        tag: code,
+                    })?;
+                Event::Error(match error {
+                    ChatError::NotFound(_) => ChatError::NotFound(self.string()?),
+                    other => other,
+                })
+            }
             tag => return Err(DecodeError::UnknownTag { what: "event", tag }),
         })
     }
@@ -663,13 +674,30 @@ mod tests {
             Event::Help,
             Event::Error(ChatError::NotFound(s("zed"))),
         ];
-        for code in 1..=12u8 {
-            if code != 9 {
-                let body = [8, code];
+        for (code, error) in &ERRORS {
+            if !matches!(error, ChatError::NotFound(_)) {
+                let body = [8, *code];
                 events.push(Reader(&body).event().unwrap());
             }
         }
         events
+    }
+
+    #[test]
+    fn error_codes_are_distinct_and_cover_every_error() {
+        let mut codes: Vec<u8> = ERRORS.iter().map(|(code, _)| *code).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), ERRORS.len());
+        for (code, error) in &ERRORS {
+            assert_eq!(error_code(error), *code);
+        }
+        assert_eq!(
+            Reader(&[8, 200]).event(),
+            Err(DecodeError::UnknownTag {
+                what: "error",
+                tag: 200
+            })
+        );
     }
 
     /// Splits a buffer of whole frames with the same codec the sockets use.

@@ -1,13 +1,15 @@
 //! The kernel process (`chat-supervisor kernel --socket PATH`): the only owner of the chat state.
 //!
 //! One task owns the [`Chat`](crate::chat::Chat) ([`hub`]); each frontend connection has a reader
-//! feeding it and a writer draining a bounded outbox ([`frontend`]). The accept loop here checks
+//! feeding it and a writer draining what the hub queues for it ([`connection`]); the hub's
+//! acknowledgements wait in a [`ledger`]. The accept loop here checks
 //! each peer's uid before anything else, and binds the socket again if its file is deleted (else
 //! restarted frontends, which find the kernel by path, could never reach it again).
 
 pub mod clock;
-mod frontend;
+mod connection;
 mod hub;
+pub mod ledger;
 pub mod socket;
 
 use std::path::{Path, PathBuf};
@@ -95,7 +97,7 @@ pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) 
         }
         let id = next;
         next += 1;
-        tokio::spawn(frontend::serve(
+        tokio::spawn(connection::serve(
             id,
             stream,
             hub_tx.clone(),
