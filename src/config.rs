@@ -22,7 +22,8 @@ pub struct Config {
     pub path: PathBuf,
     pub log_dir: PathBuf,
     pub run_dir: PathBuf,
-    /// Dated log files kept after rotation, per log.
+    /// Dated log files kept after rotation, per log, besides the live one (at least 1: a restart
+    /// counts the day's file among them, see `supervisor::logfile`).
     pub log_keep: usize,
     /// A child that sends no `WATCHDOG=1` for this long is killed and restarted; `None`: never.
     pub watchdog: Option<Duration>,
@@ -236,7 +237,7 @@ impl Check<'_> {
         if let Some(dir) = fields.string(self, "run_dir") {
             config.run_dir = base.join(dir);
         }
-        if let Some(keep) = fields.integer(self, "log_keep", 0..=3650) {
+        if let Some(keep) = fields.integer(self, "log_keep", 1..=3650) {
             config.log_keep = keep as usize;
         }
         if let Some(seconds) = fields.integer(self, "watchdog", 0..=3600) {

@@ -6,7 +6,7 @@
 //! - [`backoff`]: restart delays and the crash-loop rule (pure).
 //! - [`watchdog`]: notify messages and when a silent child counts as hung (pure).
 //! - [`control`]: the control socket and the `status` table.
-//! - [`logfile`]: daily-rotated log files with a stable live name.
+//! - [`logfile`]: daily-rotated log files with a stable live name, written off the async thread.
 
 pub mod backoff;
 pub mod child;
@@ -33,7 +33,6 @@ use crate::config::{self, Config, Restart, Server};
 use crate::wire::{self, Downstream, Upstream};
 use child::{Ctl, Handle, Role, Spec, State};
 use control::{Reply, Request, Row};
-use logfile::DailyFile;
 
 /// Quiet time after a change to the config file before it is read.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -47,7 +46,7 @@ pub fn up(config_path: &Path) -> Result<()> {
     // Logs may be read by others, never written: a planted file or link could take our lines.
     crate::kernel::socket::owned_dir(&config.log_dir, 0o755, 0o022, "writable by us alone")?;
     let _lock = lock(&config.run_dir, &config.path)?;
-    init_logging(&config)?;
+    let _logging = logfile::init(&config.log_dir, config.log_keep)?;
 
     // Every address is bound before any child starts, so a port in use stops `up` cleanly.
     let mut listeners = BTreeMap::new();
@@ -87,31 +86,6 @@ fn lock(run_dir: &Path, config: &Path) -> Result<Lock> {
     file.rewind()?;
     writeln!(file, "{}", std::process::id())?;
     Ok(Lock(file))
-}
-
-fn init_logging(config: &Config) -> Result<()> {
-    use std::io::IsTerminal;
-    use tracing_subscriber::prelude::*;
-    let file = DailyFile::open(&config.log_dir, "supervisor", config.log_keep)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::registry()
-        .with(filter)
-        // The file first: once a line shows on stdout, it is in the file too.
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::sync::Mutex::new(file))
-                .with_ansi(false)
-                .with_target(false),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stdout)
-                .with_ansi(std::io::stdout().is_terminal())
-                .with_target(false),
-        )
-        .init();
-    Ok(())
 }
 
 fn bind(server: &Server) -> Result<TcpListener> {
