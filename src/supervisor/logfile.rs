@@ -23,6 +23,9 @@ use tracing_appender::rolling::{RollingFileAppender, Rotation};
 
 /// The supervisor's own log's name.
 pub const SUPERVISOR: &str = "supervisor";
+/// The target of lines for the supervisor's file only, not stdout: why `up` failed, which `main`
+/// prints to stderr already.
+pub const FILE_ONLY: &str = "file_only";
 /// Lines of the supervisor's log that may wait for the disk. Past that the logging thread waits
 /// (lossy = false): a `listening` line is never lost, and the supervisor logs so little that only
 /// a disk stalled for long fills it.
@@ -71,10 +74,17 @@ pub fn init(dir: &Path, keep: usize) -> Result<Logging> {
             tracing_subscriber::fmt::layer()
                 .with_writer(to(STDOUT))
                 .with_ansi(io::stdout().is_terminal())
-                .with_target(false),
+                .with_target(false)
+                .with_filter(tracing_subscriber::filter::filter_fn(|m| m.target() != FILE_ONLY)),
         )
         .try_init()?;
     Ok(Logging(guard))
+}
+
+/// Writes why `up` failed to the supervisor's file, on one line.
+pub fn failed(error: &anyhow::Error) {
+    let message = format!("{error:#}").replace("\n  ", " ").replace('\n', "; ");
+    tracing::error!(target: FILE_ONLY, "up failed: {message}");
 }
 
 /// Files we create (the appender takes no mode) are never writable by others.

@@ -39,14 +39,30 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 /// How long `status` waits for the kernel's user counts.
 const CENSUS_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Runs `up` until SIGTERM, Ctrl-C or `down`.
+/// Runs `up` until SIGTERM, Ctrl-C or `down`. Why it failed is logged too, if the log folder can
+/// be had (even from a config that is otherwise invalid).
 pub fn up(config_path: &Path) -> Result<()> {
-    let config = config::load(config_path)?;
-    crate::kernel::socket::private_dir(&config.run_dir)?;
+    let config = config::load(config_path);
+    let logs = match &config {
+        Ok(c) => Ok((c.log_dir.clone(), c.log_keep)),
+        Err(_) => config::load_partial(config_path).map(|c| (c.log_dir, c.log_keep)),
+    };
+    let Ok((log_dir, log_keep)) = logs else {
+        return config.map(drop);
+    };
     // Logs may be read by others, never written: a planted file or link could take our lines.
-    crate::kernel::socket::owned_dir(&config.log_dir, 0o755, 0o022, "writable by us alone")?;
+    crate::kernel::socket::owned_dir(&log_dir, 0o755, 0o022, "writable by us alone")?;
+    let _logging = logfile::init(&log_dir, log_keep)?;
+    let result = config.and_then(run_up);
+    if let Err(e) = &result {
+        logfile::failed(e);
+    }
+    result
+}
+
+fn run_up(config: Config) -> Result<()> {
+    crate::kernel::socket::private_dir(&config.run_dir)?;
     let _lock = lock(&config.run_dir, &config.path)?;
-    let _logging = logfile::init(&config.log_dir, config.log_keep)?;
 
     // Every address is bound before any child starts, so a port in use stops `up` cleanly.
     let mut listeners = BTreeMap::new();
