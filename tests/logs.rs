@@ -1,11 +1,190 @@
-//! Logs as a user meets them: a failed `up` leaving its reason in `logs/supervisor.log`.
+//! Logs as a user meets them: `chat-supervisor logs` (the last lines, an unknown name, `-f` across
+//! rotations, ended by a signal), and a failed `up` leaving its reason in `logs/supervisor.log`.
 
 mod util;
 
+use std::io::Write;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
-use util::{bin, server};
+use nix::sys::signal::Signal;
+use util::{WAIT, bin, server};
+
+/// `chat-supervisor logs …` run to its end in `dir`.
+fn logs(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .arg("logs")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn numbered(lines: std::ops::Range<u32>) -> String {
+    lines.map(|i| format!("line {i}\n")).collect()
+}
+
+/// `chat-supervisor logs … -f`, its stdout lines collected as they come.
+struct Tail {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Tail {
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(bin())
+            .arg("logs")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// The next line.
+    fn next(&mut self) -> String {
+        self.lines
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("no line from `logs -f` within {WAIT:?}"))
+    }
+
+    /// Sends `signal` and waits for a clean exit; how long it took.
+    fn stop(&mut self, signal: Signal) -> Duration {
+        let sent = Instant::now();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "`logs -f` ended by {signal:?}: {status:?}");
+                return sent.elapsed();
+            }
+            assert!(sent.elapsed() < Duration::from_secs(5), "`logs -f` outlived {signal:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn logs_prints_the_last_lines_of_a_log_and_names_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("servers.toml"),
+        format!("[supervisor]\nlog_dir = \"var/log\"\n{}", server("twisted", "tcp")),
+    )
+    .unwrap();
+    let logs_dir = dir.path().join("var/log");
+    std::fs::create_dir_all(&logs_dir).unwrap();
+    std::fs::write(logs_dir.join("supervisor.log"), numbered(1..21)).unwrap();
+    // A rotation happened: the live name leads to today's file, yesterday's is dated.
+    std::fs::write(logs_dir.join("twisted.log.2000-01-01"), "a1\na2\na3\n").unwrap();
+    std::fs::write(logs_dir.join("twisted.log.2000-01-02"), "b1\nb2\n").unwrap();
+    std::os::unix::fs::symlink(logs_dir.join("twisted.log.2000-01-02"), logs_dir.join("twisted.log")).unwrap();
+
+    assert_eq!(stdout(&logs(dir.path(), &[])), numbered(11..21), "10 by default");
+    assert_eq!(stdout(&logs(dir.path(), &["-n", "3"])), numbered(18..21));
+    assert_eq!(stdout(&logs(dir.path(), &["twisted", "-n", "4"])), "a2\na3\nb1\nb2\n");
+    // From anywhere, with -c.
+    let config = dir.path().join("servers.toml");
+    let out = logs(Path::new("/"), &["twisted", "-n", "1", "-c", config.to_str().unwrap()]);
+    assert_eq!(stdout(&out), "b2\n");
+
+    let out = logs(dir.path(), &["nope"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no log named `nope`; known: kernel, twisted (or no NAME for the supervisor's)"),
+        "{stderr}"
+    );
+    let out = logs(dir.path(), &["kernel"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing logged yet"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Appends each line with a write of its own, as a logging thread does.
+fn write_lines(path: &Path, lines: std::ops::Range<u32>) {
+    let mut file = std::fs::File::options().create(true).append(true).open(path).unwrap();
+    for i in lines {
+        writeln!(file, "line {i}").unwrap();
+    }
+}
+
+#[test]
+fn logs_f_loses_no_line_across_rotations_and_ends_on_sigint_or_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("servers.toml"), server("twisted", "tcp")).unwrap();
+    let logs_dir = dir.path().join("logs");
+    std::fs::create_dir(&logs_dir).unwrap();
+    let day = |name: &str, d: u32| logs_dir.join(format!("{name}.log.2000-01-0{d}"));
+    // The supervisor's log as tracing-appender keeps it: dated files, the live name a symlink.
+    let supervisor = logs_dir.join("supervisor.log");
+    std::fs::write(day("supervisor", 1), "start\n").unwrap();
+    std::os::unix::fs::symlink(day("supervisor", 1), &supervisor).unwrap();
+    // The kernel's as a renaming rotation (logrotate) keeps it: a plain live file.
+    let kernel = logs_dir.join("kernel.log");
+    std::fs::write(&kernel, "start\n").unwrap();
+
+    let mut tails = [
+        Tail::start(dir.path(), &["-f", "-n", "1"]),
+        Tail::start(dir.path(), &["kernel", "-f", "-n", "1"]),
+    ];
+    for tail in &mut tails {
+        assert_eq!(tail.next(), "start");
+    }
+    // Written as fast as the disk takes them while the followers read, rotating twice.
+    const LINES: u32 = 3000;
+    for part in 0..3 {
+        let lines = part * LINES / 3..(part + 1) * LINES / 3;
+        if part > 0 {
+            // As the appender rotates: the new file, then the name moved to it.
+            std::fs::File::create(day("supervisor", part + 1)).unwrap();
+            std::fs::remove_file(&supervisor).unwrap();
+            std::os::unix::fs::symlink(day("supervisor", part + 1), &supervisor).unwrap();
+            std::fs::rename(&kernel, day("kernel", part)).unwrap();
+        }
+        write_lines(&supervisor, lines.clone());
+        write_lines(&kernel, lines);
+    }
+    for tail in &mut tails {
+        let got: String = (0..LINES).map(|_| tail.next() + "\n").collect();
+        assert_eq!(got, numbered(0..LINES), "every line once, in order");
+    }
+    let int = tails[0].stop(Signal::SIGINT);
+    let term = tails[1].stop(Signal::SIGTERM);
+    eprintln!(
+        "`logs -f` followed {LINES} lines across 2 rotations; ended {int:?} after SIGINT, {term:?} after SIGTERM"
+    );
+}
 
 #[test]
 fn a_failed_up_leaves_its_reason_in_the_supervisor_log() {

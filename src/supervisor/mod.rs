@@ -7,11 +7,13 @@
 //! - [`watchdog`]: notify messages and when a silent child counts as hung (pure).
 //! - [`control`]: the control socket and the `status` table.
 //! - [`logfile`]: daily-rotated log files with a stable live name, written off the async thread.
+//! - [`logs`]: `chat-supervisor logs`: print and follow a log.
 
 pub mod backoff;
 pub mod child;
 pub mod control;
 pub mod logfile;
+pub mod logs;
 pub mod watchdog;
 
 use std::collections::BTreeMap;
