@@ -1,5 +1,7 @@
 //! Logs as a user meets them: `chat-supervisor logs` (the last lines, an unknown name, `-f` across
-//! rotations, ended by a signal), and a failed `up` leaving its reason in `logs/supervisor.log`.
+//! rotations and a child's restart, ended by a signal), a failed `up` leaving its reason in
+//! `logs/supervisor.log`, and a frontend's log telling each client's connect, login, logout and
+//! end.
 
 mod util;
 
@@ -10,7 +12,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use util::{WAIT, bin, server};
+use util::{Telnet, Up, WAIT, bin, connect_from, flood, run, server};
 
 /// `chat-supervisor logs …` run to its end in `dir`.
 fn logs(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -35,6 +37,8 @@ fn numbered(lines: std::ops::Range<u32>) -> String {
 struct Tail {
     child: Child,
     lines: Receiver<String>,
+    /// Lines read but not yet matched by a wait.
+    pending: Vec<String>,
 }
 
 impl Tail {
@@ -59,7 +63,11 @@ impl Tail {
                 }
             }
         });
-        Self { child, lines }
+        Self {
+            child,
+            lines,
+            pending: Vec::new(),
+        }
     }
 
     /// The next line.
@@ -67,6 +75,26 @@ impl Tail {
         self.lines
             .recv_timeout(WAIT)
             .unwrap_or_else(|_| panic!("no line from `logs -f` within {WAIT:?}"))
+    }
+
+    /// The first line containing every one of `needles` that no earlier wait took.
+    fn wait_for(&mut self, needles: &[&str]) -> String {
+        let matches = |line: &String| needles.iter().all(|n| line.contains(n));
+        if let Some(at) = self.pending.iter().position(matches) {
+            return self.pending.remove(at);
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if matches(&line) => return line,
+                Ok(line) => self.pending.push(line),
+                Err(_) => panic!(
+                    "no line with {needles:?} from `logs -f` within {WAIT:?}; saw:\n{}",
+                    self.pending.join("\n")
+                ),
+            }
+        }
     }
 
     /// Sends `signal` and waits for a clean exit; how long it took.
@@ -230,4 +258,52 @@ fn a_failed_up_leaves_its_reason_in_the_supervisor_log() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("writable by us alone"));
     assert_eq!(std::fs::read_dir(open.path().join("logs")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_frontend_log_tells_each_clients_story_and_logs_f_follows_it_across_a_restart() {
+    // The drop comes quickly: a client that does not read is let go after a second.
+    let config = format!("{}input_rate = 0\nsend_timeout = 1\n", server("twisted", "tcp"));
+    let mut up = Up::start(&config);
+    let (addr, pid) = up.listening("twisted");
+    // Everything so far, then what comes: no line can fall between the two.
+    let mut tail = Tail::start(up.dir.path(), &["twisted", "-f", "-n", "100000"]);
+    tail.wait_for(&["connected to the kernel"]);
+
+    run(Duration::from_secs(60), async {
+        // Login, logout, and the close that follows.
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let a = stream.local_addr().unwrap().to_string();
+        let mut alice = Telnet::from_stream(stream);
+        alice.login("alice").await;
+        alice.send("logout").await;
+        assert!(alice.closed().await);
+        let peer = format!("peer={a}");
+        tail.wait_for(&["client connected", &peer]);
+        tail.wait_for(&[": login ", &peer, "name=alice"]);
+        tail.wait_for(&[": logout ", &peer, "name=alice"]);
+        tail.wait_for(&["client disconnected: closed after a logout", &peer]);
+
+        // Gone while logged in.
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let b = format!("peer={}", stream.local_addr().unwrap());
+        let mut bob = Telnet::from_stream(stream);
+        bob.login("bob").await;
+        drop(bob);
+        tail.wait_for(&["client disconnected: closed by the client", &b, "name=bob"]);
+
+        // Dropped: it sends and never reads.
+        let mut stream = connect_from("127.0.0.1", addr, Some(4096)).await;
+        let c = format!("peer={}", stream.local_addr().unwrap());
+        flood(&mut stream, &b"x\r\n".repeat(1000), Duration::from_secs(10)).await;
+        let line = tail.wait_for(&["dropped a client: send timeout", &c]);
+        assert!(line.contains("WARN"), "{line}");
+    });
+
+    // A restart of the frontend: its new process writes on in the same log.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    let (_, new_pid) = up.listening("twisted");
+    assert_ne!(new_pid, pid);
+    tail.wait_for(&["connected to the kernel"]);
+    tail.stop(Signal::SIGINT);
 }
