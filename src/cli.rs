@@ -66,6 +66,20 @@ pub enum Command {
     },
     /// Stop everything and the supervisor itself.
     Down(ConfigArg),
+    /// Print the last lines of the supervisor's log, or of a child's; with -f, follow it.
+    Logs {
+        /// `kernel` or a server's name; none: the supervisor's own log.
+        name: Option<String>,
+        /// Go on printing lines as they are written (across the daily rotation and restarts)
+        /// until Ctrl-C.
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the last lines to print.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        lines: usize,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Run the kernel: the one owner of the chat state, serving frontends on a Unix socket.
     #[command(hide = true)]
     Kernel {
@@ -138,6 +152,12 @@ impl Cli {
             Command::Stop { name, config } => say(control(&config.config, &Request::Stop { name })?),
             Command::Start { name, config } => say(control(&config.config, &Request::Start { name })?),
             Command::Down(c) => say(control(&c.config, &Request::Down)?),
+            Command::Logs {
+                name,
+                follow,
+                lines,
+                config,
+            } => crate::supervisor::logs::run(&config.config, name.as_deref(), lines, follow),
             Command::Kernel { socket, expect } => {
                 init_logging();
                 raise_fd_limit();

@@ -22,7 +22,8 @@ pub struct Config {
     pub path: PathBuf,
     pub log_dir: PathBuf,
     pub run_dir: PathBuf,
-    /// Dated log files kept after rotation, per log.
+    /// Dated log files kept after rotation, per log, besides the live one (at least 1: a restart
+    /// counts the day's file among them, see `supervisor::logfile`).
     pub log_keep: usize,
     /// A child that sends no `WATCHDOG=1` for this long is killed and restarted; `None`: never.
     pub watchdog: Option<Duration>,
@@ -128,17 +129,51 @@ impl std::error::Error for Invalid {}
 
 /// Reads and validates `path`.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let (text, base) = read(path)?;
+    Ok(parse(path, &base, &text)?)
+}
+
+/// What can be had of a file that may be invalid, for `logs` and for logging why `up` failed: its
+/// `[supervisor]` settings and its valid servers. An error (the same as [`load`]'s) if it cannot
+/// be read, is not TOML, or `[supervisor]` itself is at fault.
+pub fn load_partial(path: &Path) -> anyhow::Result<Config> {
+    let (text, base) = read(path)?;
+    let (config, problems) = check(path, &base, &text);
+    let settings_sound = problems
+        .iter()
+        .all(|p| p.key != "(syntax)" && p.key != "supervisor" && !p.key.starts_with("supervisor."));
+    if settings_sound {
+        Ok(config)
+    } else {
+        Err(parse(path, &base, &text).expect_err("has problems").into())
+    }
+}
+
+/// The file's text and the folder its relative paths start from.
+fn read(path: &Path) -> anyhow::Result<(String, PathBuf)> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let base = std::path::absolute(base)?;
-    Ok(parse(path, &base, &text)?)
+    Ok((text, std::path::absolute(base)?))
 }
 
 /// Validates `text` as the contents of `file`; relative paths are taken from `base`.
 pub fn parse(file: &Path, base: &Path, text: &str) -> Result<Config, Invalid> {
+    let (config, problems) = check(file, base, text);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(Invalid {
+            file: file.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+/// The config as far as it is valid, and every problem, in line order.
+fn check(file: &Path, base: &Path, text: &str) -> (Config, Vec<Problem>) {
     let mut check = Check {
         text,
         lines: text.match_indices('\n').map(|(at, _)| at).collect(),
@@ -146,15 +181,8 @@ pub fn parse(file: &Path, base: &Path, text: &str) -> Result<Config, Invalid> {
         names: HashSet::new(),
     };
     let config = check.file(file, base);
-    if check.problems.is_empty() {
-        Ok(config)
-    } else {
-        check.problems.sort_by_key(|p| p.line);
-        Err(Invalid {
-            file: file.to_path_buf(),
-            problems: check.problems,
-        })
-    }
+    check.problems.sort_by_key(|p| p.line);
+    (config, check.problems)
 }
 
 struct Check<'t> {
@@ -236,7 +264,7 @@ impl Check<'_> {
         if let Some(dir) = fields.string(self, "run_dir") {
             config.run_dir = base.join(dir);
         }
-        if let Some(keep) = fields.integer(self, "log_keep", 0..=3650) {
+        if let Some(keep) = fields.integer(self, "log_keep", 1..=3650) {
             config.log_keep = keep as usize;
         }
         if let Some(seconds) = fields.integer(self, "watchdog", 0..=3600) {
@@ -716,5 +744,35 @@ restart = "sometimes"
             err.to_string(),
             "conf/servers.toml has 1 problem:\n  conf/servers.toml:2: server[1].name: must be a string, not integer"
         );
+    }
+
+    #[test]
+    fn a_partial_load_keeps_the_settings_of_a_file_whose_servers_are_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("servers.toml");
+        std::fs::write(
+            &path,
+            "[supervisor]\nlog_dir = \"elsewhere\"\nlog_keep = 3\n\
+             [[server]]\nname = \"ok\"\nkind = \"tcp\"\nport = 0\n\
+             [[server]]\nname = \"bad\"\nkind = \"gopher\"\nport = 0\n",
+        )
+        .unwrap();
+        assert!(load(&path).is_err());
+        let partial = load_partial(&path).unwrap();
+        assert_eq!(partial.log_dir, dir.path().join("elsewhere"));
+        assert_eq!(partial.log_keep, 3);
+        let names: Vec<_> = partial.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["ok"]);
+        // A fault in [supervisor] itself, or in the syntax, leaves nothing to trust.
+        for bad in [
+            "[supervisor]\nlog_dir = 7\n",
+            "[supervisor]\nlog_dri = \"x\"\n",
+            "[[server]\n",
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let err = load_partial(&path).unwrap_err();
+            assert!(format!("{err:#}").contains("servers.toml:"), "{err:#}");
+        }
+        assert!(load_partial(&dir.path().join("missing.toml")).is_err());
     }
 }

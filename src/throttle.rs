@@ -127,6 +127,17 @@ macro_rules! warn_limited {
     };
 }
 
+/// Logs an info line through a [`Warnings`] limiter, with the count of those held back before it:
+/// lines a client can cause at will (connects, logins) must not let it flood the log.
+#[macro_export]
+macro_rules! info_limited {
+    ($limit:expr, $($arg:tt)+) => {
+        if let Some(suppressed) = $limit.pass() {
+            tracing::info!(suppressed, $($arg)+);
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

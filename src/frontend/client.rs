@@ -74,6 +74,16 @@ pub enum End {
     Dropped(Dropped),
 }
 
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Client => f.write_str("closed by the client"),
+            End::Closed => f.write_str("closed after a logout or a WebSocket close"),
+            End::Dropped(why) => write!(f, "dropped: {why}"),
+        }
+    }
+}
+
 /// Serves one client until it ends; both halves of its socket are closed on return.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
@@ -92,6 +102,7 @@ pub async fn serve(
         end = read_in(&read, first, &session, &mut decoder, &mut bucket, render) => end,
         end = write_out(&write, &mut outbox, &session, limits.send_timeout) => end,
     };
+    session.ended(&end);
     drop((read, write));
     end
 }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
+use super::client::End;
 use super::outbox::{Dropped, HoldBack, Outbox, OutboxRx, Pushed, outbox};
 use crate::chat::{ChatError, Event, Login, SessionId};
 use crate::throttle::{TimeBudget, Warnings};
@@ -68,6 +69,10 @@ pub struct Sessions {
     budget: Mutex<TimeBudget>,
     /// Limits the drop warnings (a mass drop must not flood the log).
     drops: Warnings,
+    /// Limit the lines on clients coming, naming themselves and going, likewise.
+    connects: Warnings,
+    logins: Warnings,
+    leaves: Warnings,
     /// Sent last to a client the kernel closes (a WebSocket close frame).
     goodbye: Option<Bytes>,
     /// The ping round (see [`sweep`](Self::sweep)).
@@ -95,6 +100,9 @@ impl Sessions {
             behind: Mutex::new(Vec::new()),
             budget: Mutex::new(TimeBudget::new(HOLD_SHARE, HOLD_BACK.hold, Instant::now())),
             drops: Warnings::new(10, 50),
+            connects: Warnings::new(10, 50),
+            logins: Warnings::new(10, 50),
+            leaves: Warnings::new(10, 50),
             goodbye,
             round: AtomicU32::new(0),
         }
@@ -112,6 +120,7 @@ impl Sessions {
             peer,
         };
         self.lock().insert(id, entry);
+        crate::info_limited!(self.connects, session = id, %peer, "client connected");
         // Waits only if the queue to the kernel is full (a long kernel outage under load): the new
         // client then waits here rather than being refused.
         let _ = self.upstream.send(Upstream::Open { session: id }).await;
@@ -218,8 +227,8 @@ impl Sessions {
                 .retain(|id, entry| match round.wrapping_sub(entry.outbox.last_heard()) {
                     0 | 1 => true,
                     2 => {
-                        entry.outbox.push(ping.clone(), false);
-                        true
+                        let pushed = entry.outbox.push(ping.clone(), false);
+                        self.pushed(*id, entry, pushed)
                     }
                     _ => {
                         silent.push((*id, entry.peer));
@@ -243,10 +252,21 @@ impl Sessions {
         }
     }
 
-    /// Mirrors the kernel's record of a session's login.
+    /// Mirrors the kernel's record of a session's login, and logs a change of name.
     pub fn set_login(&self, id: SessionId, login: Option<Login>) {
-        if let Some(entry) = self.lock().get_mut(&id) {
-            entry.login = login;
+        let (peer, was) = {
+            let mut entries = self.lock();
+            let Some(entry) = entries.get_mut(&id) else {
+                return;
+            };
+            (entry.peer, std::mem::replace(&mut entry.login, login.clone()))
+        };
+        match (was, login) {
+            (was, Some(now)) if was.as_ref().is_none_or(|was| was.name != now.name) => {
+                crate::info_limited!(self.logins, session = id, %peer, name = %now.name, "login");
+            }
+            (Some(was), None) => crate::info_limited!(self.logins, session = id, %peer, name = %was.name, "logout"),
+            _ => {}
         }
     }
 
@@ -423,6 +443,26 @@ impl Session<'_> {
     /// Closes the connection once what is queued is sent.
     pub fn close_after_output(&self) {
         self.outbox.close();
+    }
+
+    /// Logs how the connection ended, with the name it was logged in as; a drop was logged when
+    /// it happened.
+    pub fn ended(&self, end: &End) {
+        if let End::Dropped(_) = end {
+            return;
+        }
+        let name = self
+            .sessions
+            .lock()
+            .get(&self.id)
+            .and_then(|e| e.login.as_ref().map(|l| l.name.clone()));
+        crate::info_limited!(
+            self.sessions.leaves,
+            session = self.id,
+            peer = %self.peer,
+            name = name.as_deref().map(tracing::field::display),
+            "client disconnected: {end}"
+        );
     }
 
     /// The writer found the client not reading; true if this call dropped it (log it then).

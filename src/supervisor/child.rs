@@ -18,7 +18,7 @@ use tokio::net::UnixDatagram;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::backoff::{self, Backoff, Verdict};
-use super::logfile::DailyFile;
+use super::logfile::ChildLog;
 use super::watchdog::{self, Notice, Watchdog};
 use crate::config::{Restart, Server};
 
@@ -168,10 +168,10 @@ async fn keep_running(spec: &Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::
     let mut backoff = Backoff::default();
     let mut run = true;
     let mut starts = 0u32;
-    let log = match DailyFile::open(&spec.log_dir, &spec.name, spec.log_keep) {
-        Ok(log) => log.shared(),
+    let log = match ChildLog::open(&spec.log_dir, &spec.name, spec.log_keep) {
+        Ok(log) => log,
         Err(e) => {
-            tracing::error!(name = %spec.name, error = %e, "cannot open the child's log file");
+            tracing::error!(name = %spec.name, error = %format!("{e:#}"), "cannot open the child's log file");
             return;
         }
     };
@@ -280,6 +280,8 @@ async fn keep_running(spec: &Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::
             Wake::Ctl(request) => {
                 set(State::Stopping, pid);
                 child.stop(&spec.name).await;
+                // Its last words (on `down` the supervisor exits next) are in its log.
+                child.drained().await;
                 match request {
                     Some(Ctl::Stop(done)) => {
                         run = false;
@@ -401,6 +403,8 @@ fn describe(status: ExitStatus) -> String {
 struct Running {
     process: tokio::process::Child,
     notify: UnixDatagram,
+    /// The tasks copying its stdout and stderr into its log.
+    output: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -412,6 +416,13 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 impl Running {
+    /// Waits (a second at most: something it started may hold its pipes) until its output is in
+    /// its log.
+    async fn drained(&mut self) {
+        let copies = futures_util::future::join_all(self.output.drain(..));
+        let _ = tokio::time::timeout(Duration::from_secs(1), copies).await;
+    }
+
     /// SIGKILL to its process group at once (a stopped process dies too), and reap it.
     async fn kill(&mut self) -> std::io::Result<ExitStatus> {
         if let Some(pid) = self.process.id() {
@@ -440,7 +451,7 @@ impl Running {
     }
 }
 
-fn spawn(spec: &Spec, log: &Arc<Mutex<DailyFile>>) -> Result<Running> {
+fn spawn(spec: &Spec, log: &ChildLog) -> Result<Running> {
     let _ = std::fs::remove_file(&spec.notify_socket);
     let notify =
         UnixDatagram::bind(&spec.notify_socket).with_context(|| format!("binding {}", spec.notify_socket.display()))?;
@@ -507,6 +518,7 @@ fn spawn(spec: &Spec, log: &Arc<Mutex<DailyFile>>) -> Result<Running> {
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("spawning {}", spec.name))?;
+    let mut output = Vec::new();
     for pipe in [
         process
             .stdout
@@ -520,20 +532,22 @@ fn spawn(spec: &Spec, log: &Arc<Mutex<DailyFile>>) -> Result<Running> {
     .into_iter()
     .flatten()
     {
-        tokio::spawn(copy_to_log(pipe, log.clone()));
+        output.push(tokio::spawn(copy_to_log(pipe, log.clone())));
     }
-    Ok(Running { process, notify })
+    Ok(Running {
+        process,
+        notify,
+        output,
+    })
 }
 
 /// Copies a child's output into its log file, panic messages included.
-async fn copy_to_log(mut pipe: Box<dyn tokio::io::AsyncRead + Send + Unpin>, log: Arc<Mutex<DailyFile>>) {
-    use std::io::Write;
+async fn copy_to_log(mut pipe: Box<dyn tokio::io::AsyncRead + Send + Unpin>, mut log: ChildLog) {
     let mut buf = vec![0u8; 8192];
     while let Ok(n) = pipe.read(&mut buf).await {
         if n == 0 {
             return;
         }
-        let mut file = log.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = file.write_all(&buf[..n]);
+        log.write(&buf[..n]).await;
     }
 }

@@ -1,160 +1,402 @@
-//! Log files that rotate daily and prune themselves: the live file keeps its plain name
-//! (`logs/NAME.log`, so `grep listening logs/supervisor.log` always works); at the first write of a
-//! new day it is renamed `NAME.log.YYYY-MM-DD` and the oldest dated files beyond `keep` go.
+//! Log files, written by tracing-appender: each log lives in `NAME.log.YYYY-MM-DD` (a new file at
+//! midnight UTC, the oldest pruned beyond `log_keep`), and `NAME.log` is a symlink to the live one
+//! (the appender's `latest_symlink`), so `grep listening logs/supervisor.log` and `tail -F` work
+//! whatever the day. Lines reach the disk on a thread of each log's own
+//! (`tracing_appender::non_blocking`), through a bounded queue: the supervisor's async thread
+//! never waits for the disk unless that queue is full.
 //!
-//! tracing-appender's rolling writer names the live file by date, which would break that grep, so
-//! rotation is done here; tracing still formats every line.
+//! The appender opens its files and replaces the symlink without refusing links (no
+//! `O_NOFOLLOW`). That is safe because `up` refuses a log folder that anyone else may write, so
+//! nobody else can put a link there; a link found among the dated files at start (left from a time
+//! the folder was open) is refused, a link at `NAME.log` is replaced, never followed, and the
+//! umask keeps every file we create closed to others' writes.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::{Local, NaiveDate};
+use anyhow::{Context, Result, bail};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
 
-/// One daily-rotated log file.
-pub struct DailyFile {
-    dir: PathBuf,
-    name: String,
-    keep: usize,
-    day: NaiveDate,
-    file: File,
+/// The supervisor's own log's name.
+pub const SUPERVISOR: &str = "supervisor";
+/// The target of lines for the supervisor's file only, not stdout: why `up` failed, which `main`
+/// prints to stderr already.
+pub const FILE_ONLY: &str = "file_only";
+/// Lines of the supervisor's log that may wait for the disk. Past that the logging thread waits
+/// (lossy = false): a `listening` line is never lost, and the supervisor logs so little that only
+/// a disk stalled for long fills it.
+const SUPERVISOR_QUEUE: usize = 8192;
+/// Chunks (up to 8 KiB each) of a child's output that may wait for the disk. Past that the copy
+/// waits, the child's pipe fills, and the child waits: nothing is lost, the supervisor never
+/// blocks, and memory stays bounded.
+const CHILD_QUEUE: usize = 1024;
+/// How often a copy waiting for room in a full queue tries again.
+const RETRY: Duration = Duration::from_millis(10);
+
+/// The supervisor's log (file, then stdout) for the life of `up`; dropping it writes out what is
+/// queued.
+pub struct Logging(#[allow(dead_code)] WorkerGuard);
+
+/// Sends every supervisor line to `logs/supervisor.log` and stdout, in that order and on one
+/// thread: once a line shows on stdout, it is in the file too. `RUST_LOG` filters as usual.
+pub fn init(dir: &Path, keep: usize) -> Result<Logging> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::prelude::*;
+    close_umask();
+    let file = appender(dir, SUPERVISOR, keep)?;
+    let (channel, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(SUPERVISOR_QUEUE)
+        .thread_name("supervisor-log")
+        .finish(Outputs {
+            file,
+            stdout: io::stdout(),
+        });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let to = |tag| Tagged {
+        channel: channel.clone(),
+        tag,
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(to(FILE))
+                .with_ansi(false)
+                .with_target(false),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(to(STDOUT))
+                .with_ansi(io::stdout().is_terminal())
+                .with_target(false)
+                .with_filter(tracing_subscriber::filter::filter_fn(|m| m.target() != FILE_ONLY)),
+        )
+        .try_init()?;
+    Ok(Logging(guard))
 }
 
-impl DailyFile {
-    /// Opens (appending) `dir/NAME.log`. A file last written on an earlier day is rotated first.
-    pub fn open(dir: &Path, name: &str, keep: usize) -> io::Result<Self> {
-        let path = dir.join(format!("{name}.log"));
-        let day = fs::metadata(&path)
-            .and_then(|m| m.modified())
-            .map(|t| chrono::DateTime::<Local>::from(t).date_naive())
-            .unwrap_or_else(|_| Local::now().date_naive());
-        let mut me = Self {
-            dir: dir.to_path_buf(),
-            name: name.to_string(),
-            keep,
-            day,
-            file: append(&path)?,
-        };
-        me.rotate_if_new_day()?;
-        Ok(me)
+/// Writes why `up` failed to the supervisor's file, on one line.
+pub fn failed(error: &anyhow::Error) {
+    let message = format!("{error:#}").replace("\n  ", " ").replace('\n', "; ");
+    tracing::error!(target: FILE_ONLY, "up failed: {message}");
+}
+
+/// Files we create (the appender takes no mode) are never writable by others.
+fn close_umask() {
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::S_IWGRP | Mode::S_IWOTH);
+    umask(old | Mode::S_IWGRP | Mode::S_IWOTH);
+}
+
+/// A child's log: its stdout and stderr, copied in as they come. Clones share one file and one
+/// thread, which ends (writing out what is queued) when the last clone goes.
+#[derive(Clone)]
+pub struct ChildLog {
+    channel: NonBlocking,
+    full: ErrorCounter,
+    _thread: Arc<WorkerGuard>,
+}
+
+impl ChildLog {
+    pub fn open(dir: &Path, name: &str, keep: usize) -> Result<Self> {
+        // Lossy, so that a full queue never blocks the supervisor's thread: a refused chunk is
+        // offered again (see `write`), so nothing is lost either.
+        let (channel, guard) = NonBlockingBuilder::default()
+            .lossy(true)
+            .buffered_lines_limit(CHILD_QUEUE)
+            .thread_name(&format!("{name}-log"))
+            .finish(appender(dir, name, keep)?);
+        Ok(Self {
+            full: channel.error_counter(),
+            channel,
+            _thread: Arc::new(guard),
+        })
     }
 
-    /// Shared between tasks (a child's stdout and stderr both land here).
-    pub fn shared(self) -> Arc<Mutex<Self>> {
-        Arc::new(Mutex::new(self))
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.join(format!("{}.log", self.name))
-    }
-
-    fn rotate_if_new_day(&mut self) -> io::Result<()> {
-        let today = Local::now().date_naive();
-        if today == self.day {
-            return Ok(());
+    /// Queues `bytes`, waiting while the queue is full.
+    pub async fn write(&mut self, bytes: &[u8]) {
+        loop {
+            // A refusal counts in `full`. Nothing can write to this queue between the two reads:
+            // its writers are tasks of the supervisor's single thread, and this does not yield.
+            let before = self.full.dropped_lines();
+            let _ = self.channel.write(bytes);
+            if self.full.dropped_lines() == before {
+                return;
+            }
+            tokio::time::sleep(RETRY).await;
         }
-        let dated = self
-            .dir
-            .join(format!("{}.log.{}", self.name, self.day.format("%Y-%m-%d")));
-        fs::rename(self.path(), dated)?;
-        self.file = append(&self.path())?;
-        self.day = today;
-        self.prune()
+    }
+}
+
+/// The daily file appender behind `dir/NAME.log`.
+pub fn appender(dir: &Path, name: &str, keep: usize) -> Result<RollingFileAppender> {
+    let live = format!("{name}.log");
+    refuse_dated_links(dir, &live)?;
+    adopt_plain_file(dir, &live)?;
+    RollingFileAppender::builder()
+        .rotation(Rotation::DAILY)
+        .filename_prefix(&live)
+        .latest_symlink(&live)
+        // The live file counts among them. When it opens, the appender counts the day's file as
+        // well, if there is one: a restart keeps one fewer until the next rotation.
+        .max_log_files(keep + 1)
+        .build(dir)
+        .with_context(|| format!("opening {}", dir.join(&live).display()))
+}
+
+/// Fails on a symlink named like a dated log: the appender would write where it points.
+fn refuse_dated_links(dir: &Path, live: &str) -> Result<()> {
+    let prefix = format!("{live}.");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(()); // the appender says why
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) && entry.file_type()?.is_symlink() {
+            bail!(
+                "{} is a symbolic link; a log file must be a plain file",
+                entry.path().display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A plain `NAME.log` (from before logs were dated) becomes the dated file of the day it was last
+/// written: the appender would remove it to put its symlink there.
+fn adopt_plain_file(dir: &Path, live: &str) -> Result<()> {
+    let path = dir.join(live);
+    let meta = match fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("inspecting {}", path.display())),
+    };
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    if !meta.is_file() {
+        bail!("{} is not a log file", path.display());
+    }
+    let day = chrono::DateTime::<chrono::Utc>::from(meta.modified()?).format("%Y-%m-%d");
+    let dated = (0..)
+        .map(|n| match n {
+            0 => dir.join(format!("{live}.{day}")),
+            n => dir.join(format!("{live}.{day}.{n}")),
+        })
+        .find(|p| fs::symlink_metadata(p).is_err())
+        .expect("a free name");
+    fs::rename(&path, &dated).with_context(|| format!("renaming {} to {}", path.display(), dated.display()))
+}
+
+const FILE: u8 = 0;
+const STDOUT: u8 = 1;
+
+/// A writer for one of the supervisor's two outputs: each line is queued with a first byte
+/// saying which, so that both go through one queue, in order.
+#[derive(Clone)]
+struct Tagged {
+    channel: NonBlocking,
+    tag: u8,
+}
+
+impl Write for Tagged {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        let mut tagged = Vec::with_capacity(1 + line.len());
+        tagged.push(self.tag);
+        tagged.extend_from_slice(line);
+        self.channel.write_all(&tagged)?;
+        Ok(line.len())
     }
 
-    /// Removes dated files beyond the newest `keep`.
-    fn prune(&self) -> io::Result<()> {
-        let prefix = format!("{}.log.", self.name);
-        let mut dated: Vec<PathBuf> = fs::read_dir(&self.dir)?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .map(|e| e.path())
-            .collect();
-        dated.sort(); // ISO dates sort by time
-        let excess = dated.len().saturating_sub(self.keep);
-        for old in &dated[..excess] {
-            fs::remove_file(old)?;
-        }
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
 
-impl Write for DailyFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // A failed rotation must not lose the line: keep writing to the current file.
-        let _ = self.rotate_if_new_day();
-        self.file.write(buf)
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Tagged {
+    type Writer = Tagged;
+
+    fn make_writer(&'a self) -> Tagged {
+        self.clone()
+    }
+}
+
+/// The logging thread's end of the supervisor's queue.
+struct Outputs {
+    file: RollingFileAppender,
+    stdout: io::Stdout,
+}
+
+impl Write for Outputs {
+    fn write(&mut self, tagged: &[u8]) -> io::Result<usize> {
+        match tagged.split_first() {
+            // A closed stdout must not stop the file.
+            Some((&STDOUT, line)) => drop(self.stdout.write_all(line)),
+            Some((_, line)) => self.file.write_all(line)?,
+            None => {}
+        }
+        Ok(tagged.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        let _ = self.stdout.flush();
         self.file.flush()
     }
 }
 
-/// Opens a log for appending; a symlink in its place is refused (O_NOFOLLOW), so nobody can make
-/// us write into another file.
-fn append(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o644)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)
+/// The dated files of a log (`NAME.log.*`), oldest first (ISO dates sort by time).
+pub fn dated_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let prefix = format!("{name}.log.");
+    let mut dated: Vec<PathBuf> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .collect();
+    dated.sort();
+    dated
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_file_from_yesterday_is_rotated_and_old_ones_pruned() {
-        let dir = tempfile::tempdir().unwrap();
-        for day in ["2026-01-01", "2026-01-02", "2026-01-03"] {
-            fs::write(dir.path().join(format!("x.log.{day}")), day).unwrap();
-        }
-        let live = dir.path().join("x.log");
-        fs::write(&live, "old\n").unwrap();
-        let yesterday = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
-        File::options()
-            .write(true)
-            .open(&live)
-            .unwrap()
-            .set_modified(yesterday)
-            .unwrap();
+    fn today() -> String {
+        chrono::Utc::now().format("%Y-%m-%d").to_string()
+    }
 
-        let mut log = DailyFile::open(dir.path(), "x", 2).unwrap();
-        writeln!(log, "new").unwrap();
-        assert_eq!(fs::read_to_string(&live).unwrap(), "new\n");
-        let mut names: Vec<String> = fs::read_dir(dir.path())
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        let rotated = format!(
-            "x.log.{}",
-            chrono::DateTime::<Local>::from(yesterday).format("%Y-%m-%d")
-        );
-        assert_eq!(names, ["x.log".to_string(), "x.log.2026-01-03".into(), rotated]);
+        names
+    }
+
+    /// Returns once a file made now has a later creation time than `file`.
+    fn after_creation_of(file: &Path) {
+        let Ok(created) = fs::metadata(file).and_then(|m| m.created()) else {
+            return; // no creation times here: pruning goes by the dates in the names
+        };
+        let probe = file.with_file_name("probe");
+        loop {
+            fs::write(&probe, "").unwrap();
+            let now = fs::metadata(&probe).unwrap().created().unwrap();
+            fs::remove_file(&probe).unwrap();
+            if now > created {
+                return;
+            }
+        }
     }
 
     #[test]
-    fn a_symlink_in_place_of_the_log_is_refused() {
+    fn the_live_name_is_a_symlink_to_todays_file_and_reads_through() {
         let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("elsewhere");
+        let mut log = appender(dir.path(), "x", 7).unwrap();
+        writeln!(log, "listening name=x").unwrap();
+        let live = dir.path().join("x.log");
+        assert!(fs::symlink_metadata(&live).unwrap().file_type().is_symlink());
+        assert_eq!(
+            fs::read_link(&live).unwrap(),
+            dir.path().join(format!("x.log.{}", today()))
+        );
+        assert_eq!(fs::read_to_string(&live).unwrap(), "listening name=x\n");
+        // Opened again the same day: appended to.
+        writeln!(appender(dir.path(), "x", 7).unwrap(), "again").unwrap();
+        assert_eq!(fs::read_to_string(&live).unwrap(), "listening name=x\nagain\n");
+    }
+
+    #[test]
+    fn a_later_day_gets_a_new_file_and_old_ones_beyond_log_keep_go() {
+        let dir = tempfile::tempdir().unwrap();
+        // Left by earlier days: five dated files, the live name pointing at the last.
+        for day in ["2000-01-01", "2000-01-02", "2000-01-03", "2000-01-04", "2000-01-05"] {
+            fs::write(dir.path().join(format!("x.log.{day}")), format!("{day}\n")).unwrap();
+        }
+        let last = dir.path().join("x.log.2000-01-05");
+        std::os::unix::fs::symlink(&last, dir.path().join("x.log")).unwrap();
+        // Pruning goes by creation time, which is coarse: today's file must come later.
+        after_creation_of(&last);
+        let mut log = appender(dir.path(), "x", 2).unwrap();
+        writeln!(log, "today").unwrap();
+        let found = names(dir.path());
+        assert_eq!(found.len(), 4, "the live name, today's and 2 kept: {found:?}");
+        assert!(found.contains(&format!("x.log.{}", today())), "{found:?}");
+        assert_eq!(fs::read_to_string(dir.path().join("x.log")).unwrap(), "today\n");
+        // Opened again the same day, the day's file counts among those kept; it is the newest,
+        // so it stays even with log_keep = 1.
+        drop(log);
+        writeln!(appender(dir.path(), "x", 1).unwrap(), "again").unwrap();
+        assert_eq!(names(dir.path()), ["x.log".to_string(), format!("x.log.{}", today())]);
+        assert_eq!(fs::read_to_string(dir.path().join("x.log")).unwrap(), "today\nagain\n");
+    }
+
+    #[test]
+    fn a_plain_live_file_from_before_is_kept_as_a_dated_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("x.log");
+        fs::write(&live, "old\n").unwrap();
+        let before = std::time::SystemTime::now() - Duration::from_secs(3 * 86_400);
+        fs::File::options()
+            .write(true)
+            .open(&live)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+        let mut log = appender(dir.path(), "x", 7).unwrap();
+        writeln!(log, "new").unwrap();
+        let day = chrono::DateTime::<chrono::Utc>::from(before).format("%Y-%m-%d");
+        assert_eq!(
+            fs::read_to_string(dir.path().join(format!("x.log.{day}"))).unwrap(),
+            "old\n"
+        );
+        assert_eq!(fs::read_to_string(&live).unwrap(), "new\n");
+        assert_eq!(dated_files(dir.path(), "x").len(), 2);
+    }
+
+    #[test]
+    fn links_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = elsewhere.path().join("target");
         fs::write(&target, "keep\n").unwrap();
-        std::os::unix::fs::symlink(&target, dir.path().join("z.log")).unwrap();
-        assert!(DailyFile::open(dir.path(), "z", 7).is_err());
+        // A link at the live name is replaced, not written through.
+        std::os::unix::fs::symlink(&target, dir.path().join("x.log")).unwrap();
+        writeln!(appender(dir.path(), "x", 7).unwrap(), "line").unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+        assert_eq!(fs::read_to_string(dir.path().join("x.log")).unwrap(), "line\n");
+        // A link among the dated files is refused.
+        std::os::unix::fs::symlink(&target, dir.path().join("y.log.2099-01-01")).unwrap();
+        let err = appender(dir.path(), "y", 7).unwrap_err();
+        assert!(format!("{err:#}").contains("symbolic link"), "{err:#}");
         assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
     }
 
-    #[test]
-    fn appends_to_todays_file() {
+    #[tokio::test]
+    async fn a_childs_output_reaches_its_file_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("y.log"), "one\n").unwrap();
-        let mut log = DailyFile::open(dir.path(), "y", 7).unwrap();
-        writeln!(log, "two").unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join("y.log")).unwrap(), "one\ntwo\n");
+        let mut log = ChildLog::open(dir.path(), "c", 7).unwrap();
+        let mut other = log.clone();
+        let mut expected = String::new();
+        for i in 0..5000 {
+            let line = format!("line {i}\n");
+            if i % 2 == 0 {
+                log.write(line.as_bytes()).await;
+            } else {
+                other.write(line.as_bytes()).await;
+            }
+            expected.push_str(&line);
+        }
+        // The last clone gone, the thread writes out the queue.
+        drop((log, other));
+        assert_eq!(fs::read_to_string(dir.path().join("c.log")).unwrap(), expected);
     }
 }

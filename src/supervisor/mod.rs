@@ -6,12 +6,14 @@
 //! - [`backoff`]: restart delays and the crash-loop rule (pure).
 //! - [`watchdog`]: notify messages and when a silent child counts as hung (pure).
 //! - [`control`]: the control socket and the `status` table.
-//! - [`logfile`]: daily-rotated log files with a stable live name.
+//! - [`logfile`]: daily-rotated log files with a stable live name, written off the async thread.
+//! - [`logs`]: `chat-supervisor logs`: print and follow a log.
 
 pub mod backoff;
 pub mod child;
 pub mod control;
 pub mod logfile;
+pub mod logs;
 pub mod watchdog;
 
 use std::collections::BTreeMap;
@@ -33,21 +35,36 @@ use crate::config::{self, Config, Restart, Server};
 use crate::wire::{self, Downstream, Upstream};
 use child::{Ctl, Handle, Role, Spec, State};
 use control::{Reply, Request, Row};
-use logfile::DailyFile;
 
 /// Quiet time after a change to the config file before it is read.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 /// How long `status` waits for the kernel's user counts.
 const CENSUS_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Runs `up` until SIGTERM, Ctrl-C or `down`.
+/// Runs `up` until SIGTERM, Ctrl-C or `down`. Why it failed is logged too, if the log folder can
+/// be had (even from a config that is otherwise invalid).
 pub fn up(config_path: &Path) -> Result<()> {
-    let config = config::load(config_path)?;
-    crate::kernel::socket::private_dir(&config.run_dir)?;
+    let config = config::load(config_path);
+    let logs = match &config {
+        Ok(c) => Ok((c.log_dir.clone(), c.log_keep)),
+        Err(_) => config::load_partial(config_path).map(|c| (c.log_dir, c.log_keep)),
+    };
+    let Ok((log_dir, log_keep)) = logs else {
+        return config.map(drop);
+    };
     // Logs may be read by others, never written: a planted file or link could take our lines.
-    crate::kernel::socket::owned_dir(&config.log_dir, 0o755, 0o022, "writable by us alone")?;
+    crate::kernel::socket::owned_dir(&log_dir, 0o755, 0o022, "writable by us alone")?;
+    let _logging = logfile::init(&log_dir, log_keep)?;
+    let result = config.and_then(run_up);
+    if let Err(e) = &result {
+        logfile::failed(e);
+    }
+    result
+}
+
+fn run_up(config: Config) -> Result<()> {
+    crate::kernel::socket::private_dir(&config.run_dir)?;
     let _lock = lock(&config.run_dir, &config.path)?;
-    init_logging(&config)?;
 
     // Every address is bound before any child starts, so a port in use stops `up` cleanly.
     let mut listeners = BTreeMap::new();
@@ -87,31 +104,6 @@ fn lock(run_dir: &Path, config: &Path) -> Result<Lock> {
     file.rewind()?;
     writeln!(file, "{}", std::process::id())?;
     Ok(Lock(file))
-}
-
-fn init_logging(config: &Config) -> Result<()> {
-    use std::io::IsTerminal;
-    use tracing_subscriber::prelude::*;
-    let file = DailyFile::open(&config.log_dir, "supervisor", config.log_keep)?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::registry()
-        .with(filter)
-        // The file first: once a line shows on stdout, it is in the file too.
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::sync::Mutex::new(file))
-                .with_ansi(false)
-                .with_target(false),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stdout)
-                .with_ansi(std::io::stdout().is_terminal())
-                .with_target(false),
-        )
-        .init();
-    Ok(())
 }
 
 fn bind(server: &Server) -> Result<TcpListener> {
