@@ -72,13 +72,49 @@ fn telnet_and_web_users_chat_across_frontends() {
         bob.send("/whoami\r\n").await;
         assert_eq!(bob.text().await, "bob");
         bob.ws.send(Message::binary(b"msgall hi".to_vec())).await.unwrap();
-        assert_eq!(bob.text().await, "[ERROR] - unknown command");
+        assert_eq!(bob.text().await, "[ERROR] - unknown command (type help)");
 
         // Closing the browser tab logs bob out, once.
         bob.ws.close(None).await.unwrap();
         assert_eq!(alice.line().await, "[SYSTEM INFO] - [bob] logout from chat.");
         alice.send("logout").await;
         assert_eq!(alice.line().await, "[SYSTEM INFO] - [alice] logout from chat.");
+        assert!(alice.closed().await);
+    });
+}
+
+#[test]
+fn commands_work_in_any_case_and_an_unknown_one_points_at_help() {
+    let c = chat(&[]);
+    run(LIMIT, async {
+        let mut alice = Telnet::connect(c.tcp_addr).await;
+        let mut bob = Web::connect(c.ws_addr).await;
+        alice.send("hello").await;
+        assert_eq!(alice.line().await, "[ERROR] - unknown command (type help)");
+        bob.send("hello").await;
+        let json = bob.json().await;
+        assert_eq!(json["text"], "[ERROR] - unknown command (type help)");
+        assert_eq!(
+            json["message"],
+            "<span class=\"c-red\">[ERROR]</span> - unknown command (type help)"
+        );
+
+        alice.send("LOGIN Alice").await;
+        assert_eq!(alice.line().await, "[SYSTEM INFO] - [Alice] login to chat.");
+        bob.send("Login bob").await;
+        bob.until("[SYSTEM INFO] - [bob] login to chat.").await;
+        assert_eq!(alice.line().await, "[SYSTEM INFO] - [bob] login to chat.");
+        bob.send("/WHOAMI").await;
+        assert_eq!(bob.text().await, "bob");
+        bob.send("/UserList").await;
+        assert_eq!(bob.json().await["message"], serde_json::json!(["Alice", "bob"]));
+        bob.send("Msg ALICE Hi There").await;
+        let line = alice.line().await;
+        assert!(line.ends_with("][bob][->][Alice]: Hi There"), "{line}");
+        alice.send("MSGALL Yo").await;
+        assert!(alice.line().await.ends_with("][Alice]: Yo"));
+        alice.send("LOGOUT").await;
+        assert_eq!(alice.line().await, "[SYSTEM INFO] - [Alice] logout from chat.");
         assert!(alice.closed().await);
     });
 }

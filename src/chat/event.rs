@@ -153,7 +153,8 @@ impl ChatError {
     /// The reason after `[ERROR] - `, for every error but `NotFound` (which names the user).
     fn reason(&self) -> &'static str {
         match self {
-            ChatError::Syntax(SyntaxError::UnknownCommand) => "unknown command",
+            // Points a lost user, who typed something else, at the list of commands.
+            ChatError::Syntax(SyntaxError::UnknownCommand) => "unknown command (type help)",
             ChatError::Syntax(SyntaxError::RequireUsername) => "require username",
             ChatError::Syntax(SyntaxError::OverageInfo) => "overage info",
             ChatError::Syntax(SyntaxError::EmptyMessage) => "empty message",
@@ -276,7 +277,10 @@ mod tests {
     #[test]
     fn error_texts_match_the_protocol() {
         let cases = [
-            (ChatError::Syntax(SyntaxError::UnknownCommand), "unknown command"),
+            (
+                ChatError::Syntax(SyntaxError::UnknownCommand),
+                "unknown command (type help)",
+            ),
             (ChatError::Syntax(SyntaxError::RequireUsername), "require username"),
             (ChatError::Syntax(SyntaxError::OverageInfo), "overage info"),
             (ChatError::Syntax(SyntaxError::EmptyMessage), "empty message"),
