@@ -456,6 +456,7 @@ fn item_6_slow_handshakes_and_stalled_readers_are_timed_out() {
         // answers stays.
         let mut silent = tokio::net::TcpStream::connect(c.ws_addr).await.unwrap();
         ws_handshake(&mut silent, &c.ws_addr.to_string()).await;
+        util::ws_greeting(&mut silent).await;
         let mut frame = [0u8; 2];
         within("a ping", silent.read_exact(&mut frame)).await.unwrap();
         assert_eq!(frame[0], 0x89, "expected a ping, got {frame:?}");

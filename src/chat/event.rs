@@ -29,6 +29,9 @@ pub enum Event {
     UserList { names: Vec<String>, raw: bool },
     /// `[INFO] - commands: …`
     Help,
+    /// `[INFO] - MOTD`: the server's greeting, sent by a frontend to each client as it connects,
+    /// never by the kernel.
+    Greeting { motd: String },
     /// `[ERROR] - …`
     Error(ChatError),
 }
@@ -120,6 +123,10 @@ impl Event {
             Event::Help => {
                 info(span);
                 span(Plain, HELP, false);
+            }
+            Event::Greeting { motd } => {
+                info(span);
+                span(Plain, motd, false);
             }
             Event::Error(error) => {
                 span(Red, "[ERROR]", false);
@@ -267,6 +274,12 @@ mod tests {
             (
                 Event::Error(ChatError::NotFound(s("zed"))),
                 "[ERROR] - [zed] not found!",
+            ),
+            (
+                Event::Greeting {
+                    motd: s("Welcome to the web chat. Type help for the commands."),
+                },
+                "[INFO] - Welcome to the web chat. Type help for the commands.",
             ),
         ];
         for (event, text) in cases {
