@@ -153,7 +153,12 @@ fn item_2_userlist_amplification_stays_bounded() {
         ] {
             let peak = Peak::watch(&[c.kernel.pid(), frontend.pid()]);
             let mut attacker = connect_from("127.0.0.1", addr, Some(4096)).await;
-            attacker.write_all(b"login attacker\r\n").await.unwrap();
+            // A name of its own each round: the last round's attacker, just dropped, may not be
+            // logged out yet, and a refused login would make this one harmless.
+            attacker
+                .write_all(format!("login attacker-{name}\r\n").as_bytes())
+                .await
+                .unwrap();
             let attack = b"userlist\r\n".repeat(16_000); // 160 KB
             attacker.write_all(&attack).await.unwrap();
             // Its own answers pile up to the point where its commands are no longer read; then,
