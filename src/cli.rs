@@ -127,6 +127,10 @@ pub enum Command {
         /// Host names served besides the bound address (ws).
         #[arg(long, value_delimiter = ',')]
         allowed_hosts: Vec<String>,
+        /// The line each client is greeted with; "" for none [default: a welcome naming this
+        /// server and `help`].
+        #[arg(long, value_parser = crate::config::motd_arg)]
+        motd: Option<String>,
         /// Seconds of silence after which a WebSocket client is pinged (tests shorten it).
         #[arg(long, hide = true, default_value_t = frontend::client::PING_INTERVAL.as_secs())]
         ping_interval: u64,
@@ -177,8 +181,10 @@ impl Cli {
                 send_timeout,
                 handshake_timeout,
                 allowed_hosts,
+                motd,
                 ping_interval,
             } => {
+                let motd = motd.unwrap_or_else(|| crate::config::default_motd(&name));
                 let options = frontend::Options {
                     name,
                     kind,
@@ -196,6 +202,7 @@ impl Cli {
                         ping_interval: Duration::from_secs(ping_interval.max(1)),
                     },
                     allowed_hosts: allowed_hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+                    motd,
                 };
                 init_logging();
                 raise_fd_limit();
@@ -232,6 +239,10 @@ fn check(path: &Path) -> Result<()> {
                 s.handshake_timeout.as_secs(),
                 s.allowed_hosts
             );
+        }
+        match s.motd.as_str() {
+            "" => println!("      motd: none (motd = \"\")"),
+            motd => println!("      motd: {motd}"),
         }
     }
     println!(

@@ -52,6 +52,8 @@ pub struct Server {
     pub handshake_timeout: Duration,
     /// ws only: `Host` names served besides the bound address (lowercase).
     pub allowed_hosts: Vec<String>,
+    /// The line each client is greeted with as it connects (after `[INFO] - `); empty: none.
+    pub motd: String,
     pub restart: Restart,
 }
 
@@ -85,10 +87,38 @@ pub const DEFAULT_WATCHDOG: Duration = Duration::from_secs(5);
 pub const DEFAULT_LOG_DIR: &str = "logs";
 pub const DEFAULT_RUN_DIR: &str = "run";
 pub const DEFAULT_LOG_KEEP: usize = 7;
+/// Longest `motd`, in characters.
+pub const MAX_MOTD: usize = 200;
 /// Problems shown of an invalid file; the rest are counted.
 pub const SHOWN_PROBLEMS: usize = 50;
 /// Names the supervisor's own files use, so no server may take them.
 const RESERVED: [&str; 2] = ["kernel", "supervisor"];
+
+/// The greeting of a server whose config sets no `motd`.
+pub fn default_motd(name: &str) -> String {
+    format!("Welcome to the {name} chat. Type help for the commands.")
+}
+
+/// Why `motd` cannot be a greeting, if it cannot: it must fit on one line of a terminal and show
+/// as it reads, so no line break, no control or invisible character, at most [`MAX_MOTD`]
+/// characters.
+pub fn motd_problem(motd: &str) -> Option<String> {
+    let length = motd.chars().count();
+    if motd.contains(['\n', '\r']) {
+        Some("must be one line".into())
+    } else if crate::chat::command::strip_controls(motd) != motd {
+        Some("must have no control or invisible characters".into())
+    } else if length > MAX_MOTD {
+        Some(format!("must be at most {MAX_MOTD} characters, not {length}"))
+    } else {
+        None
+    }
+}
+
+/// [`motd_problem`] as a command-line value parser.
+pub fn motd_arg(motd: &str) -> Result<String, String> {
+    motd_problem(motd).map_or_else(|| Ok(motd.to_string()), Err)
+}
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,6 +372,14 @@ impl Check<'_> {
             .integer(self, "handshake_timeout", 1..=3600)
             .map_or(DEFAULT_HANDSHAKE_TIMEOUT, |n| Duration::from_secs(n as u64));
         let allowed_hosts = fields.hosts(self, "allowed_hosts").unwrap_or_default();
+        let motd = fields.string(self, "motd").filter(|motd| match motd_problem(motd) {
+            Some(problem) => {
+                let span = fields.span("motd").unwrap_or(span.clone());
+                self.problem(span, format!("{at}.motd"), problem);
+                false
+            }
+            None => true,
+        });
         if kind == Some(Kind::Tcp) {
             for key in ["handshake_timeout", "allowed_hosts"] {
                 if let Some(span) = fields.span(key) {
@@ -373,10 +411,12 @@ impl Check<'_> {
         fields.finish(
             self,
             "name, kind, host, port, color, max_line, max_connections, max_connections_per_ip, \
-             input_rate, input_burst, send_timeout, handshake_timeout, allowed_hosts, restart",
+             input_rate, input_burst, send_timeout, handshake_timeout, allowed_hosts, motd, restart",
         );
+        let name = name?;
         Some(Server {
-            name: name?,
+            motd: motd.unwrap_or_else(|| default_motd(&name)),
+            name,
             kind: kind?,
             host: host?,
             port: port?,
@@ -589,7 +629,59 @@ mod tests {
         assert_eq!(s.send_timeout, Duration::from_secs(30));
         assert_eq!(s.handshake_timeout, Duration::from_secs(10));
         assert!(s.allowed_hosts.is_empty());
+        assert_eq!(s.motd, "Welcome to the a chat. Type help for the commands.");
         assert_eq!(config.watchdog, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn motd_set_or_empty() {
+        let config = parse_ok(
+            "[[server]]\nname = \"t\"\nkind = \"tcp\"\nport = 0\nmotd = \"Hi, ☃ there! Be nice.\"\n\
+             [[server]]\nname = \"w\"\nkind = \"ws\"\nport = 0\nmotd = \"\"\n",
+        );
+        assert_eq!(config.servers[0].motd, "Hi, ☃ there! Be nice.");
+        assert_eq!(config.servers[1].motd, "", "empty: no greeting");
+        let longest = "é".repeat(MAX_MOTD);
+        let config = parse_ok(&format!(
+            "[[server]]\nname = \"t\"\nkind = \"tcp\"\nport = 0\nmotd = \"{longest}\"\n"
+        ));
+        assert_eq!(config.servers[0].motd, longest);
+    }
+
+    #[test]
+    fn a_motd_that_is_not_one_plain_line_is_refused() {
+        let cases = [
+            (r#""two\nlines""#, "must be one line"),
+            (r#""a\rb""#, "must be one line"),
+            ("'''\nfirst\nsecond'''", "must be one line"),
+            (r#""\u001b[31mred""#, "must have no control or invisible characters"),
+            (r#""tab\there""#, "must have no control or invisible characters"),
+            (r#""abc\u202Eevil""#, "must have no control or invisible characters"),
+            (r#""zero\u200Bwidth""#, "must have no control or invisible characters"),
+            ("true", "must be a string, not boolean"),
+        ];
+        for (value, message) in cases {
+            let text = format!("[[server]]\nname = \"a\"\nkind = \"tcp\"\nport = 0\nmotd = {value}\n");
+            assert_eq!(
+                problems(&text),
+                [(5, "server[1].motd".to_string(), message.to_string())],
+                "{value}"
+            );
+        }
+        let long = format!(
+            "[[server]]\nname = \"a\"\nkind = \"tcp\"\nport = 0\nmotd = \"{}\"\n",
+            "x".repeat(MAX_MOTD + 1)
+        );
+        assert_eq!(
+            problems(&long),
+            [(
+                5,
+                "server[1].motd".into(),
+                "must be at most 200 characters, not 201".into()
+            )]
+        );
+        assert_eq!(motd_arg("ok"), Ok("ok".into()));
+        assert_eq!(motd_arg("a\nb"), Err("must be one line".into()));
     }
 
     #[test]

@@ -399,6 +399,10 @@ pub fn encode_event(event: &Event) -> Bytes {
             }
         }
         Event::Help => dst.put_u8(7),
+        Event::Greeting { motd } => {
+            dst.put_u8(9);
+            put_str(&mut dst, motd);
+        }
         Event::Error(error) => {
             dst.put_u8(8);
             dst.put_u8(error_code(error));
@@ -615,6 +619,7 @@ impl Reader<'_> {
                     other => other,
                 })
             }
+            9 => Event::Greeting { motd: self.string()? },
             tag => return Err(DecodeError::UnknownTag { what: "event", tag }),
         })
     }
@@ -672,6 +677,7 @@ mod tests {
                 raw: true,
             },
             Event::Help,
+            Event::Greeting { motd: s("hello") },
             Event::Error(ChatError::NotFound(s("zed"))),
         ];
         for (code, error) in &ERRORS {

@@ -72,13 +72,153 @@ fn telnet_and_web_users_chat_across_frontends() {
         bob.send("/whoami\r\n").await;
         assert_eq!(bob.text().await, "bob");
         bob.ws.send(Message::binary(b"msgall hi".to_vec())).await.unwrap();
-        assert_eq!(bob.text().await, "[ERROR] - unknown command");
+        assert_eq!(bob.text().await, "[ERROR] - unknown command (type help)");
 
         // Closing the browser tab logs bob out, once.
         bob.ws.close(None).await.unwrap();
         assert_eq!(alice.line().await, "[SYSTEM INFO] - [bob] logout from chat.");
         alice.send("logout").await;
         assert_eq!(alice.line().await, "[SYSTEM INFO] - [alice] logout from chat.");
+        assert!(alice.closed().await);
+    });
+}
+
+#[test]
+fn each_telnet_client_is_greeted_first_unless_the_motd_is_empty() {
+    let c = chat(&[]);
+    let (_colour, colour_addr) = c.scene.frontend("colour", "tcp", &[]);
+    let (_custom, custom_addr) = c
+        .scene
+        .frontend("custom", "tcp", &["--color", "false", "--motd=-- Be kind --"]);
+    let (_quiet, quiet_addr) = c.scene.frontend("quiet", "tcp", &["--color", "false", "--motd", ""]);
+    run(LIMIT, async {
+        // Before it sends anything.
+        let mut a = Telnet::connect_greeted(c.tcp_addr).await;
+        assert_eq!(
+            a.line().await,
+            "[INFO] - Welcome to the twisted chat. Type help for the commands."
+        );
+        a.send("help").await;
+        assert!(a.line().await.starts_with("[INFO] - commands: "));
+
+        let mut coloured = Telnet::connect_greeted(colour_addr).await;
+        assert_eq!(
+            coloured.line().await,
+            "\u{1b}[34m[INFO]\u{1b}[0m - Welcome to the colour chat. Type help for the commands."
+        );
+        let mut custom = Telnet::connect_greeted(custom_addr).await;
+        assert_eq!(custom.line().await, "[INFO] - -- Be kind --");
+
+        // No greeting: the first line is the answer to the first command.
+        let mut quiet = Telnet::connect_greeted(quiet_addr).await;
+        quiet.send("whoami").await;
+        assert_eq!(quiet.line().await, "[ERROR] - First login!");
+    });
+}
+
+#[test]
+fn each_web_client_is_greeted_right_after_the_upgrade() {
+    let c = chat(&[]);
+    let (_quiet, quiet_addr) = c.scene.frontend("quiet", "ws", &["--motd", ""]);
+    run(LIMIT, async {
+        let mut w = Web::connect_greeted(c.ws_addr).await;
+        assert_eq!(
+            w.json().await,
+            serde_json::json!({
+                "action": "response",
+                "message": "<span class=\"c-blue\">[INFO]</span> - Welcome to the web chat. Type help for the commands.",
+                "text": "[INFO] - Welcome to the web chat. Type help for the commands.",
+            })
+        );
+        // On the wire: the 101 response, then at once the greeting's frame.
+        let mut raw = tokio::net::TcpStream::connect(c.ws_addr).await.unwrap();
+        let head = util::ws_handshake(&mut raw, &c.ws_addr.to_string()).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert_eq!(
+            util::ws_greeting(&mut raw).await,
+            "[INFO] - Welcome to the web chat. Type help for the commands."
+        );
+
+        let mut quiet = Web::connect_greeted(quiet_addr).await;
+        quiet.send("whoami").await;
+        assert_eq!(quiet.text().await, "[ERROR] - First login!");
+    });
+}
+
+#[test]
+fn the_motd_of_servers_toml_reaches_the_clients_and_a_bad_one_is_refused() {
+    let config = format!(
+        "{}motd = \"- Be kind. ☃\"\n{}motd = \"\"\n",
+        util::server("twisted", "tcp"),
+        util::server("web", "ws")
+    );
+    let mut up = util::Up::start(&config);
+    let (tcp, _) = up.listening("twisted");
+    let (ws, _) = up.listening("web");
+    run(LIMIT, async {
+        let mut t = Telnet::connect_greeted(tcp).await;
+        assert_eq!(t.line().await, "[INFO] - - Be kind. ☃");
+        let mut w = Web::connect_greeted(ws).await;
+        w.send("help").await;
+        assert!(w.text().await.starts_with("[INFO] - commands: "));
+    });
+    let check = up.cli(&["check"]);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(stdout.contains("      motd: - Be kind. ☃\n"), "{stdout}");
+    assert!(stdout.contains("      motd: none (motd = \"\")\n"), "{stdout}");
+
+    // `serve` refuses a greeting that is not one plain line, as the config does.
+    let out = std::process::Command::new(util::bin())
+        .args([
+            "serve",
+            "--name",
+            "x",
+            "--kind",
+            "tcp",
+            "--kernel",
+            "/nonexistent",
+            "--motd",
+        ])
+        .arg("two\nlines")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("must be one line"), "{stderr}");
+}
+
+#[test]
+fn commands_work_in_any_case_and_an_unknown_one_points_at_help() {
+    let c = chat(&[]);
+    run(LIMIT, async {
+        let mut alice = Telnet::connect(c.tcp_addr).await;
+        let mut bob = Web::connect(c.ws_addr).await;
+        alice.send("hello").await;
+        assert_eq!(alice.line().await, "[ERROR] - unknown command (type help)");
+        bob.send("hello").await;
+        let json = bob.json().await;
+        assert_eq!(json["text"], "[ERROR] - unknown command (type help)");
+        assert_eq!(
+            json["message"],
+            "<span class=\"c-red\">[ERROR]</span> - unknown command (type help)"
+        );
+
+        alice.send("LOGIN Alice").await;
+        assert_eq!(alice.line().await, "[SYSTEM INFO] - [Alice] login to chat.");
+        bob.send("Login bob").await;
+        bob.until("[SYSTEM INFO] - [bob] login to chat.").await;
+        assert_eq!(alice.line().await, "[SYSTEM INFO] - [bob] login to chat.");
+        bob.send("/WHOAMI").await;
+        assert_eq!(bob.text().await, "bob");
+        bob.send("/UserList").await;
+        assert_eq!(bob.json().await["message"], serde_json::json!(["Alice", "bob"]));
+        bob.send("Msg ALICE Hi There").await;
+        let line = alice.line().await;
+        assert!(line.ends_with("][bob][->][Alice]: Hi There"), "{line}");
+        alice.send("MSGALL Yo").await;
+        assert!(alice.line().await.ends_with("][Alice]: Yo"));
+        alice.send("LOGOUT").await;
+        assert_eq!(alice.line().await, "[SYSTEM INFO] - [Alice] logout from chat.");
         assert!(alice.closed().await);
     });
 }

@@ -153,7 +153,12 @@ fn item_2_userlist_amplification_stays_bounded() {
         ] {
             let peak = Peak::watch(&[c.kernel.pid(), frontend.pid()]);
             let mut attacker = connect_from("127.0.0.1", addr, Some(4096)).await;
-            attacker.write_all(b"login attacker\r\n").await.unwrap();
+            // A name of its own each round: the last round's attacker, just dropped, may not be
+            // logged out yet, and a refused login would make this one harmless.
+            attacker
+                .write_all(format!("login attacker-{name}\r\n").as_bytes())
+                .await
+                .unwrap();
             let attack = b"userlist\r\n".repeat(16_000); // 160 KB
             attacker.write_all(&attack).await.unwrap();
             // Its own answers pile up to the point where its commands are no longer read; then,
@@ -456,6 +461,7 @@ fn item_6_slow_handshakes_and_stalled_readers_are_timed_out() {
         // answers stays.
         let mut silent = tokio::net::TcpStream::connect(c.ws_addr).await.unwrap();
         ws_handshake(&mut silent, &c.ws_addr.to_string()).await;
+        util::ws_greeting(&mut silent).await;
         let mut frame = [0u8; 2];
         within("a ping", silent.read_exact(&mut frame)).await.unwrap();
         assert_eq!(frame[0], 0x89, "expected a ping, got {frame:?}");

@@ -116,3 +116,42 @@ fn chromium_chats_with_a_telnet_user() {
         assert!(stdout.trim_end().ends_with("OK"), "{stdout}");
     });
 }
+
+#[test]
+fn chromium_on_a_phone_screen_fits_and_shows_the_user_list() {
+    require("node", "install Node.js");
+    require("chromium", "run scripts/install-test-deps.sh");
+    assert!(
+        e2e().join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run scripts/install-test-deps.sh"
+    );
+    let scene = Scene::new();
+    let _kernel = scene.kernel();
+    let (_tcp, tcp_addr) = scene.frontend("twisted", "tcp", &["--color", "false"]);
+    let (_ws, ws_addr) = scene.frontend("web", "ws", &[]);
+    // CHAT_PHONE_SCREENSHOT keeps the page at 375 px (and the same with `-users`: the list open)
+    // to look at.
+    let screenshot = std::env::var_os("CHAT_PHONE_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| scene.dir.path().join("phone.png"));
+    run(LIMIT, async {
+        let mut tuser = Telnet::connect(tcp_addr).await;
+        tuser.login("tuser").await;
+        let page = format!("http://{ws_addr}/");
+        let browser = script(
+            "node",
+            &[e2e().join("phone.mjs").into(), page.into(), screenshot.clone().into()],
+        );
+        tuser.until("[SYSTEM INFO] - [phoneuser] login to chat.").await;
+        let line = tuser.line().await;
+        assert!(line.ends_with("][phoneuser]: hello from a phone"), "{line}");
+        let output = within("the phone script", browser.wait_with_output()).await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "phone script failed:\n{stdout}\n{stderr}");
+        assert!(stdout.trim_end().ends_with("OK"), "{stdout}");
+        for measure in stdout.lines().filter(|l| l.starts_with("measure:")) {
+            eprintln!("{measure}");
+        }
+    });
+}

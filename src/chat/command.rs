@@ -49,17 +49,33 @@ pub fn parse(line: &str) -> Option<Result<Command<'_>, SyntaxError>> {
         Some(word) => (true, word),
         None => (false, token),
     };
-    Some(match word {
-        "login" => parse_login(rest),
-        "logout" if rest.is_empty() => Ok(Command::Logout),
-        "logout" => Err(SyntaxError::OverageInfo),
-        "msg" => parse_msg(rest),
-        "msgall" => text_arg(rest).map(|text| Command::MsgAll { text }),
-        "whoami" => Ok(Command::WhoAmI { raw: slash }),
-        "userlist" => Ok(Command::UserList { raw: slash }),
-        "help" => Ok(Command::Help),
+    let mut lower = [0u8; LONGEST_COMMAND];
+    Some(match lowercase(word, &mut lower) {
+        b"login" => parse_login(rest),
+        b"logout" if rest.is_empty() => Ok(Command::Logout),
+        b"logout" => Err(SyntaxError::OverageInfo),
+        b"msg" => parse_msg(rest),
+        b"msgall" => text_arg(rest).map(|text| Command::MsgAll { text }),
+        b"whoami" => Ok(Command::WhoAmI { raw: slash }),
+        b"userlist" => Ok(Command::UserList { raw: slash }),
+        b"help" => Ok(Command::Help),
         _ => Err(SyntaxError::UnknownCommand),
     })
+}
+
+/// The length of the longest command word (`userlist`).
+const LONGEST_COMMAND: usize = 8;
+
+/// The command word in ASCII lowercase, so `LOGIN` and `Msg` are commands too (names and text keep
+/// their case). Copied into `buf` rather than allocated: this runs for every line. A word too long
+/// to be a command comes back empty, which is no command either.
+fn lowercase<'b>(word: &str, buf: &'b mut [u8; LONGEST_COMMAND]) -> &'b [u8] {
+    let Some(lower) = buf.get_mut(..word.len()) else {
+        return &[];
+    };
+    lower.copy_from_slice(word.as_bytes());
+    lower.make_ascii_lowercase();
+    lower
 }
 
 fn parse_login(rest: &str) -> Result<Command<'_>, SyntaxError> {
@@ -160,7 +176,6 @@ mod tests {
     #[test]
     fn syntax_errors() {
         assert_eq!(err("hello"), SyntaxError::UnknownCommand);
-        assert_eq!(err("LOGIN bob"), SyntaxError::UnknownCommand);
         assert_eq!(err("login"), SyntaxError::RequireUsername);
         assert_eq!(err("login bob alice"), SyntaxError::OverageInfo);
         assert_eq!(err("msg"), SyntaxError::RequireUsername);
@@ -168,6 +183,30 @@ mod tests {
         assert_eq!(err("msg bob   "), SyntaxError::EmptyMessage);
         assert_eq!(err("msgall"), SyntaxError::EmptyMessage);
         assert_eq!(err("logout now"), SyntaxError::OverageInfo);
+    }
+
+    #[test]
+    fn commands_are_case_insensitive_and_names_and_text_keep_their_case() {
+        assert_eq!(ok("LOGIN Bob"), Command::Login { name: "Bob" });
+        assert_eq!(
+            ok("Msg Bob Hi THERE"),
+            Command::Msg {
+                name: "Bob",
+                text: "Hi THERE".into()
+            }
+        );
+        assert_eq!(ok("MSGALL Yo"), Command::MsgAll { text: "Yo".into() });
+        assert_eq!(ok("/WHOAMI"), Command::WhoAmI { raw: true });
+        assert_eq!(ok("UserList"), Command::UserList { raw: false });
+        assert_eq!(ok("/uSeRlIsT"), Command::UserList { raw: true });
+        assert_eq!(ok("HELP"), Command::Help);
+        assert_eq!(ok("LogOut"), Command::Logout);
+        assert_eq!(err("LOGOUT now"), SyntaxError::OverageInfo);
+        assert_eq!(err("MSG"), SyntaxError::RequireUsername);
+        // ASCII case only: a look-alike letter is no command, nor is a longer word.
+        assert_eq!(err("logın bob"), SyntaxError::UnknownCommand);
+        assert_eq!(err("USERLISTS"), SyntaxError::UnknownCommand);
+        assert_eq!(err("ЛОГИН bob"), SyntaxError::UnknownCommand);
     }
 
     #[test]

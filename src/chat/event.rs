@@ -29,6 +29,9 @@ pub enum Event {
     UserList { names: Vec<String>, raw: bool },
     /// `[INFO] - commands: …`
     Help,
+    /// `[INFO] - MOTD`: the server's greeting, sent by a frontend to each client as it connects,
+    /// never by the kernel.
+    Greeting { motd: String },
     /// `[ERROR] - …`
     Error(ChatError),
 }
@@ -121,6 +124,10 @@ impl Event {
                 info(span);
                 span(Plain, HELP, false);
             }
+            Event::Greeting { motd } => {
+                info(span);
+                span(Plain, motd, false);
+            }
             Event::Error(error) => {
                 span(Red, "[ERROR]", false);
                 span(Plain, " - ", false);
@@ -153,7 +160,8 @@ impl ChatError {
     /// The reason after `[ERROR] - `, for every error but `NotFound` (which names the user).
     fn reason(&self) -> &'static str {
         match self {
-            ChatError::Syntax(SyntaxError::UnknownCommand) => "unknown command",
+            // Points a lost user, who typed something else, at the list of commands.
+            ChatError::Syntax(SyntaxError::UnknownCommand) => "unknown command (type help)",
             ChatError::Syntax(SyntaxError::RequireUsername) => "require username",
             ChatError::Syntax(SyntaxError::OverageInfo) => "overage info",
             ChatError::Syntax(SyntaxError::EmptyMessage) => "empty message",
@@ -267,6 +275,12 @@ mod tests {
                 Event::Error(ChatError::NotFound(s("zed"))),
                 "[ERROR] - [zed] not found!",
             ),
+            (
+                Event::Greeting {
+                    motd: s("Welcome to the web chat. Type help for the commands."),
+                },
+                "[INFO] - Welcome to the web chat. Type help for the commands.",
+            ),
         ];
         for (event, text) in cases {
             assert_eq!(event.plain(), text);
@@ -276,7 +290,10 @@ mod tests {
     #[test]
     fn error_texts_match_the_protocol() {
         let cases = [
-            (ChatError::Syntax(SyntaxError::UnknownCommand), "unknown command"),
+            (
+                ChatError::Syntax(SyntaxError::UnknownCommand),
+                "unknown command (type help)",
+            ),
             (ChatError::Syntax(SyntaxError::RequireUsername), "require username"),
             (ChatError::Syntax(SyntaxError::OverageInfo), "overage info"),
             (ChatError::Syntax(SyntaxError::EmptyMessage), "empty message"),

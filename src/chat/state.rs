@@ -638,6 +638,28 @@ mod tests {
     }
 
     #[test]
+    fn commands_in_any_case_work_and_names_and_text_keep_theirs() {
+        let mut h = Harness::new();
+        let (a, b) = (key(1, 1), key(1, 2));
+        h.open(a);
+        assert_eq!(
+            h.send(a, "LOGIN Alice"),
+            [(a, "[SYSTEM INFO] - [Alice] login to chat.".to_string())]
+        );
+        h.login(b, "bob");
+        assert_eq!(h.reply(a, "/WHOAMI"), "Alice");
+        assert_eq!(h.reply(a, "UserList"), "[INFO] - ['Alice', 'bob']");
+        let got = h.send(a, "Msg BOB Hi There");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got.iter()
+                .all(|(_, text)| text == "[12:00:00][Alice][->][bob]: Hi There"),
+            "{got:?}"
+        );
+        assert_eq!(h.reply(b, "LOGIN x"), "[ERROR] - Already login!");
+    }
+
+    #[test]
     fn login_broadcast_reaches_other_frontends() {
         let mut h = Harness::new();
         let (a, b, c) = (key(1, 1), key(2, 1), key(3, 1));

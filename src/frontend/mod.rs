@@ -107,6 +107,8 @@ pub struct Options {
     pub limits: Limits,
     /// Host names served besides the bound address (web only).
     pub allowed_hosts: Vec<String>,
+    /// Greets each client as it connects (`[INFO] - MOTD`); empty: no greeting.
+    pub motd: String,
 }
 
 /// Serves clients until `shutdown`.
@@ -124,10 +126,12 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
     tokio::spawn(crate::notify::watchdog());
     // The link task owns the receiver and lives as long as the process.
     let (upstream, upstream_rx) = mpsc::channel(session::UPSTREAM);
+    let greeting = (!options.motd.is_empty()).then_some(crate::chat::Event::Greeting { motd: options.motd });
     match options.kind {
         Kind::Tcp => {
-            let sessions = Arc::new(Sessions::new(upstream, None));
             let color = options.color;
+            let greeting = greeting.map(|event| render::telnet(&event, color));
+            let sessions = Arc::new(Sessions::new(upstream, None).greeting(greeting));
             let link = Link {
                 name: options.name,
                 socket: options.kernel,
@@ -143,7 +147,8 @@ pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
             tcp::serve(listener, Arc::new(telnet), shutdown).await;
         }
         Kind::Ws => {
-            let sessions = Arc::new(Sessions::new(upstream, Some(web::goodbye())));
+            let greeting = greeting.map(|event| web::render(&event));
+            let sessions = Arc::new(Sessions::new(upstream, Some(web::goodbye())).greeting(greeting));
             let sweeping = sessions.clone();
             tokio::spawn(async move { sweeping.sweep(websocket::ping(b""), limits.ping_interval).await });
             let link = Link {

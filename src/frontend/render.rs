@@ -200,6 +200,25 @@ mod tests {
     }
 
     #[test]
+    fn unknown_command_points_at_help_in_every_form() {
+        let event = Event::Error(ChatError::Syntax(crate::chat::SyntaxError::UnknownCommand));
+        assert_eq!(
+            telnet(&event, false),
+            "[ERROR] - unknown command (type help)\r\n".as_bytes()
+        );
+        assert_eq!(
+            telnet(&event, true),
+            "\x1b[31m[ERROR]\x1b[0m - unknown command (type help)\r\n".as_bytes()
+        );
+        let json: serde_json::Value = serde_json::from_str(&web(&event)).unwrap();
+        assert_eq!(json["text"], "[ERROR] - unknown command (type help)");
+        assert_eq!(
+            json["message"],
+            "<span class=\"c-red\">[ERROR]</span> - unknown command (type help)"
+        );
+    }
+
+    #[test]
     fn web_json_escapes_user_text() {
         let event = &samples()[2];
         let json: serde_json::Value = serde_json::from_str(&web(event)).unwrap();

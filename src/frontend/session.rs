@@ -75,6 +75,8 @@ pub struct Sessions {
     leaves: Warnings,
     /// Sent last to a client the kernel closes (a WebSocket close frame).
     goodbye: Option<Bytes>,
+    /// Sent first to every client, as it connects (the server's `motd`).
+    greeting: Option<Bytes>,
     /// The ping round (see [`sweep`](Self::sweep)).
     round: AtomicU32,
 }
@@ -104,8 +106,14 @@ impl Sessions {
             logins: Warnings::new(10, 50),
             leaves: Warnings::new(10, 50),
             goodbye,
+            greeting: None,
             round: AtomicU32::new(0),
         }
+    }
+
+    /// Greets every client with `greeting` as it connects.
+    pub fn greeting(self, greeting: Option<Bytes>) -> Self {
+        Self { greeting, ..self }
     }
 
     /// Registers a new client and tells the kernel. Returns its handle and the outbox receiver.
@@ -113,6 +121,10 @@ impl Sessions {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (outbox, rx) = outbox(self.room.clone());
         outbox.heard(self.round.load(Ordering::Relaxed));
+        if let Some(greeting) = &self.greeting {
+            // First in a new, empty outbox: before any reply, and it always fits.
+            outbox.push(greeting.clone(), false);
+        }
         let entry = Entry {
             outbox: outbox.clone(),
             login: None,

@@ -487,6 +487,8 @@ fn spawn(spec: &Spec, log: &ChildLog) -> Result<Running> {
             if !server.allowed_hosts.is_empty() {
                 command.arg("--allowed-hosts").arg(server.allowed_hosts.join(","));
             }
+            // One argument, so that a greeting that starts with `-` is not taken for an option.
+            command.arg(format!("--motd={}", server.motd));
             crate::frontend::listen::hand_over(&mut command, listener.as_ref(), &server.name);
         }
     }

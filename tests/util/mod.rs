@@ -259,10 +259,23 @@ impl WireFrontend {
     }
 }
 
-/// A telnet-ish client over a raw TCP stream.
+/// The start of the greeting a frontend sends by default (no `--motd`) as each client connects.
+pub const GREETING: &str = "[INFO] - Welcome to the ";
+
+/// Whether a connection's first line is the default greeting, coloured or not.
+fn is_greeting(line: &str) -> bool {
+    line.replace("\x1b[34m", "")
+        .replace("\x1b[0m", "")
+        .starts_with(GREETING)
+}
+
+/// A telnet-ish client over a raw TCP stream. The default greeting, if it is the first line, is
+/// skipped: tests read what their commands bring.
 pub struct Telnet {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// The first line is still to come, and is skipped if it is the greeting.
+    skip_greeting: bool,
 }
 
 impl Telnet {
@@ -270,10 +283,19 @@ impl Telnet {
         Self::from_stream(TcpStream::connect(addr).await.unwrap())
     }
 
+    /// Connects and skips nothing: a greeting is the first line.
+    pub async fn connect_greeted(addr: SocketAddr) -> Self {
+        Self {
+            skip_greeting: false,
+            ..Self::connect(addr).await
+        }
+    }
+
     pub fn from_stream(stream: TcpStream) -> Self {
         Self {
             stream,
             buf: Vec::new(),
+            skip_greeting: true,
         }
     }
 
@@ -290,7 +312,11 @@ impl Telnet {
         loop {
             if let Some(at) = self.buf.windows(2).position(|w| w == b"\r\n") {
                 let rest = self.buf.split_off(at + 2);
-                return Some(std::mem::replace(&mut self.buf, rest));
+                let line = std::mem::replace(&mut self.buf, rest);
+                if std::mem::take(&mut self.skip_greeting) && is_greeting(&String::from_utf8_lossy(&line)) {
+                    continue;
+                }
+                return Some(line);
             }
             let mut chunk = [0u8; 8192];
             let n = within("a telnet line", self.stream.read(&mut chunk)).await.ok()?;
@@ -333,9 +359,12 @@ impl Telnet {
 
 pub type WsStream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
-/// A WebSocket client of the web frontend.
+/// A WebSocket client of the web frontend. The default greeting, if it is the first frame, is
+/// skipped, as [`Telnet`] does.
 pub struct Web {
     pub ws: WsStream,
+    /// The first frame is still to come, and is skipped if it is the greeting.
+    skip_greeting: bool,
 }
 
 impl Web {
@@ -343,7 +372,18 @@ impl Web {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
             .await
             .unwrap();
-        Self { ws }
+        Self {
+            ws,
+            skip_greeting: true,
+        }
+    }
+
+    /// Connects and skips nothing: a greeting is the first frame.
+    pub async fn connect_greeted(addr: SocketAddr) -> Self {
+        Self {
+            skip_greeting: false,
+            ..Self::connect(addr).await
+        }
     }
 
     pub async fn send(&mut self, text: &str) {
@@ -354,7 +394,13 @@ impl Web {
     pub async fn json(&mut self) -> serde_json::Value {
         loop {
             match within("a WebSocket message", self.ws.next()).await {
-                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).unwrap(),
+                Some(Ok(Message::Text(text))) => {
+                    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    if std::mem::take(&mut self.skip_greeting) && json["text"].as_str().is_some_and(is_greeting) {
+                        continue;
+                    }
+                    return json;
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
             }
@@ -707,6 +753,30 @@ pub async fn connect_from(source: &str, addr: SocketAddr, recv_buffer: Option<u3
     }
     socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
     socket.connect(addr).await.unwrap()
+}
+
+/// Reads the default greeting, the first frame a raw WebSocket connection gets after the upgrade.
+pub async fn ws_greeting(stream: &mut TcpStream) -> String {
+    let mut head = [0u8; 2];
+    within("the greeting", stream.read_exact(&mut head)).await.unwrap();
+    assert_eq!(head[0], 0x81, "expected a text frame, got {head:?}");
+    let len = match head[1] {
+        126 => {
+            let mut len = [0u8; 2];
+            within("the greeting", stream.read_exact(&mut len)).await.unwrap();
+            usize::from(u16::from_be_bytes(len))
+        }
+        len => {
+            assert!(len < 126, "a greeting longer than expected: {head:?}");
+            usize::from(len)
+        }
+    };
+    let mut payload = vec![0u8; len];
+    within("the greeting", stream.read_exact(&mut payload)).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let text = json["text"].as_str().unwrap_or_default().to_string();
+    assert!(is_greeting(&text), "{json}");
+    text
 }
 
 /// Upgrades a raw connection to a WebSocket by hand; returns the response head.

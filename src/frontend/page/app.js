@@ -6,7 +6,8 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   state: $("state"), me: $("me"), logout: $("logout"),
   loginPanel: $("login-panel"), loginForm: $("login-form"), name: $("name"), loginError: $("login-error"),
-  chatPanel: $("chat-panel"), users: $("users"), count: $("count"), log: $("log"),
+  motd: $("motd"), chatPanel: $("chat-panel"), usersToggle: $("users-toggle"), users: $("users"),
+  count: $("count"), log: $("log"),
   sendForm: $("send-form"), target: $("target"), text: $("text"),
 };
 
@@ -21,6 +22,12 @@ let retryTimer = null;
 // up to date from the login and logout lines every user receives (asking again on each of them
 // would make a login storm cost the server users x users names).
 let users = [];
+// One entry per /userlist sent on this connection, oldest first: whether its answer is shown in
+// the log (typed by the user) or only updates the list (the page's own request after login).
+let listsAsked = [];
+// On a narrow screen the user list folds away behind its heading.
+const narrow = window.matchMedia("(max-width: 640px)");
+const wideHint = ui.text.placeholder;
 
 function setState(kind, label) {
   ui.state.className = "state " + kind;
@@ -33,6 +40,9 @@ function connect() {
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
   const ws = new WebSocket(url);
   socket = ws;
+  listsAsked = [];
+  // The server's greeting, if it sends one, is the first frame of a connection.
+  let first = true;
   ws.onopen = () => {
     retry = 0;
     setState("online", "connected");
@@ -41,7 +51,9 @@ function connect() {
   ws.onmessage = (event) => {
     let data;
     try { data = JSON.parse(event.data); } catch { return; }
-    receive(data);
+    const greeting = first && isGreeting(data);
+    first = false;
+    if (greeting) greet(data); else receive(data);
   };
   ws.onclose = () => {
     if (socket !== ws) return;
@@ -69,10 +81,24 @@ function login(name) {
   send("login " + name);
 }
 
+// The page itself never says `whoami`, `userlist` or `help` before login, so a first frame that
+// is an `[INFO] - ` line can only be the greeting.
+function isGreeting(data) {
+  return data.action === "response" && String(data.text ?? "").startsWith("[INFO] - ");
+}
+
+function greet(data) {
+  ui.motd.textContent = String(data.text).slice("[INFO] - ".length);
+  ui.motd.hidden = false;
+  append(String(data.message ?? ""));
+}
+
 function receive(data) {
   if (data.action === "list" && Array.isArray(data.message)) {
     users = data.message.map(String);
     showUsers(users);
+    // Typed by the user: shown as telnet shows it.
+    if (listsAsked.shift()) appendText("[" + users.map((name) => `'${name}'`).join(", ") + "]");
     return;
   }
   if (data.action !== "response") return;
@@ -113,7 +139,7 @@ function showLoggedIn(name) {
   ui.loginPanel.hidden = true;
   ui.chatPanel.hidden = false;
   ui.text.focus();
-  send("/userlist");
+  if (send("/userlist")) listsAsked.push(false);
 }
 
 function showLoggedOut() {
@@ -132,7 +158,7 @@ function showUsers(names) {
     li.textContent = name;
     li.title = "message " + name;
     if (name === myName) li.className = "self";
-    li.onclick = () => { ui.target.value = name; ui.text.focus(); };
+    li.onclick = () => { ui.target.value = name; showUserList(false); ui.text.focus(); };
     return li;
   }));
   ui.count.textContent = String(names.length);
@@ -166,6 +192,21 @@ function append(html) {
   push(li);
 }
 
+function appendText(text) {
+  const li = document.createElement("li");
+  li.textContent = text;
+  push(li);
+}
+
+// Opens or closes the user list; only a narrow screen closes it. A narrow message box gets a
+// placeholder short enough to read.
+function showUserList(open) {
+  open = open || !narrow.matches;
+  ui.chatPanel.classList.toggle("users-open", open);
+  ui.usersToggle.setAttribute("aria-expanded", String(open));
+  ui.text.placeholder = narrow.matches ? "Message (/help)" : wideHint;
+}
+
 function notice(text) {
   const li = document.createElement("li");
   li.className = "notice";
@@ -193,12 +234,21 @@ ui.sendForm.addEventListener("submit", (event) => {
   const text = ui.text.value.trim();
   if (!text) return;
   const line = text.startsWith("/") ? text : ui.target.value ? `msg ${ui.target.value} ${text}` : `msgall ${text}`;
-  if (send(line)) ui.text.value = "";
+  if (send(line)) {
+    ui.text.value = "";
+    if (/^\/userlist(\s|$)/i.test(line)) listsAsked.push(true);
+  }
 });
+
+ui.usersToggle.addEventListener("click", () => {
+  showUserList(!ui.chatPanel.classList.contains("users-open"));
+});
+narrow.addEventListener("change", () => showUserList(false));
 
 ui.logout.addEventListener("click", () => {
   wantName = null;
   send("logout");
 });
 
+showUserList(false);
 connect();
