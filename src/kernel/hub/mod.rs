@@ -21,7 +21,9 @@
 //! connection is closed and its sessions are kept for [`GRACE`], so that when it says hello again
 //! (as after a kernel restart) nobody sees a logout or a login. A frontend silent past its
 //! heartbeat is let go of the same way; one that closes its connection is gone, and its users are
-//! logged out at once.
+//! logged out at once. That is [`detach`].
+
+mod detach;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use super::clock::Clock;
 use super::ledger::Ledger;
 use crate::chat::{Chat, FrontendId, Login, Output, SessionId, SessionKey};
 use crate::wire::{self, Downstream, Origin, Upstream};
+use detach::{Detached, LoggedOut};
 
 /// Inputs waiting for the hub, across all frontends; a full queue pushes back on their readers.
 pub const QUEUE: usize = 4096;
@@ -113,22 +116,6 @@ impl Frontend {
         self.waiting() > HIGH_WATER && !self.progress.closed.load(Ordering::Acquire)
     }
 }
-
-/// A frontend let go of, whose sessions wait for its hello until `until`.
-struct Detached {
-    name: String,
-    until: Instant,
-}
-
-/// The sessions of a frontend that did not come back in time, logged out for everyone: if it
-/// comes back after all, they are told so rather than restored.
-struct LoggedOut {
-    sessions: HashSet<SessionId>,
-    until: Instant,
-}
-
-/// How long the sessions of a frontend that did not come back are remembered.
-const REMEMBER: Duration = Duration::from_secs(600);
 
 /// Runs the hub until every input sender is gone. `expect` names the frontends whose hellos the
 /// hub waits for before applying any frame.
@@ -333,92 +320,6 @@ impl Hub {
         self.encode();
     }
 
-    /// Keeps a frontend's sessions for [`GRACE`], waiting for its hello.
-    fn detach(&mut self, id: FrontendId, f: Frontend) {
-        f.progress.let_go.cancel();
-        self.stalls.remove(&id);
-        self.detached.insert(
-            id,
-            Detached {
-                name: f.name,
-                until: Instant::now() + GRACE,
-            },
-        );
-    }
-
-    /// Lets a frontend go: its connection closes and its sessions wait for its hello.
-    fn let_go(&mut self, id: FrontendId, why: &str) {
-        if let Some(f) = self.frontends.remove(&id) {
-            tracing::warn!(frontend = %f.name, id, waiting = f.waiting(), "letting go of a frontend: {why}; its sessions wait {GRACE:?} for it");
-            self.detach(id, f);
-        }
-    }
-
-    /// Logs out the users of frontends that did not come back in time.
-    fn expire(&mut self, now: Instant) {
-        let expired: Vec<FrontendId> = self
-            .detached
-            .iter()
-            .filter(|(_, d)| d.until <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            let d = self.detached.remove(&id).expect("listed above");
-            tracing::warn!(frontend = %d.name, id, "frontend did not come back; logging out its users");
-            let sessions = self.chat.sessions_on(id).into_iter().collect();
-            self.logged_out.insert(
-                d.name,
-                LoggedOut {
-                    sessions,
-                    until: now + REMEMBER,
-                },
-            );
-            self.chat.frontend_gone(id, &mut self.out);
-        }
-        self.encode();
-    }
-
-    fn next_expiry(&self) -> Option<Instant> {
-        self.detached.values().map(|d| d.until).min()
-    }
-
-    fn any_behind(&self) -> bool {
-        self.frontends.values().any(Frontend::behind)
-    }
-
-    /// If some frontend is past [`HIGH_WATER`], when the first of them will have taken nothing
-    /// for [`STALL`] (the hub takes no input until then, or until they catch up).
-    fn stalled_by(&mut self, now: Instant) -> Option<Instant> {
-        let mut first: Option<Instant> = None;
-        for (id, f) in &self.frontends {
-            if !f.behind() {
-                self.stalls.remove(id);
-                continue;
-            }
-            let written = f.progress.written.load(Ordering::Acquire);
-            let (seen, since) = self.stalls.entry(*id).or_insert((written, now));
-            if *seen != written {
-                (*seen, *since) = (written, now);
-            }
-            let at = *since + STALL;
-            first = Some(first.map_or(at, |f| f.min(at)));
-        }
-        first
-    }
-
-    fn let_go_of_stalled(&mut self, now: Instant) {
-        let stalled: Vec<FrontendId> = self
-            .stalls
-            .iter()
-            .filter(|(_, (_, since))| *since + STALL <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in stalled {
-            self.let_go(id, "it took nothing while its queue was full");
-        }
-        self.encode();
-    }
-
     /// Encodes the outputs into each frontend's pending buffer.
     fn encode(&mut self) {
         for output in self.out.drain(..) {
@@ -505,119 +406,4 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::chat::Event;
-
-    /// A frontend as the hub sees it: the receiving end of its writer's queue.
-    struct Fake {
-        id: FrontendId,
-        rx: mpsc::UnboundedReceiver<(u64, Bytes)>,
-        progress: Arc<Progress>,
-    }
-
-    fn attach(id: FrontendId, name: &str, sessions: Vec<(SessionId, Option<Login>)>) -> (Input, Fake) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let progress = Arc::new(Progress::default());
-        let input = Input::Attach {
-            frontend: id,
-            name: name.into(),
-            instance: u64::from(id),
-            sessions,
-            outbox: tx,
-            progress: progress.clone(),
-        };
-        (input, Fake { id, rx, progress })
-    }
-
-    impl Fake {
-        /// Every event delivered so far, as plain text (each batch marked written).
-        fn events(&mut self) -> Vec<String> {
-            let mut events = Vec::new();
-            while let Ok((batch, bytes)) = self.rx.try_recv() {
-                self.progress.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
-                self.progress.written.store(batch, Ordering::Release);
-                let mut rest = &bytes[..];
-                while rest.len() >= 4 {
-                    let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
-                    if let Ok(Downstream::Deliver { event, .. }) = Downstream::decode(&rest[4..4 + len]) {
-                        events.push(event.plain());
-                    }
-                    rest = &rest[4 + len..];
-                }
-            }
-            events
-        }
-
-        fn frame(&self, seq: u64, message: Upstream) -> Input {
-            Input::Frame {
-                frontend: self.id,
-                seq,
-                message,
-            }
-        }
-    }
-
-    fn line(session: SessionId, line: &str) -> Upstream {
-        Upstream::Line {
-            session,
-            line: line.into(),
-        }
-    }
-
-    /// Lets the hub task run until it waits again.
-    async fn settle() {
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_restarted_hub_holds_frames_until_every_expected_frontend_is_back() {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(rx, vec!["a".into(), "b".into()], Arc::new(Notify::new())));
-        let bob = Some(Login {
-            name: "bob".into(),
-            seq: 1,
-        });
-        let (input, mut a) = attach(1, "a", vec![(1, bob)]);
-        tx.send(input).await.unwrap();
-        tx.send(a.frame(1, line(1, "msgall early"))).await.unwrap();
-        settle().await;
-        tokio::time::advance(RESTORE_WINDOW / 2).await;
-        settle().await;
-        assert!(a.events().is_empty(), "applied before b's hello");
-        let (input, mut b) = attach(2, "b", vec![(7, None)]);
-        tx.send(input).await.unwrap();
-        settle().await;
-        assert!(a.events().iter().any(|e| e.ends_with("[bob]: early")));
-        assert!(b.events().is_empty(), "b has nobody logged in");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_restore_window_ends_without_a_missing_frontend() {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(rx, vec!["a".into(), "gone".into()], Arc::new(Notify::new())));
-        let amy = Some(Login {
-            name: "amy".into(),
-            seq: 1,
-        });
-        let (input, mut a) = attach(1, "a", vec![(1, amy)]);
-        tx.send(input).await.unwrap();
-        tx.send(a.frame(1, line(1, "/whoami"))).await.unwrap();
-        settle().await;
-        tokio::time::advance(RESTORE_WINDOW - Duration::from_millis(1)).await;
-        settle().await;
-        assert!(a.events().is_empty());
-        tokio::time::advance(Duration::from_millis(2)).await;
-        settle().await;
-        assert_eq!(
-            a.events(),
-            [Event::WhoAmI {
-                name: "amy".into(),
-                raw: true
-            }
-            .plain()]
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,110 @@
+//! Frontends the hub lets go of: one that stopped reading (past [`HIGH_WATER`] and taking nothing
+//! for [`STALL`], or past [`MAX_QUEUED`]) or went silent. Its connection is closed and its
+//! sessions wait [`GRACE`] for its hello; if it does not come back, its users are logged out once,
+//! and remembered, so that if it comes back later they are told so rather than restored.
+
+use super::*;
+
+/// A frontend let go of, whose sessions wait for its hello until `until`.
+pub(super) struct Detached {
+    pub(super) name: String,
+    pub(super) until: Instant,
+}
+
+/// The sessions of a frontend that did not come back in time, logged out for everyone: if it
+/// comes back after all, they are told so rather than restored.
+pub(super) struct LoggedOut {
+    pub(super) sessions: HashSet<SessionId>,
+    pub(super) until: Instant,
+}
+
+/// How long the sessions of a frontend that did not come back are remembered.
+const REMEMBER: Duration = Duration::from_secs(600);
+
+impl Hub {
+    /// Keeps a frontend's sessions for [`GRACE`], waiting for its hello.
+    pub(super) fn detach(&mut self, id: FrontendId, f: Frontend) {
+        f.progress.let_go.cancel();
+        self.stalls.remove(&id);
+        self.detached.insert(
+            id,
+            Detached {
+                name: f.name,
+                until: Instant::now() + GRACE,
+            },
+        );
+    }
+
+    /// Lets a frontend go: its connection closes and its sessions wait for its hello.
+    pub(super) fn let_go(&mut self, id: FrontendId, why: &str) {
+        if let Some(f) = self.frontends.remove(&id) {
+            tracing::warn!(frontend = %f.name, id, waiting = f.waiting(), "letting go of a frontend: {why}; its sessions wait {GRACE:?} for it");
+            self.detach(id, f);
+        }
+    }
+
+    /// Logs out the users of frontends that did not come back in time.
+    pub(super) fn expire(&mut self, now: Instant) {
+        let expired: Vec<FrontendId> = self
+            .detached
+            .iter()
+            .filter(|(_, d)| d.until <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let d = self.detached.remove(&id).expect("listed above");
+            tracing::warn!(frontend = %d.name, id, "frontend did not come back; logging out its users");
+            let sessions = self.chat.sessions_on(id).into_iter().collect();
+            self.logged_out.insert(
+                d.name,
+                LoggedOut {
+                    sessions,
+                    until: now + REMEMBER,
+                },
+            );
+            self.chat.frontend_gone(id, &mut self.out);
+        }
+        self.encode();
+    }
+
+    pub(super) fn next_expiry(&self) -> Option<Instant> {
+        self.detached.values().map(|d| d.until).min()
+    }
+
+    pub(super) fn any_behind(&self) -> bool {
+        self.frontends.values().any(Frontend::behind)
+    }
+
+    /// If some frontend is past [`HIGH_WATER`], when the first of them will have taken nothing
+    /// for [`STALL`] (the hub takes no input until then, or until they catch up).
+    pub(super) fn stalled_by(&mut self, now: Instant) -> Option<Instant> {
+        let mut first: Option<Instant> = None;
+        for (id, f) in &self.frontends {
+            if !f.behind() {
+                self.stalls.remove(id);
+                continue;
+            }
+            let written = f.progress.written.load(Ordering::Acquire);
+            let (seen, since) = self.stalls.entry(*id).or_insert((written, now));
+            if *seen != written {
+                (*seen, *since) = (written, now);
+            }
+            let at = *since + STALL;
+            first = Some(first.map_or(at, |f| f.min(at)));
+        }
+        first
+    }
+
+    pub(super) fn let_go_of_stalled(&mut self, now: Instant) {
+        let stalled: Vec<FrontendId> = self
+            .stalls
+            .iter()
+            .filter(|(_, (_, since))| *since + STALL <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stalled {
+            self.let_go(id, "it took nothing while its queue was full");
+        }
+        self.encode();
+    }
+}

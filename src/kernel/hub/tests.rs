@@ -1,0 +1,116 @@
+//! The hub driven through its channels, with paused time.
+
+use super::*;
+use crate::chat::Event;
+
+/// A frontend as the hub sees it: the receiving end of its writer's queue.
+struct Fake {
+    id: FrontendId,
+    rx: mpsc::UnboundedReceiver<(u64, Bytes)>,
+    progress: Arc<Progress>,
+}
+
+fn attach(id: FrontendId, name: &str, sessions: Vec<(SessionId, Option<Login>)>) -> (Input, Fake) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let progress = Arc::new(Progress::default());
+    let input = Input::Attach {
+        frontend: id,
+        name: name.into(),
+        instance: u64::from(id),
+        sessions,
+        outbox: tx,
+        progress: progress.clone(),
+    };
+    (input, Fake { id, rx, progress })
+}
+
+impl Fake {
+    /// Every event delivered so far, as plain text (each batch marked written).
+    fn events(&mut self) -> Vec<String> {
+        let mut events = Vec::new();
+        while let Ok((batch, bytes)) = self.rx.try_recv() {
+            self.progress.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+            self.progress.written.store(batch, Ordering::Release);
+            let mut rest = &bytes[..];
+            while rest.len() >= 4 {
+                let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+                if let Ok(Downstream::Deliver { event, .. }) = Downstream::decode(&rest[4..4 + len]) {
+                    events.push(event.plain());
+                }
+                rest = &rest[4 + len..];
+            }
+        }
+        events
+    }
+
+    fn frame(&self, seq: u64, message: Upstream) -> Input {
+        Input::Frame {
+            frontend: self.id,
+            seq,
+            message,
+        }
+    }
+}
+
+fn line(session: SessionId, line: &str) -> Upstream {
+    Upstream::Line {
+        session,
+        line: line.into(),
+    }
+}
+
+/// Lets the hub task run until it waits again.
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_hub_holds_frames_until_every_expected_frontend_is_back() {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(rx, vec!["a".into(), "b".into()], Arc::new(Notify::new())));
+    let bob = Some(Login {
+        name: "bob".into(),
+        seq: 1,
+    });
+    let (input, mut a) = attach(1, "a", vec![(1, bob)]);
+    tx.send(input).await.unwrap();
+    tx.send(a.frame(1, line(1, "msgall early"))).await.unwrap();
+    settle().await;
+    tokio::time::advance(RESTORE_WINDOW / 2).await;
+    settle().await;
+    assert!(a.events().is_empty(), "applied before b's hello");
+    let (input, mut b) = attach(2, "b", vec![(7, None)]);
+    tx.send(input).await.unwrap();
+    settle().await;
+    assert!(a.events().iter().any(|e| e.ends_with("[bob]: early")));
+    assert!(b.events().is_empty(), "b has nobody logged in");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_restore_window_ends_without_a_missing_frontend() {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(rx, vec!["a".into(), "gone".into()], Arc::new(Notify::new())));
+    let amy = Some(Login {
+        name: "amy".into(),
+        seq: 1,
+    });
+    let (input, mut a) = attach(1, "a", vec![(1, amy)]);
+    tx.send(input).await.unwrap();
+    tx.send(a.frame(1, line(1, "/whoami"))).await.unwrap();
+    settle().await;
+    tokio::time::advance(RESTORE_WINDOW - Duration::from_millis(1)).await;
+    settle().await;
+    assert!(a.events().is_empty());
+    tokio::time::advance(Duration::from_millis(2)).await;
+    settle().await;
+    assert_eq!(
+        a.events(),
+        [Event::WhoAmI {
+            name: "amy".into(),
+            raw: true
+        }
+        .plain()]
+    );
+}
