@@ -1,6 +1,5 @@
 //! The command line: what each subcommand takes, and running it.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,7 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::frontend::{self, Kind, Limits};
+use crate::frontend::{self, args::ServeArgs};
 use crate::supervisor::control::{Reply, Request};
 
 #[derive(Debug, Parser)]
@@ -78,45 +77,7 @@ pub enum Command {
     },
     /// Run one frontend: a telnet (tcp) or web (ws) server attached to the kernel.
     #[command(hide = true)]
-    Serve {
-        /// This server's name, as in servers.toml.
-        #[arg(long)]
-        name: String,
-        #[arg(long, value_enum)]
-        kind: Kind,
-        /// The kernel's Unix socket.
-        #[arg(long)]
-        kernel: PathBuf,
-        /// Address to bind when no socket is inherited (LISTEN_FDS).
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// ANSI colours on telnet.
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        color: bool,
-        #[arg(long, default_value_t = crate::config::DEFAULT_MAX_LINE)]
-        max_line: usize,
-        #[arg(long, default_value_t = crate::config::DEFAULT_MAX_CONNECTIONS)]
-        max_connections: usize,
-        #[arg(long, default_value_t = crate::config::DEFAULT_MAX_CONNECTIONS_PER_IP)]
-        max_connections_per_ip: usize,
-        /// Lines a second per client after the burst; 0: unlimited.
-        #[arg(long, default_value_t = crate::config::DEFAULT_INPUT_RATE)]
-        input_rate: u32,
-        #[arg(long, default_value_t = crate::config::DEFAULT_INPUT_BURST)]
-        input_burst: u32,
-        /// Seconds a client's socket may take no byte while output waits.
-        #[arg(long, default_value_t = crate::config::DEFAULT_SEND_TIMEOUT.as_secs())]
-        send_timeout: u64,
-        /// Seconds an HTTP request head may take (ws).
-        #[arg(long, default_value_t = crate::config::DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
-        handshake_timeout: u64,
-        /// Host names served besides the bound address (ws).
-        #[arg(long, value_delimiter = ',')]
-        allowed_hosts: Vec<String>,
-        /// Seconds of silence after which a WebSocket client is pinged (tests shorten it).
-        #[arg(long, hide = true, default_value_t = frontend::client::PING_INTERVAL.as_secs())]
-        ping_interval: u64,
-    },
+    Serve(ServeArgs),
 }
 
 impl Cli {
@@ -143,40 +104,8 @@ impl Cli {
                 raise_fd_limit();
                 runtime(|shutdown| async move { crate::kernel::run(&socket, expect, shutdown).await })
             }
-            Command::Serve {
-                name,
-                kind,
-                kernel,
-                listen,
-                color,
-                max_line,
-                max_connections,
-                max_connections_per_ip,
-                input_rate,
-                input_burst,
-                send_timeout,
-                handshake_timeout,
-                allowed_hosts,
-                ping_interval,
-            } => {
-                let options = frontend::Options {
-                    name,
-                    kind,
-                    kernel,
-                    listen,
-                    color,
-                    limits: Limits {
-                        max_line: max_line.max(1),
-                        max_connections: max_connections.max(1),
-                        max_connections_per_ip: max_connections_per_ip.max(1),
-                        input_rate,
-                        input_burst: input_burst.max(1),
-                        send_timeout: Duration::from_secs(send_timeout.max(1)),
-                        handshake_timeout: Duration::from_secs(handshake_timeout.max(1)),
-                        ping_interval: Duration::from_secs(ping_interval.max(1)),
-                    },
-                    allowed_hosts: allowed_hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
-                };
+            Command::Serve(args) => {
+                let options = args.options();
                 init_logging();
                 raise_fd_limit();
                 runtime(|shutdown| frontend::run(options, shutdown))
@@ -204,7 +133,7 @@ fn check(path: &Path) -> Result<()> {
             s.input_rate,
             s.input_burst,
             s.send_timeout.as_secs(),
-            serde_json::to_value(s.restart)?.as_str().unwrap_or("?"),
+            s.restart,
         );
         if s.kind == frontend::Kind::Ws {
             println!(

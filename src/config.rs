@@ -61,8 +61,7 @@ impl Server {
 }
 
 /// When a server's process is restarted after it exits on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restart {
     /// Whatever the exit status (the default).
     Always,
@@ -70,6 +69,12 @@ pub enum Restart {
     OnFailure,
     Never,
 }
+
+crate::spelled!(Restart, "restart policy", {
+    Restart::Always => "always",
+    Restart::OnFailure => "on-failure",
+    Restart::Never => "never",
+});
 
 pub const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const DEFAULT_COLOR: bool = true;
@@ -266,19 +271,9 @@ impl Check<'_> {
                 self.problem(span, format!("{at}.name"), format!("`{name}` is used twice"));
             }
         }
-        let kind = fields.string(self, "kind").and_then(|kind| match kind.as_str() {
-            "tcp" => Some(Kind::Tcp),
-            "ws" => Some(Kind::Ws),
-            _ => {
-                let span = fields.span("kind").unwrap_or(span.clone());
-                self.problem(
-                    span,
-                    format!("{at}.kind"),
-                    format!("`{kind}` is not a kind: use \"tcp\" or \"ws\""),
-                );
-                None
-            }
-        });
+        let kind = fields
+            .string(self, "kind")
+            .and_then(|kind| self.word(&fields, "kind", &kind, &span, at));
         let host = fields
             .string(self, "host")
             .map_or(Some(DEFAULT_HOST), |host| match host.parse::<IpAddr>() {
@@ -321,22 +316,10 @@ impl Check<'_> {
                 }
             }
         }
-        let restart = fields
-            .string(self, "restart")
-            .map_or(Some(Restart::Always), |r| match r.as_str() {
-                "always" => Some(Restart::Always),
-                "on-failure" => Some(Restart::OnFailure),
-                "never" => Some(Restart::Never),
-                _ => {
-                    let span = fields.span("restart").unwrap_or(span.clone());
-                    self.problem(
-                        span,
-                        format!("{at}.restart"),
-                        format!("`{r}`: use \"always\", \"on-failure\" or \"never\""),
-                    );
-                    None
-                }
-            });
+        let restart = match fields.string(self, "restart") {
+            Some(restart) => self.word(&fields, "restart", &restart, &span, at),
+            None => Some(Restart::Always),
+        };
         for required in ["name", "kind", "port"] {
             if fields.span(required).is_none() {
                 self.problem(span.clone(), format!("{at}.{required}"), "missing (required)");
@@ -363,6 +346,25 @@ impl Check<'_> {
             allowed_hosts,
             restart: restart?,
         })
+    }
+
+    /// A word of a few spellings ([`Kind`], [`Restart`]), or a problem naming them.
+    fn word<T: std::str::FromStr<Err = crate::spelling::Unknown>>(
+        &mut self,
+        fields: &Fields<'_, '_>,
+        key: &str,
+        word: &str,
+        table: &Range<usize>,
+        at: &str,
+    ) -> Option<T> {
+        match word.parse() {
+            Ok(value) => Some(value),
+            Err(unknown) => {
+                let span = fields.span(key).unwrap_or(table.clone());
+                self.problem(span, format!("{at}.{key}"), unknown.to_string());
+                None
+            }
+        }
     }
 
     /// Addresses are unique, unless the port is 0.

@@ -1,6 +1,7 @@
 //! The frontend process (`chat-supervisor serve`): owns client connections and talks to the
 //! kernel for everything else.
 //!
+//! - [`args`]: the `serve` command line, built by the supervisor and parsed here.
 //! - [`listen`]: the listening socket, inherited (fd 3) or bound by hand.
 //! - [`accept`] and [`admission`]: the accept loop, connection limits (pure counting), refusals.
 //! - [`client`]: one client connection: throttled reading, the writer, timeouts.
@@ -15,6 +16,7 @@
 
 pub mod accept;
 pub mod admission;
+pub mod args;
 pub mod client;
 pub mod http;
 pub mod link;
@@ -41,8 +43,7 @@ use link::Link;
 use session::Sessions;
 
 /// Which protocol a frontend serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Telnet: a TCP line chat.
     Tcp,
@@ -50,14 +51,7 @@ pub enum Kind {
     Ws,
 }
 
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Kind::Tcp => "tcp",
-            Kind::Ws => "ws",
-        })
-    }
-}
+crate::spelled!(Kind, "kind", { Kind::Tcp => "tcp", Kind::Ws => "ws" });
 
 /// Per-server limits of PROTOCOL.md §5.
 #[derive(Debug, Clone, Copy)]

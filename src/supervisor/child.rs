@@ -71,8 +71,7 @@ impl Spec {
 }
 
 /// The lifecycle of a child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Spawned; waiting for it to report ready.
     Starting,
@@ -88,12 +87,14 @@ pub enum State {
     Stopped,
 }
 
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = serde_json::to_value(self).ok();
-        f.write_str(text.as_ref().and_then(|v| v.as_str()).unwrap_or("?"))
-    }
-}
+crate::spelled!(State, "state", {
+    State::Starting => "starting",
+    State::Running => "running",
+    State::Backoff => "backoff",
+    State::Failed => "failed",
+    State::Stopping => "stopping",
+    State::Stopped => "stopped",
+});
 
 /// What `status` shows of a child.
 #[derive(Debug, Clone)]
@@ -455,27 +456,8 @@ fn spawn(spec: &Spec, log: &Arc<Mutex<DailyFile>>) -> Result<Running> {
             }
         }
         Role::Frontend { server, listener } => {
-            command
-                .args([
-                    "serve",
-                    "--name",
-                    &server.name,
-                    "--kind",
-                    &server.kind.to_string(),
-                    "--kernel",
-                ])
-                .arg(&spec.kernel_socket)
-                .args(["--color", &server.color.to_string()])
-                .args(["--max-line", &server.max_line.to_string()])
-                .args(["--max-connections", &server.max_connections.to_string()])
-                .args(["--max-connections-per-ip", &server.max_connections_per_ip.to_string()])
-                .args(["--input-rate", &server.input_rate.to_string()])
-                .args(["--input-burst", &server.input_burst.to_string()])
-                .args(["--send-timeout", &server.send_timeout.as_secs().to_string()])
-                .args(["--handshake-timeout", &server.handshake_timeout.as_secs().to_string()]);
-            if !server.allowed_hosts.is_empty() {
-                command.arg("--allowed-hosts").arg(server.allowed_hosts.join(","));
-            }
+            let args = crate::frontend::args::ServeArgs::for_server(server, &spec.kernel_socket);
+            command.arg("serve").args(args.to_args());
             crate::frontend::listen::hand_over(&mut command, listener.as_ref(), &server.name);
         }
     }
