@@ -74,7 +74,7 @@ macro_rules! spelled {
 mod tests {
     use crate::config::Restart;
     use crate::frontend::Kind;
-    use crate::supervisor::child::State;
+    use crate::supervisor::lifecycle::State;
 
     /// Every value shows as a word that parses back to it.
     fn round_trip<T>(all: &[T])
