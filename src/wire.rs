@@ -446,6 +446,7 @@ fn error_code(error: &ChatError) -> u8 {
         ChatError::ServerBusy => 11,
         ChatError::ServerFull => 12,
         ChatError::TooManyConnections => 13,
+        ChatError::ServerUnavailable => 14,
     }
 }
 
@@ -602,6 +603,7 @@ impl Reader<'_> {
                 11 => ChatError::ServerBusy,
                 12 => ChatError::ServerFull,
                 13 => ChatError::TooManyConnections,
+                14 => ChatError::ServerUnavailable,
                 tag => return Err(DecodeError::UnknownTag { what: "error", tag }),
             }),
             tag => return Err(DecodeError::UnknownTag { what: "event", tag }),
@@ -663,7 +665,7 @@ mod tests {
             Event::Help,
             Event::Error(ChatError::NotFound(s("zed"))),
         ];
-        for code in 1..=12u8 {
+        for code in 1..=14u8 {
             if code != 9 {
                 let body = [8, code];
                 events.push(Reader(&body).event().unwrap());

@@ -184,7 +184,7 @@ fn sigkill_of_the_supervisor_leaves_no_child() {
 #[test]
 fn a_crash_loop_shows_as_failed_until_restarted() {
     let mut up = Up::start(&two_servers());
-    let (_, mut pid) = up.listening("twisted");
+    let (addr, mut pid) = up.listening("twisted");
     for _ in 0..4 {
         kill(pid, Signal::SIGKILL);
         pid = up.listening("twisted").1;
@@ -194,6 +194,11 @@ fn a_crash_loop_shows_as_failed_until_restarted() {
     let row = up.row("twisted");
     assert_eq!(row["state"], "failed", "{row}");
     assert_eq!(row["pid"], serde_json::Value::Null);
+    // Its clients are told at once rather than left waiting.
+    let (line, took) = first_line(addr, b"");
+    eprintln!("failed telnet server: {line:?} after {took:?}");
+    assert_eq!(line, UNAVAILABLE);
+    assert!(took < Duration::from_millis(100), "took {took:?}");
     // The rest is untouched; `restart` brings it back at once.
     assert_eq!(up.row("web")["state"], "running");
     let out = up.cli(&["restart", "twisted"]);
@@ -276,9 +281,7 @@ fn stop_and_start_one_server() {
     up.listening("web");
     assert!(up.cli(&["stop", "twisted"]).status.success());
     assert_eq!(up.row("twisted")["state"], "stopped");
-    // Connections wait in the backlog of the socket the supervisor keeps.
-    let waiting = std::net::TcpStream::connect(addr);
-    assert!(waiting.is_ok());
+    assert_eq!(first_line(addr, b"").0, UNAVAILABLE);
     assert!(up.cli(&["start", "twisted"]).status.success());
     up.listening("twisted");
     let out = up.cli(&["restart", "nope"]);
@@ -530,4 +533,86 @@ fn watchdog_0_disables_it() {
     });
     let log = std::fs::read_to_string(up.dir.path().join("logs/supervisor.log")).unwrap();
     assert!(!log.contains("watchdog:"), "{log}");
+}
+
+const UNAVAILABLE: &str = "[ERROR] - server unavailable, try again later";
+
+/// Connects, sends `request`, and returns the first line the server sends back (without its
+/// line ending; empty at EOF) and how long that took from the connect.
+fn first_line(addr: std::net::SocketAddr, request: &[u8]) -> (String, Duration) {
+    use std::io::{BufRead, Write};
+    let started = std::time::Instant::now();
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, util::WAIT).unwrap();
+    stream.set_read_timeout(Some(util::WAIT)).unwrap();
+    let _ = stream.write_all(request);
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(stream).read_line(&mut line);
+    (line.trim_end().to_string(), started.elapsed())
+}
+
+#[test]
+fn a_stopped_server_answers_unavailable_at_once_and_its_process_takes_over_on_start() {
+    let mut up = Up::start(&two_servers());
+    let (tcp, _) = up.listening("twisted");
+    let (ws, _) = up.listening("web");
+    for name in ["twisted", "web"] {
+        assert!(up.cli(&["stop", name]).status.success());
+    }
+    let (line, took) = first_line(tcp, b"");
+    eprintln!("stopped telnet server: {line:?} after {took:?}");
+    assert_eq!(line, UNAVAILABLE);
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+    let request = format!("GET / HTTP/1.1\r\nHost: {ws}\r\n\r\n");
+    let (status, took) = first_line(ws, request.as_bytes());
+    eprintln!("stopped web server: {status:?} after {took:?}");
+    assert!(status.starts_with("HTTP/1.1 503 "), "{status}");
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+
+    // Clients keep coming while it starts again: each is answered by the supervisor or served by
+    // the new process, none left without an answer.
+    let stop = Arc::new(AtomicBool::new(false));
+    let unavailable = Arc::new(AtomicU64::new(0));
+    let (stopping, counted) = (stop.clone(), unavailable.clone());
+    let clients = std::thread::spawn(move || {
+        let (mut served, mut lost) = (0, Vec::new());
+        while !stopping.load(Ordering::Relaxed) || served < 20 {
+            match first_line(tcp, b"help\r\n").0 {
+                line if line == UNAVAILABLE => _ = counted.fetch_add(1, Ordering::Relaxed),
+                line if line.starts_with("[INFO] - commands:") => served += 1,
+                other => lost.push(other),
+            }
+        }
+        (served, lost)
+    });
+    while unavailable.load(Ordering::Relaxed) < 20 {
+        std::thread::yield_now();
+    }
+    assert!(up.cli(&["start", "twisted"]).status.success());
+    up.listening("twisted");
+    stop.store(true, Ordering::Relaxed);
+    let (served, lost) = clients.join().unwrap();
+    let unavailable = unavailable.load(Ordering::Relaxed);
+    eprintln!(
+        "around `start`: {unavailable} answered unavailable, {served} served, {} lost",
+        lost.len()
+    );
+    assert!(lost.is_empty(), "{lost:?}");
+    // The web server is still answered for.
+    let (status, _) = first_line(ws, request.as_bytes());
+    assert!(status.starts_with("HTTP/1.1 503 "), "{status}");
+}
+
+#[test]
+fn during_a_crash_restart_clients_wait_and_are_served() {
+    let mut up = Up::start(&server("twisted", "tcp"));
+    let (addr, pid) = up.listening("twisted");
+    // The first restart is immediate; the second waits out a backoff.
+    kill(pid, Signal::SIGKILL);
+    let (_, pid) = up.listening("twisted");
+    kill(pid, Signal::SIGKILL);
+    let (line, took) = first_line(addr, b"help\r\n");
+    eprintln!("a client during a crash-restart was served after {took:?}");
+    assert!(line.starts_with("[INFO] - commands:"), "{line}");
+    up.listening("twisted");
+    assert_eq!(up.row("twisted")["restarts"], 2);
 }

@@ -16,6 +16,7 @@ use super::backoff;
 use super::lifecycle::{Action, Event, Lifecycle, Note, READY_TIMEOUT, State};
 use super::logfile::DailyFile;
 use super::spawn::{self, Process};
+use super::unavailable::Answering;
 use super::watchdog::{self, Notice, Watchdog};
 use crate::config::{Restart, Server};
 
@@ -155,6 +156,7 @@ async fn supervise(spec: Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Send
         process: None,
         notify: None,
         watchdog: None,
+        answering: None,
         timer: None,
         events: VecDeque::new(),
     };
@@ -237,6 +239,8 @@ struct Run<'a> {
     notify: Option<UnixDatagram>,
     /// The watchdog of the current process, until it expires.
     watchdog: Option<Watchdog>,
+    /// While it is stopped or failed, its clients are answered by us.
+    answering: Option<Answering>,
     timer: Timer,
     /// Events that actions caused (a spawn's outcome, `READY=1`), applied before waiting again.
     events: VecDeque<Event>,
@@ -269,7 +273,14 @@ impl Run<'_> {
                 Action::Sleep(d) => self.timer = Some((after(d), Event::BackoffElapsed)),
                 Action::Grace(d) => self.timer = Some((after(d), Event::GraceElapsed)),
                 Action::Log(note) => self.log(note),
-                Action::Answer | Action::StopAnswering => {}
+                Action::Answer => {
+                    if let Role::Frontend { server, listener } = &self.spec.role {
+                        self.answering = Answering::start(server, listener)
+                            .map_err(|e| tracing::warn!(name = %name, error = %e, "cannot answer its clients"))
+                            .ok();
+                    }
+                }
+                Action::StopAnswering => self.answering = None,
             }
         }
     }

@@ -8,6 +8,7 @@
 //! - [`watchdog`]: notify messages and when a silent child counts as hung (pure).
 //! - [`plan`]: what an edit of the config changes (pure); [`watch`]: noticing the edit.
 //! - [`control`]: the control socket and the `status` table; [`census`]: users per server.
+//! - [`unavailable`]: answering the clients of a stopped or failed server ourselves.
 //! - [`lock`]: one supervisor per config.
 //! - [`logfile`]: daily-rotated log files with a stable live name.
 
@@ -20,6 +21,7 @@ pub mod lock;
 pub mod logfile;
 pub mod plan;
 pub mod spawn;
+pub mod unavailable;
 pub mod watch;
 pub mod watchdog;
 
