@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::frontend::{self, args::ServeArgs};
-use crate::supervisor::control::{Reply, Request};
+use crate::supervisor::control::{Reply, Request, Row};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,54 +17,48 @@ use crate::supervisor::control::{Reply, Request};
     about = "One chat, many frontends, each its own process."
 )]
 pub struct Cli {
+    /// The config file (before or after the subcommand).
+    #[arg(short, long = "config", global = true, default_value = "servers.toml")]
+    pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// The config file option every supervisor command takes.
-#[derive(Debug, clap::Args)]
-pub struct ConfigArg {
-    /// The config file.
-    #[arg(short, long = "config", default_value = "servers.toml")]
-    pub config: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the kernel and every server in the config, and keep them running (foreground).
-    Up(ConfigArg),
+    Up,
     /// Validate the config and print what `up` would run.
-    Check(ConfigArg),
-    /// Show every server: kind, address, pid, state, uptime, restarts, users.
+    Check,
+    /// Show the kernel and every server (or those named): kind, address, pid, state, uptime,
+    /// restarts, users. Exits with 3 if one shown is stopped or failed, 4 for an unknown name.
     Status {
-        #[command(flatten)]
-        config: ConfigArg,
+        names: Vec<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Re-read the config and apply the changes (as a saved edit or SIGHUP would).
-    Reload(ConfigArg),
-    /// Restart one server (or `kernel`), clearing a failed state.
+    Reload,
+    /// Restart servers (`all`: every server; `kernel`: the kernel), clearing a failed state.
     Restart {
-        name: String,
-        #[command(flatten)]
-        config: ConfigArg,
+        #[arg(required = true)]
+        names: Vec<String>,
     },
-    /// Stop one server (or `kernel`) until `start`.
+    /// Stop servers (`all`, or `kernel`) until `start`.
     Stop {
-        name: String,
-        #[command(flatten)]
-        config: ConfigArg,
+        #[arg(required = true)]
+        names: Vec<String>,
     },
-    /// Start a stopped server (or `kernel`).
+    /// Start stopped servers (`all`, or `kernel`).
     Start {
-        name: String,
-        #[command(flatten)]
-        config: ConfigArg,
+        #[arg(required = true)]
+        names: Vec<String>,
     },
     /// Stop everything and the supervisor itself.
-    Down(ConfigArg),
+    Down,
+    /// Print a completion script: `chat-supervisor completions bash > /etc/bash_completion.d/chat-supervisor`.
+    Completions { shell: clap_complete::Shell },
     /// Run the kernel: the one owner of the chat state, serving frontends on a Unix socket.
     #[command(hide = true)]
     Kernel {
@@ -82,23 +76,21 @@ pub enum Command {
 
 impl Cli {
     pub fn run(self) -> Result<()> {
+        let config = &self.config;
         match self.command {
-            Command::Up(c) => crate::supervisor::up(&c.config),
-            Command::Check(c) => check(&c.config),
-            Command::Status { config, json } => {
-                let reply = control(&config.config, &Request::Status)?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&reply.servers)?);
-                } else {
-                    print!("{}", crate::supervisor::control::table(&reply.servers));
-                }
+            Command::Up => crate::supervisor::up(config),
+            Command::Check => check(config),
+            Command::Status { names, json } => status(config, &names, json),
+            Command::Reload => say(control(config, &Request::Reload)?),
+            Command::Restart { names } => say(control(config, &Request::Restart { names })?),
+            Command::Stop { names } => say(control(config, &Request::Stop { names })?),
+            Command::Start { names } => say(control(config, &Request::Start { names })?),
+            Command::Down => say(control(config, &Request::Down)?),
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(shell, &mut Cli::command(), "chat-supervisor", &mut std::io::stdout());
                 Ok(())
             }
-            Command::Reload(c) => say(control(&c.config, &Request::Reload)?),
-            Command::Restart { name, config } => say(control(&config.config, &Request::Restart { name })?),
-            Command::Stop { name, config } => say(control(&config.config, &Request::Stop { name })?),
-            Command::Start { name, config } => say(control(&config.config, &Request::Start { name })?),
-            Command::Down(c) => say(control(&c.config, &Request::Down)?),
             Command::Kernel { socket, expect } => {
                 init_logging();
                 raise_fd_limit();
@@ -151,6 +143,58 @@ fn check(path: &Path) -> Result<()> {
             .watchdog
             .map_or_else(|| "off".to_string(), |w| format!("{}s", w.as_secs()))
     );
+    Ok(())
+}
+
+/// Ends the program with this exit code, after printing `message` unless it is empty.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitWith {
+    pub code: u8,
+    pub message: String,
+}
+
+/// `status`: the table (or JSON) of the rows named, exit code 3 if one is stopped or failed
+/// (systemctl's and LSB's "not running"), 4 for an unknown name (theirs for "unknown").
+fn status(config: &Path, names: &[String], json: bool) -> Result<()> {
+    use crate::supervisor::lifecycle::State;
+    let reply = control(config, &Request::Status)?;
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|n| !reply.servers.iter().any(|r| r.name == **n))
+        .collect();
+    if !unknown.is_empty() {
+        let unknown: Vec<String> = unknown.iter().map(|n| format!("`{n}`")).collect();
+        return Err(ExitWith {
+            code: 4,
+            message: format!("no server named {} (see `chat-supervisor status`)", unknown.join(", ")),
+        }
+        .into());
+    }
+    let rows: Vec<Row> = reply
+        .servers
+        .into_iter()
+        .filter(|r| names.is_empty() || names.contains(&r.name))
+        .collect();
+    if json {
+        let status = serde_json::json!({ "servers": rows, "config_error": reply.config_error });
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        use std::io::IsTerminal;
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        print!("{}", crate::supervisor::control::table(&rows, color));
+        if let Some(error) = &reply.config_error {
+            println!("{error}");
+        }
+    }
+    let down = |r: &Row| r.state.parse::<State>().is_ok_and(State::unavailable);
+    if rows.iter().any(down) {
+        return Err(ExitWith {
+            code: 3,
+            message: String::new(),
+        }
+        .into());
+    }
     Ok(())
 }
 

@@ -616,3 +616,188 @@ fn during_a_crash_restart_clients_wait_and_are_served() {
     up.listening("twisted");
     assert_eq!(up.row("twisted")["restarts"], 2);
 }
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_config_option_goes_before_or_after_the_subcommand() {
+    let mut up = Up::start(&two_servers());
+    up.listening("web");
+    let config = up.dir.path().join("servers.toml");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(util::bin())
+            .args(args)
+            .current_dir(elsewhere.path())
+            .output()
+            .unwrap()
+    };
+    let before = run(&["-c".as_ref(), config.as_os_str(), "status".as_ref(), "web".as_ref()]);
+    let after = run(&[
+        "status".as_ref(),
+        "web".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    for out in [&before, &after] {
+        assert!(out.status.success(), "{}", stderr(out));
+        assert!(stdout(out).contains("\nweb "), "{}", stdout(out));
+    }
+    // Without it, the folder's servers.toml: none here.
+    let out = run(&["status".as_ref()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no supervisor is running"), "{}", stderr(&out));
+}
+
+#[test]
+fn status_of_some_servers_and_its_exit_codes() {
+    let mut up = Up::start(&two_servers());
+    up.listening("twisted");
+    up.listening("web");
+    let out = up.cli(&["status", "web", "kernel"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let names: Vec<String> = stdout(&out)
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["kernel", "web"]);
+    // Not a terminal: no colour.
+    assert!(!stdout(&out).contains('\x1b'), "{}", stdout(&out));
+
+    assert!(up.cli(&["stop", "twisted"]).status.success());
+    // A stopped server shown: 3, as systemctl and LSB scripts say "not running".
+    assert_eq!(up.cli(&["status"]).status.code(), Some(3));
+    assert_eq!(up.cli(&["status", "twisted"]).status.code(), Some(3));
+    assert_eq!(up.cli(&["status", "--json", "twisted"]).status.code(), Some(3));
+    // Not shown: 0.
+    assert_eq!(up.cli(&["status", "web"]).status.code(), Some(0));
+    // An unknown name: 4.
+    let out = up.cli(&["status", "web", "nope"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("no server named `nope`"), "{}", stderr(&out));
+}
+
+#[test]
+fn stop_start_and_restart_take_several_names_or_all() {
+    let mut up = Up::start(&format!("{}{}", two_servers(), server("third", "tcp")));
+    let (_, twisted) = up.listening("twisted");
+    let (_, web) = up.listening("web");
+    let (_, third) = up.listening("third");
+
+    let out = up.cli(&["stop", "twisted", "web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "stopped twisted\nstopped web\n");
+    for pid in [twisted, web] {
+        assert!(gone(pid, Duration::from_secs(1)));
+    }
+    assert_eq!(up.row("third")["pid"], third);
+
+    // A stopped server said so, not an error.
+    let out = up.cli(&["stop", "twisted"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "twisted is already stopped\n");
+
+    // An unknown name among known ones changes nothing.
+    let out = up.cli(&["start", "twisted", "nope"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no server named `nope`"), "{}", stderr(&out));
+    assert_eq!(up.row("twisted")["state"], "stopped");
+
+    let out = up.cli(&["start", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "third is already running\nstarting twisted\nstarting web\n"
+    );
+    up.listening("twisted");
+    up.listening("web");
+
+    let kernel = up.row("kernel")["pid"].clone();
+    let before: Vec<_> = ["third", "twisted", "web"].map(|n| up.row(n)["pid"].clone()).into();
+    let out = up.cli(&["restart", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "restarting third\nrestarting twisted\nrestarting web\n");
+    for (name, old) in ["third", "twisted", "web"].iter().zip(before) {
+        let (_, new) = up.listening(name);
+        assert_ne!(serde_json::json!(new), old, "{name}");
+    }
+    // `all` is the servers: the kernel runs on.
+    assert_eq!(up.row("kernel")["pid"], kernel);
+    assert_eq!(up.cli(&["status"]).status.code(), Some(0));
+}
+
+#[test]
+fn completions_are_printed_for_bash() {
+    let out = std::process::Command::new(util::bin())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = stdout(&out);
+    assert!(script.contains("chat-supervisor"), "{script}");
+    assert!(script.contains("complete"), "{script}");
+    assert!(script.contains("restart"), "{script}");
+}
+
+#[test]
+fn reload_says_what_the_file_watcher_already_applied() {
+    let mut up = Up::start(&server("twisted", "tcp"));
+    up.listening("twisted");
+    let out = up.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("nothing new: servers.toml was applied at "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).ends_with(" (when `up` started)\n"), "{}", stdout(&out));
+
+    up.write_config(&two_servers());
+    up.wait_for("reloaded: 1 added, 0 removed, 0 changed, 1 unchanged");
+    up.listening("web");
+    let out = up.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    eprintln!("reload after a watcher-applied edit: {said}");
+    let time = said
+        .strip_prefix("nothing new: servers.toml was applied at ")
+        .and_then(|rest| rest.strip_suffix(" (1 added)\n"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(chrono::NaiveTime::parse_from_str(time, "%H:%M:%S").is_ok(), "{said}");
+}
+
+#[test]
+fn status_flags_an_edit_that_was_refused() {
+    let mut up = Up::start(&two_servers());
+    up.listening("twisted");
+    up.listening("web");
+    assert_eq!(up.status_json()["config_error"], serde_json::Value::Null);
+    up.write_config("[[server]]\nname = \"twisted\"\nkind = \"gopher\"\nport = 0\n");
+    up.wait_for("reload refused");
+    let out = up.cli(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    let flagged = table.lines().last().unwrap();
+    eprintln!("status after a refused edit: {flagged}");
+    assert!(
+        flagged.starts_with("servers.toml changed since the running config was loaded and is invalid: "),
+        "{table}"
+    );
+    assert!(flagged.contains("servers.toml:3: server[1].kind"), "{flagged}");
+    assert!(flagged.ends_with("; running the previous config"), "{flagged}");
+    let json = up.status_json();
+    assert_eq!(json["config_error"], flagged, "{json}");
+    assert_eq!(json["servers"].as_array().unwrap().len(), 3);
+
+    // Fixed (back to what runs): the flag goes.
+    up.write_config(&two_servers());
+    up.wait_for("nothing new");
+    assert_eq!(up.status_json()["config_error"], serde_json::Value::Null);
+}

@@ -101,6 +101,11 @@ struct Supervisor {
     kernel: Option<Handle>,
     servers: BTreeMap<String, Handle>,
     listeners: BTreeMap<String, Arc<TcpListener>>,
+    /// When the running config was applied, and what that changed, for a `reload` with nothing
+    /// new to apply.
+    applied: (chrono::DateTime<chrono::Local>, String),
+    /// Why the config file, edited since, was not applied (`is invalid: …`), for `status`.
+    refused: Option<String>,
 }
 
 impl Supervisor {
@@ -113,6 +118,8 @@ impl Supervisor {
             kernel: None,
             servers: BTreeMap::new(),
             listeners,
+            applied: (chrono::Local::now(), "when `up` started".into()),
+            refused: None,
         }
     }
 
@@ -234,48 +241,79 @@ impl Supervisor {
     }
 
     async fn handle(&mut self, request: Request) -> Reply {
-        let ok = |message: String| Reply {
-            ok: true,
-            message,
-            ..Reply::default()
-        };
-        let fail = |message: String| Reply {
-            ok: false,
-            message,
-            ..Reply::default()
+        let reply = |result: Result<String, String>| {
+            let ok = result.is_ok();
+            let message = result.unwrap_or_else(|e| e);
+            Reply {
+                ok,
+                message,
+                ..Reply::default()
+            }
         };
         match request {
             Request::Status => Reply {
                 ok: true,
                 message: String::new(),
                 servers: self.status().await,
+                config_error: self.refused.as_ref().map(|why| {
+                    format!(
+                        "{} changed since the running config was loaded and {why}; running the previous config",
+                        self.config.path.display()
+                    )
+                }),
             },
-            Request::Reload => match self.reload().await {
-                Ok(summary) => ok(summary),
-                Err(e) => fail(e),
-            },
-            Request::Restart { name } | Request::Stop { name } | Request::Start { name }
-                if self.handle_of(&name).is_none() =>
-            {
-                fail(format!("no server named `{name}` (see `chat-supervisor status`)"))
-            }
-            Request::Restart { name } => {
-                self.handle_of(&name).expect("checked").request(Event::Restart).await;
-                tracing::info!(name, "restarted on request");
-                ok(format!("restarting {name}"))
-            }
-            Request::Stop { name } => {
-                self.handle_of(&name).expect("checked").request(Event::Stop).await;
-                tracing::info!(name, "stopped on request");
-                ok(format!("stopped {name}"))
-            }
-            Request::Start { name } => {
-                self.handle_of(&name).expect("checked").request(Event::Start).await;
-                tracing::info!(name, "started on request");
-                ok(format!("starting {name}"))
-            }
+            Request::Reload => reply(self.reload().await),
+            Request::Restart { names } => reply(self.request(&names, Event::Restart).await),
+            Request::Stop { names } => reply(self.request(&names, Event::Stop).await),
+            Request::Start { names } => reply(self.request(&names, Event::Start).await),
             Request::Down => unreachable!("handled by the loop"),
         }
+    }
+
+    /// `start`, `stop` or `restart` of `names` (`all`: every server), all at once; one line of
+    /// reply per name. An unknown name changes nothing.
+    async fn request(&self, names: &[String], request: Event) -> Result<String, String> {
+        let mut handles = Vec::new();
+        let mut unknown = Vec::new();
+        for name in names {
+            match (name.as_str(), self.handle_of(name)) {
+                ("all", _) => handles.extend(self.servers.values()),
+                (_, Some(handle)) => handles.push(handle),
+                (_, None) => unknown.push(format!("`{name}`")),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(format!(
+                "no server named {} (see `chat-supervisor status`)",
+                unknown.join(", ")
+            ));
+        }
+        handles.dedup_by_key(|h| h.spec.name.clone());
+        let before = futures_util::future::join_all(handles.iter().map(|h| h.request(request))).await;
+        let lines: Vec<String> = handles
+            .iter()
+            .zip(before)
+            .map(|(handle, before)| {
+                let name = &handle.spec.name;
+                match (request, before) {
+                    (Event::Stop, State::Stopped) => format!("{name} is already stopped"),
+                    (Event::Start, State::Starting | State::Running) => format!("{name} is already running"),
+                    (Event::Stop, _) => {
+                        tracing::info!(name, "stopped on request");
+                        format!("stopped {name}")
+                    }
+                    (Event::Start, _) => {
+                        tracing::info!(name, "started on request");
+                        format!("starting {name}")
+                    }
+                    _ => {
+                        tracing::info!(name, "restarted on request");
+                        format!("restarting {name}")
+                    }
+                }
+            })
+            .collect();
+        Ok(lines.join("\n"))
     }
 
     fn handle_of(&self, name: &str) -> Option<&Handle> {
@@ -316,18 +354,31 @@ impl Supervisor {
     }
 
     /// Reads the config again and applies it by its [`plan`]. An invalid file, or an address
-    /// that cannot be bound, changes nothing.
+    /// that cannot be bound, changes nothing (and `status` says so until the file is fixed).
     async fn reload(&mut self) -> Result<String, String> {
-        let refuse = |message: String| {
+        let mut refuse = |why: String, message: String| {
             // One log line per refusal, for grep.
-            tracing::error!("reload refused: {}", message.replace("\n  ", " ").replace('\n', "; "));
+            let line = message.replace("\n  ", " ").replace('\n', "; ");
+            tracing::error!("reload refused: {line}");
+            self.refused = Some(format!("{why}: {}", line.trim_end_matches("; nothing changed")));
             Err(message)
         };
         let new = match config::load(&self.config.path) {
             Ok(new) => new,
-            Err(e) => return refuse(format!("{e:#}\nnothing changed")),
+            Err(e) => return refuse("is invalid".into(), format!("{e:#}\nnothing changed")),
         };
         let plan = plan::diff(&self.config, &new);
+        if plan.is_empty() {
+            self.refused = None;
+            let (at, what) = &self.applied;
+            let message = format!(
+                "nothing new: {} was applied at {} ({what})",
+                self.config.path.display(),
+                at.format("%H:%M:%S")
+            );
+            tracing::info!("{message}");
+            return Ok(message);
+        }
         if plan.supervisor_changed {
             tracing::warn!("changes to [supervisor] take effect at the next `up`");
         }
@@ -335,7 +386,7 @@ impl Supervisor {
         for server in plan.to_bind() {
             match bind(server) {
                 Ok(listener) => fresh.insert(server.name.clone(), Arc::new(listener)),
-                Err(e) => return refuse(format!("{e:#}; nothing changed")),
+                Err(e) => return refuse("cannot be applied".into(), format!("{e:#}; nothing changed")),
             };
         }
 
@@ -356,6 +407,8 @@ impl Supervisor {
         }
         *self.expect.lock().unwrap_or_else(|e| e.into_inner()) = new.servers.iter().map(|s| s.name.clone()).collect();
         self.config = new;
+        self.applied = (chrono::Local::now(), plan.changes());
+        self.refused = None;
         let summary = format!("reloaded: {}", plan.summary());
         tracing::info!("{summary}");
         Ok(summary)
