@@ -97,10 +97,12 @@ impl Cli {
                 runtime(|shutdown| async move { crate::kernel::run(&socket, expect, shutdown).await })
             }
             Command::Serve(args) => {
+                // First, while this is the only thread (it edits the environment).
+                let listener = frontend::listen::listener(args.listen)?;
                 let options = args.options();
                 init_logging();
                 raise_fd_limit();
-                runtime(|shutdown| frontend::run(options, shutdown))
+                runtime(|shutdown| frontend::run(options, listener, shutdown))
             }
         }
     }

@@ -91,8 +91,9 @@ pub const DEFAULT_RUN_DIR: &str = "run";
 pub const DEFAULT_LOG_KEEP: usize = 7;
 /// Problems shown of an invalid file; the rest are counted.
 pub const SHOWN_PROBLEMS: usize = 50;
-/// Names the supervisor's own files use, so no server may take them.
-const RESERVED: [&str; 2] = ["kernel", "supervisor"];
+/// Names the supervisor's own files use, and `all` (every server, on the command line), so no
+/// server may take them.
+const RESERVED: [&str; 3] = ["kernel", "supervisor", "all"];
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,7 +266,7 @@ impl Check<'_> {
                 self.problem(
                     span,
                     format!("{at}.name"),
-                    format!("`{name}` is reserved for the supervisor's own files"),
+                    format!("`{name}` is reserved for the supervisor's own use"),
                 );
             } else if !self.names.insert(name.clone()) {
                 self.problem(span, format!("{at}.name"), format!("`{name}` is used twice"));
@@ -692,7 +693,7 @@ restart = "sometimes"
 
     #[test]
     fn names_are_checked() {
-        for bad in ["\"A\"", "\"a b\"", "\"\"", "\"kernel\"", "\"supervisor\""] {
+        for bad in ["\"A\"", "\"a b\"", "\"\"", "\"kernel\"", "\"supervisor\"", "\"all\""] {
             let text = format!("[[server]]\nname = {bad}\nkind = \"tcp\"\nport = 0\n");
             let got = problems(&text);
             assert_eq!(got.len(), 1, "{bad}: {got:?}");

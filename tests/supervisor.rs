@@ -801,3 +801,30 @@ fn status_flags_an_edit_that_was_refused() {
     up.wait_for("nothing new");
     assert_eq!(up.status_json()["config_error"], serde_json::Value::Null);
 }
+
+#[test]
+fn up_tells_its_notify_socket_when_it_is_ready_and_when_it_stops() {
+    let outside = tempfile::tempdir().unwrap();
+    let path = outside.path().join("systemd.notify");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    systemd.set_read_timeout(Some(util::WAIT)).unwrap();
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = systemd.recv(&mut buf).expect("a notify message in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("servers.toml"), two_servers()).unwrap();
+    let started = std::time::Instant::now();
+    let mut up = Up::start_with_env(dir, &[("NOTIFY_SOCKET", path.as_os_str())]);
+    assert_eq!(next(), "READY=1");
+    eprintln!("READY=1 {:?} after `up` started", started.elapsed());
+    // By then the kernel and every server serve.
+    let rows = up.status();
+    assert!(rows.iter().all(|r| r["state"] == "running"), "{rows:?}");
+    up.wait_for("ready: the kernel and 2 of 2 servers running");
+
+    kill(up.proc.pid(), Signal::SIGTERM);
+    assert_eq!(next(), "STOPPING=1");
+    assert!(up.proc.child.wait().unwrap().success());
+}

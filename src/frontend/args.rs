@@ -109,13 +109,13 @@ impl ServeArgs {
         Self::from_arg_matches(&command.try_get_matches_from(args)?)
     }
 
-    /// What the frontend runs with; every limit at least 1.
+    /// What the frontend runs with (but its socket: see [`listen`](super::listen)); every limit
+    /// at least 1.
     pub fn options(self) -> Options {
         Options {
             name: self.name,
             kind: self.kind,
             kernel: self.kernel,
-            listen: self.listen,
             color: self.color,
             limits: Limits {
                 max_line: self.max_line.max(1),

@@ -30,7 +30,6 @@ pub mod telnet;
 pub mod web;
 pub mod websocket;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,16 +95,14 @@ pub struct Options {
     pub name: String,
     pub kind: Kind,
     pub kernel: PathBuf,
-    pub listen: Option<SocketAddr>,
     pub color: bool,
     pub limits: Limits,
     /// Host names served besides the bound address (web only).
     pub allowed_hosts: Vec<String>,
 }
 
-/// Serves clients until `shutdown`.
-pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
-    let listener = listen::listener(options.listen)?;
+/// Serves clients on `listener` (see [`listen::listener`]) until `shutdown`.
+pub async fn run(options: Options, listener: std::net::TcpListener, shutdown: CancellationToken) -> Result<()> {
     let addr = listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(name = %options.name, kind = %options.kind, %addr, "listening");

@@ -152,6 +152,8 @@ impl Supervisor {
 
     async fn run(mut self) -> Result<()> {
         tracing::info!(config = %self.config.path.display(), pid = std::process::id(), "supervisor starting");
+        // WATCHDOG=1 to systemd while this thread turns, if it asks (WatchdogSec=).
+        tokio::spawn(crate::notify::watchdog());
         let control_path = self.settings.run_dir.join("control.sock");
         let _ = std::fs::remove_file(&control_path);
         let control = tokio::net::UnixListener::bind(&control_path)
@@ -194,10 +196,20 @@ impl Supervisor {
         for server in self.config.servers.clone() {
             self.start_server(&server);
         }
+        // Under systemd (Type=notify): READY=1 once every server is up, or has given up.
+        let statuses: Vec<_> = self.servers.values().map(|h| h.status.clone()).collect();
+        let mut all_settled = std::pin::pin!(futures_util::future::join_all(statuses.into_iter().map(child::settled)));
+        let mut ready = false;
 
         let mut down = None;
         loop {
             tokio::select! {
+                states = &mut all_settled, if !ready => {
+                    ready = true;
+                    let running = states.iter().filter(|s| **s == State::Running).count();
+                    tracing::info!("ready: the kernel and {running} of {} servers running", states.len());
+                    crate::notify::ready();
+                }
                 _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
                 _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); let _ = self.reload().await; }
@@ -233,6 +245,7 @@ impl Supervisor {
 
     /// Frontends first (all at once), then the kernel.
     async fn shutdown(&mut self) {
+        crate::notify::stopping();
         let servers = std::mem::take(&mut self.servers);
         futures_util::future::join_all(servers.into_values().map(Handle::stop_and_end)).await;
         if let Some(kernel) = self.kernel.take() {

@@ -403,10 +403,16 @@ impl Up {
     }
 
     pub fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with_env(dir, &[])
+    }
+
+    /// Starts `up` in `dir` with these extra environment variables.
+    pub fn start_with_env(dir: tempfile::TempDir, env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(bin())
             .arg("up")
             .current_dir(dir.path())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
