@@ -30,8 +30,10 @@ pub enum Command {
     Up,
     /// Validate the config and print what `up` would run.
     Check,
-    /// Show the kernel and every server (or those named): kind, address, pid, state, uptime,
-    /// restarts, users. Exits with 3 if one shown is stopped or failed, 4 for an unknown name.
+    /// Show the kernel and every server (or those named): address, pid, state, uptime, users.
+    ///
+    /// Exits with 3 if one shown is stopped or failed (as `systemctl status` does), 4 for an
+    /// unknown name.
     Status {
         names: Vec<String>,
         /// Print JSON instead of a table.
@@ -57,7 +59,9 @@ pub enum Command {
     },
     /// Stop everything and the supervisor itself.
     Down,
-    /// Print a completion script: `chat-supervisor completions bash > /etc/bash_completion.d/chat-supervisor`.
+    /// Print a shell completion script.
+    ///
+    /// For example: `chat-supervisor completions bash > /etc/bash_completion.d/chat-supervisor`.
     Completions { shell: clap_complete::Shell },
     /// Run the kernel: the one owner of the chat state, serving frontends on a Unix socket.
     #[command(hide = true)]
