@@ -1,6 +1,5 @@
 //! The command line: what each subcommand takes, and running it.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,8 +7,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::frontend::{self, Kind, Limits};
-use crate::supervisor::control::{Reply, Request};
+use crate::frontend::{self, args::ServeArgs};
+use crate::supervisor::control::{Reply, Request, Row};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -18,54 +17,48 @@ use crate::supervisor::control::{Reply, Request};
     about = "One chat, many frontends, each its own process."
 )]
 pub struct Cli {
+    /// The config file (before or after the subcommand).
+    #[arg(short, long = "config", global = true, default_value = "servers.toml")]
+    pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// The config file option every supervisor command takes.
-#[derive(Debug, clap::Args)]
-pub struct ConfigArg {
-    /// The config file.
-    #[arg(short, long = "config", default_value = "servers.toml")]
-    pub config: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the kernel and every server in the config, and keep them running (foreground).
-    Up(ConfigArg),
+    Up,
     /// Validate the config and print what `up` would run.
-    Check(ConfigArg),
-    /// Show every server: kind, address, pid, state, uptime, restarts, users.
+    Check,
+    /// Show the kernel and every server (or those named): address, pid, state, uptime, users.
+    ///
+    /// Exits with 3 if one shown is stopped or failed (as `systemctl status` does), 4 for an
+    /// unknown name.
     Status {
-        #[command(flatten)]
-        config: ConfigArg,
+        names: Vec<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Re-read the config and apply the changes (as a saved edit or SIGHUP would).
-    Reload(ConfigArg),
-    /// Restart one server (or `kernel`), clearing a failed state.
+    Reload,
+    /// Restart servers (`all`: every server; `kernel`: the kernel), clearing a failed state.
     Restart {
-        name: String,
-        #[command(flatten)]
-        config: ConfigArg,
+        #[arg(required = true)]
+        names: Vec<String>,
     },
-    /// Stop one server (or `kernel`) until `start`.
+    /// Stop servers (`all`, or `kernel`) until `start`.
     Stop {
-        name: String,
-        #[command(flatten)]
-        config: ConfigArg,
+        #[arg(required = true)]
+        names: Vec<String>,
     },
-    /// Start a stopped server (or `kernel`).
+    /// Start stopped servers (`all`, or `kernel`).
     Start {
-        name: String,
-        #[command(flatten)]
-        config: ConfigArg,
+        #[arg(required = true)]
+        names: Vec<String>,
     },
     /// Stop everything and the supervisor itself.
-    Down(ConfigArg),
+    Down,
     /// Print the last lines of the supervisor's log, or of a child's; with -f, follow it.
     Logs {
         /// `kernel` or a server's name; none: the supervisor's own log.
@@ -77,9 +70,11 @@ pub enum Command {
         /// How many of the last lines to print.
         #[arg(short = 'n', long, default_value_t = 10)]
         lines: usize,
-        #[command(flatten)]
-        config: ConfigArg,
     },
+    /// Print a shell completion script.
+    ///
+    /// For example: `chat-supervisor completions bash > /etc/bash_completion.d/chat-supervisor`.
+    Completions { shell: clap_complete::Shell },
     /// Run the kernel: the one owner of the chat state, serving frontends on a Unix socket.
     #[command(hide = true)]
     Kernel {
@@ -92,121 +87,41 @@ pub enum Command {
     },
     /// Run one frontend: a telnet (tcp) or web (ws) server attached to the kernel.
     #[command(hide = true)]
-    Serve {
-        /// This server's name, as in servers.toml.
-        #[arg(long)]
-        name: String,
-        #[arg(long, value_enum)]
-        kind: Kind,
-        /// The kernel's Unix socket.
-        #[arg(long)]
-        kernel: PathBuf,
-        /// Address to bind when no socket is inherited (LISTEN_FDS).
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// ANSI colours on telnet.
-        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-        color: bool,
-        #[arg(long, default_value_t = crate::config::DEFAULT_MAX_LINE)]
-        max_line: usize,
-        #[arg(long, default_value_t = crate::config::DEFAULT_MAX_CONNECTIONS)]
-        max_connections: usize,
-        #[arg(long, default_value_t = crate::config::DEFAULT_MAX_CONNECTIONS_PER_IP)]
-        max_connections_per_ip: usize,
-        /// Lines a second per client after the burst; 0: unlimited.
-        #[arg(long, default_value_t = crate::config::DEFAULT_INPUT_RATE)]
-        input_rate: u32,
-        #[arg(long, default_value_t = crate::config::DEFAULT_INPUT_BURST)]
-        input_burst: u32,
-        /// Seconds a client's socket may take no byte while output waits.
-        #[arg(long, default_value_t = crate::config::DEFAULT_SEND_TIMEOUT.as_secs())]
-        send_timeout: u64,
-        /// Seconds an HTTP request head may take (ws).
-        #[arg(long, default_value_t = crate::config::DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
-        handshake_timeout: u64,
-        /// Host names served besides the bound address (ws).
-        #[arg(long, value_delimiter = ',')]
-        allowed_hosts: Vec<String>,
-        /// The line each client is greeted with; "" for none [default: a welcome naming this
-        /// server and `help`].
-        #[arg(long, value_parser = crate::config::motd_arg)]
-        motd: Option<String>,
-        /// Seconds of silence after which a WebSocket client is pinged (tests shorten it).
-        #[arg(long, hide = true, default_value_t = frontend::client::PING_INTERVAL.as_secs())]
-        ping_interval: u64,
-    },
+    Serve(ServeArgs),
 }
 
 impl Cli {
     pub fn run(self) -> Result<()> {
+        let config = &self.config;
         match self.command {
-            Command::Up(c) => crate::supervisor::up(&c.config),
-            Command::Check(c) => check(&c.config),
-            Command::Status { config, json } => {
-                let reply = control(&config.config, &Request::Status)?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&reply.servers)?);
-                } else {
-                    print!("{}", crate::supervisor::control::table(&reply.servers));
-                }
+            Command::Up => crate::supervisor::up(config),
+            Command::Check => check(config),
+            Command::Status { names, json } => status(config, &names, json),
+            Command::Reload => say(control(config, &Request::Reload)?),
+            Command::Restart { names } => say(control(config, &Request::Restart { names })?),
+            Command::Stop { names } => say(control(config, &Request::Stop { names })?),
+            Command::Start { names } => say(control(config, &Request::Start { names })?),
+            Command::Down => say(control(config, &Request::Down)?),
+            Command::Logs { name, follow, lines } => {
+                crate::supervisor::logs::run(config, name.as_deref(), lines, follow)
+            }
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                clap_complete::generate(shell, &mut Cli::command(), "chat-supervisor", &mut std::io::stdout());
                 Ok(())
             }
-            Command::Reload(c) => say(control(&c.config, &Request::Reload)?),
-            Command::Restart { name, config } => say(control(&config.config, &Request::Restart { name })?),
-            Command::Stop { name, config } => say(control(&config.config, &Request::Stop { name })?),
-            Command::Start { name, config } => say(control(&config.config, &Request::Start { name })?),
-            Command::Down(c) => say(control(&c.config, &Request::Down)?),
-            Command::Logs {
-                name,
-                follow,
-                lines,
-                config,
-            } => crate::supervisor::logs::run(&config.config, name.as_deref(), lines, follow),
             Command::Kernel { socket, expect } => {
                 init_logging();
                 raise_fd_limit();
                 runtime(|shutdown| async move { crate::kernel::run(&socket, expect, shutdown).await })
             }
-            Command::Serve {
-                name,
-                kind,
-                kernel,
-                listen,
-                color,
-                max_line,
-                max_connections,
-                max_connections_per_ip,
-                input_rate,
-                input_burst,
-                send_timeout,
-                handshake_timeout,
-                allowed_hosts,
-                motd,
-                ping_interval,
-            } => {
-                let motd = motd.unwrap_or_else(|| crate::config::default_motd(&name));
-                let options = frontend::Options {
-                    name,
-                    kind,
-                    kernel,
-                    listen,
-                    color,
-                    limits: Limits {
-                        max_line: max_line.max(1),
-                        max_connections: max_connections.max(1),
-                        max_connections_per_ip: max_connections_per_ip.max(1),
-                        input_rate,
-                        input_burst: input_burst.max(1),
-                        send_timeout: Duration::from_secs(send_timeout.max(1)),
-                        handshake_timeout: Duration::from_secs(handshake_timeout.max(1)),
-                        ping_interval: Duration::from_secs(ping_interval.max(1)),
-                    },
-                    allowed_hosts: allowed_hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
-                    motd,
-                };
+            Command::Serve(args) => {
+                // First, while this is the only thread (it edits the environment).
+                let listener = frontend::listen::listener(args.listen)?;
+                let options = args.options();
                 init_logging();
                 raise_fd_limit();
-                runtime(|shutdown| frontend::run(options, shutdown))
+                runtime(|shutdown| frontend::run(options, listener, shutdown))
             }
         }
     }
@@ -231,7 +146,7 @@ fn check(path: &Path) -> Result<()> {
             s.input_rate,
             s.input_burst,
             s.send_timeout.as_secs(),
-            serde_json::to_value(s.restart)?.as_str().unwrap_or("?"),
+            s.restart,
         );
         if s.kind == frontend::Kind::Ws {
             println!(
@@ -253,6 +168,58 @@ fn check(path: &Path) -> Result<()> {
             .watchdog
             .map_or_else(|| "off".to_string(), |w| format!("{}s", w.as_secs()))
     );
+    Ok(())
+}
+
+/// Ends the program with this exit code, after printing `message` unless it is empty.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitWith {
+    pub code: u8,
+    pub message: String,
+}
+
+/// `status`: the table (or JSON) of the rows named, exit code 3 if one is stopped or failed
+/// (systemctl's and LSB's "not running"), 4 for an unknown name (theirs for "unknown").
+fn status(config: &Path, names: &[String], json: bool) -> Result<()> {
+    use crate::supervisor::lifecycle::State;
+    let reply = control(config, &Request::Status)?;
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|n| !reply.servers.iter().any(|r| r.name == **n))
+        .collect();
+    if !unknown.is_empty() {
+        let unknown: Vec<String> = unknown.iter().map(|n| format!("`{n}`")).collect();
+        return Err(ExitWith {
+            code: 4,
+            message: format!("no server named {} (see `chat-supervisor status`)", unknown.join(", ")),
+        }
+        .into());
+    }
+    let rows: Vec<Row> = reply
+        .servers
+        .into_iter()
+        .filter(|r| names.is_empty() || names.contains(&r.name))
+        .collect();
+    if json {
+        let status = serde_json::json!({ "servers": rows, "config_error": reply.config_error });
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        use std::io::IsTerminal;
+        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        print!("{}", crate::supervisor::control::table(&rows, color));
+        if let Some(error) = &reply.config_error {
+            println!("{error}");
+        }
+    }
+    let down = |r: &Row| r.state.parse::<State>().is_ok_and(State::unavailable);
+    if rows.iter().any(down) {
+        return Err(ExitWith {
+            code: 3,
+            message: String::new(),
+        }
+        .into());
+    }
     Ok(())
 }
 

@@ -64,8 +64,7 @@ impl Server {
 }
 
 /// When a server's process is restarted after it exits on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restart {
     /// Whatever the exit status (the default).
     Always,
@@ -73,6 +72,12 @@ pub enum Restart {
     OnFailure,
     Never,
 }
+
+crate::spelled!(Restart, "restart policy", {
+    Restart::Always => "always",
+    Restart::OnFailure => "on-failure",
+    Restart::Never => "never",
+});
 
 pub const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 pub const DEFAULT_COLOR: bool = true;
@@ -91,8 +96,9 @@ pub const DEFAULT_LOG_KEEP: usize = 7;
 pub const MAX_MOTD: usize = 200;
 /// Problems shown of an invalid file; the rest are counted.
 pub const SHOWN_PROBLEMS: usize = 50;
-/// Names the supervisor's own files use, so no server may take them.
-const RESERVED: [&str; 2] = ["kernel", "supervisor"];
+/// Names the supervisor's own files use, and `all` (every server, on the command line), so no
+/// server may take them.
+const RESERVED: [&str; 3] = ["kernel", "supervisor", "all"];
 
 /// The greeting of a server whose config sets no `motd`.
 pub fn default_motd(name: &str) -> String {
@@ -318,25 +324,15 @@ impl Check<'_> {
                 self.problem(
                     span,
                     format!("{at}.name"),
-                    format!("`{name}` is reserved for the supervisor's own files"),
+                    format!("`{name}` is reserved for the supervisor's own use"),
                 );
             } else if !self.names.insert(name.clone()) {
                 self.problem(span, format!("{at}.name"), format!("`{name}` is used twice"));
             }
         }
-        let kind = fields.string(self, "kind").and_then(|kind| match kind.as_str() {
-            "tcp" => Some(Kind::Tcp),
-            "ws" => Some(Kind::Ws),
-            _ => {
-                let span = fields.span("kind").unwrap_or(span.clone());
-                self.problem(
-                    span,
-                    format!("{at}.kind"),
-                    format!("`{kind}` is not a kind: use \"tcp\" or \"ws\""),
-                );
-                None
-            }
-        });
+        let kind = fields
+            .string(self, "kind")
+            .and_then(|kind| self.word(&fields, "kind", &kind, &span, at));
         let host = fields
             .string(self, "host")
             .map_or(Some(DEFAULT_HOST), |host| match host.parse::<IpAddr>() {
@@ -387,22 +383,10 @@ impl Check<'_> {
                 }
             }
         }
-        let restart = fields
-            .string(self, "restart")
-            .map_or(Some(Restart::Always), |r| match r.as_str() {
-                "always" => Some(Restart::Always),
-                "on-failure" => Some(Restart::OnFailure),
-                "never" => Some(Restart::Never),
-                _ => {
-                    let span = fields.span("restart").unwrap_or(span.clone());
-                    self.problem(
-                        span,
-                        format!("{at}.restart"),
-                        format!("`{r}`: use \"always\", \"on-failure\" or \"never\""),
-                    );
-                    None
-                }
-            });
+        let restart = match fields.string(self, "restart") {
+            Some(restart) => self.word(&fields, "restart", &restart, &span, at),
+            None => Some(Restart::Always),
+        };
         for required in ["name", "kind", "port"] {
             if fields.span(required).is_none() {
                 self.problem(span.clone(), format!("{at}.{required}"), "missing (required)");
@@ -431,6 +415,25 @@ impl Check<'_> {
             allowed_hosts,
             restart: restart?,
         })
+    }
+
+    /// A word of a few spellings ([`Kind`], [`Restart`]), or a problem naming them.
+    fn word<T: std::str::FromStr<Err = crate::spelling::Unknown>>(
+        &mut self,
+        fields: &Fields<'_, '_>,
+        key: &str,
+        word: &str,
+        table: &Range<usize>,
+        at: &str,
+    ) -> Option<T> {
+        match word.parse() {
+            Ok(value) => Some(value),
+            Err(unknown) => {
+                let span = fields.span(key).unwrap_or(table.clone());
+                self.problem(span, format!("{at}.{key}"), unknown.to_string());
+                None
+            }
+        }
     }
 
     /// Addresses are unique, unless the port is 0.
@@ -810,7 +813,7 @@ restart = "sometimes"
 
     #[test]
     fn names_are_checked() {
-        for bad in ["\"A\"", "\"a b\"", "\"\"", "\"kernel\"", "\"supervisor\""] {
+        for bad in ["\"A\"", "\"a b\"", "\"\"", "\"kernel\"", "\"supervisor\"", "\"all\""] {
             let text = format!("[[server]]\nname = {bad}\nkind = \"tcp\"\nport = 0\n");
             let got = problems(&text);
             assert_eq!(got.len(), 1, "{bad}: {got:?}");

@@ -11,6 +11,7 @@
 //!   WebSocket servers, rendering, the web page.
 //! - [`supervisor`]: `chat-supervisor up`: sockets, children, restarts, logs, control, reloads.
 //! - [`config`]: `servers.toml`, validated strictly.
+//! - [`spelling`]: the one spelling of each word that config, command line and `status` share.
 //! - [`notify`]: readiness reporting to whoever started the process.
 //! - [`heartbeat`]: the kernel link's heartbeat rule, without a timer per frame.
 //! - [`memory`]: handing freed memory back to the system after a burst.
@@ -26,6 +27,7 @@ pub mod heartbeat;
 pub mod kernel;
 pub mod memory;
 pub mod notify;
+pub mod spelling;
 pub mod supervisor;
 pub mod throttle;
 pub mod wire;

@@ -8,9 +8,17 @@ fn main() -> ExitCode {
     let cli = chat_supervisor::cli::Cli::parse();
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chat-supervisor: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<chat_supervisor::cli::ExitWith>() {
+            Some(exit) => {
+                if !exit.message.is_empty() {
+                    eprintln!("chat-supervisor: {}", exit.message);
+                }
+                ExitCode::from(exit.code)
+            }
+            None => {
+                eprintln!("chat-supervisor: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -3,6 +3,9 @@
 //! socket `$NOTIFY_SOCKET`. The supervisor (or systemd) kills a process whose pings stop: a hung
 //! or stopped process is restarted like a crashed one.
 //!
+//! The supervisor reports the same way to whoever started it (systemd's `Type=notify`), and is
+//! the `$NOTIFY_SOCKET` of its children.
+//!
 //! Without the variables (a child run by hand) this does nothing.
 
 use std::os::unix::net::UnixDatagram;
@@ -44,7 +47,18 @@ fn send(message: &[u8]) {
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
-    let sent = UnixDatagram::unbound().and_then(|socket| socket.send_to(message, &path));
+    let sent = UnixDatagram::unbound().and_then(|socket| {
+        use std::os::unix::ffi::OsStrExt;
+        match path.as_bytes().strip_prefix(b"@") {
+            // systemd may name an abstract socket, `@` for its leading NUL.
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                socket.send_to_addr(message, &addr)
+            }
+            None => socket.send_to(message, &path),
+        }
+    });
     if let Err(e) = sent {
         tracing::warn!(error = %e, socket = ?path, "could not report to the supervisor");
     }

@@ -437,7 +437,7 @@ pub fn encode_deliver(dst: &mut BytesMut, to: Option<&[SessionId]>, origin: Opti
 
 /// Every error an event can carry, by its code on the wire: the one place codes are spelled.
 /// `NotFound` is followed by the name that was not found.
-const ERRORS: [(u8, ChatError); 13] = [
+const ERRORS: [(u8, ChatError); 14] = [
     (1, ChatError::Syntax(SyntaxError::UnknownCommand)),
     (2, ChatError::Syntax(SyntaxError::RequireUsername)),
     (3, ChatError::Syntax(SyntaxError::OverageInfo)),
@@ -451,6 +451,7 @@ const ERRORS: [(u8, ChatError); 13] = [
     (11, ChatError::ServerBusy),
     (12, ChatError::ServerFull),
     (13, ChatError::TooManyConnections),
+    (14, ChatError::ServerUnavailable),
 ];
 
 fn error_code(error: &ChatError) -> u8 {

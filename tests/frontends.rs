@@ -438,3 +438,66 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
         .unwrap();
     response
 }
+
+/// A frontend under plain systemd socket activation (`LISTEN_FDS=1` and `LISTEN_PID` set to its
+/// own pid, which only an exec'ing parent can do), by systemd's own test tool if installed.
+#[test]
+fn a_frontend_runs_under_systemd_socket_activation() {
+    let activate = std::path::Path::new("/usr/bin/systemd-socket-activate");
+    if !activate.exists() {
+        eprintln!("skipped: no systemd-socket-activate (Debian package `systemd`)");
+        return;
+    }
+    let scene = Scene::new();
+    let _kernel = scene.kernel();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ready = util::Ready::new(scene.dir.path(), "activated");
+    let mut command = std::process::Command::new(activate);
+    command
+        .args(["-l", &format!("127.0.0.1:{port}")])
+        // It passes on only the environment it is told to.
+        .arg("-E")
+        .arg(format!("NOTIFY_SOCKET={}", ready.path.display()))
+        .args(["-E", "RUST_LOG=info"])
+        .arg(util::bin())
+        .args([
+            "serve",
+            "--name",
+            "activated",
+            "--kind",
+            "tcp",
+            "--color",
+            "false",
+            "--kernel",
+        ])
+        .arg(scene.socket());
+    let frontend = scene.spawn("activated", command);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    run(LIMIT, async {
+        // Its socket accepts once the tool listens; the first connection makes it exec the
+        // frontend, which finds that connection in the backlog.
+        let deadline = tokio::time::Instant::now() + util::WAIT;
+        let stream = loop {
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(stream) => break stream,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => panic!("systemd-socket-activate never listened: {e}"),
+            }
+        };
+        let mut user = Telnet::from_stream(stream);
+        user.login("socket").await;
+        user.send("/whoami").await;
+        assert_eq!(user.line().await, "socket");
+    });
+    ready.wait();
+    let log = frontend.log();
+    assert!(log.contains(&format!("addr=127.0.0.1:{port}")), "{log}");
+    assert!(log.contains("listening"), "{log}");
+}

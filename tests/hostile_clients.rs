@@ -161,23 +161,27 @@ fn item_2_userlist_amplification_stays_bounded() {
                 .unwrap();
             let attack = b"userlist\r\n".repeat(16_000); // 160 KB
             attacker.write_all(&attack).await.unwrap();
-            // Its own answers pile up to the point where its commands are no longer read; then,
-            // reading nothing, it is dropped after send_timeout (throttled, it takes the socket
-            // buffers longer to fill).
+            // Its own answers pile up to the point where its commands are no longer read; past
+            // the outbox bound, or after send_timeout with nothing read, it is dropped. It reads
+            // nothing meanwhile: the log says when.
+            let started = Instant::now();
             let wait = if name == "throttled" {
                 FLOOD
             } else {
                 Duration::from_secs(10)
             };
-            let closed = closed_within(&mut attacker, wait).await;
+            while drops(frontend) == 0 && started.elapsed() < wait {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let dropped = (drops(frontend) == 1).then(|| started.elapsed());
             let growth = peak.growth();
             eprintln!(
-                "userlist x 16,000 ({name}): kernel + frontend grew {growth} KiB; attacker closed after {closed:?}"
+                "userlist x 16,000 ({name}): kernel + frontend grew {growth} KiB; attacker dropped after {dropped:?}"
             );
             assert!(growth < 256 * MIB, "{name}: grew {growth} KiB");
             if name == "unthrottled" {
-                assert!(closed.is_some(), "the attacker was not dropped:\n{}", frontend.log());
-                assert_eq!(drops(frontend), 1, "{}", frontend.log());
+                assert!(dropped.is_some(), "the attacker was not dropped:\n{}", frontend.log());
+                assert!(closed_within(&mut attacker, Duration::from_secs(10)).await.is_some());
             }
         }
         let trips = neighbour.stop().await;

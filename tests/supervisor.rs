@@ -184,7 +184,7 @@ fn sigkill_of_the_supervisor_leaves_no_child() {
 #[test]
 fn a_crash_loop_shows_as_failed_until_restarted() {
     let mut up = Up::start(&two_servers());
-    let (_, mut pid) = up.listening("twisted");
+    let (addr, mut pid) = up.listening("twisted");
     for _ in 0..4 {
         kill(pid, Signal::SIGKILL);
         pid = up.listening("twisted").1;
@@ -194,6 +194,11 @@ fn a_crash_loop_shows_as_failed_until_restarted() {
     let row = up.row("twisted");
     assert_eq!(row["state"], "failed", "{row}");
     assert_eq!(row["pid"], serde_json::Value::Null);
+    // Its clients are told at once rather than left waiting.
+    let (line, took) = first_line(addr, b"");
+    eprintln!("failed telnet server: {line:?} after {took:?}");
+    assert_eq!(line, UNAVAILABLE);
+    assert!(took < Duration::from_millis(100), "took {took:?}");
     // The rest is untouched; `restart` brings it back at once.
     assert_eq!(up.row("web")["state"], "running");
     let out = up.cli(&["restart", "twisted"]);
@@ -276,9 +281,7 @@ fn stop_and_start_one_server() {
     up.listening("web");
     assert!(up.cli(&["stop", "twisted"]).status.success());
     assert_eq!(up.row("twisted")["state"], "stopped");
-    // Connections wait in the backlog of the socket the supervisor keeps.
-    let waiting = std::net::TcpStream::connect(addr);
-    assert!(waiting.is_ok());
+    assert_eq!(first_line(addr, b"").0, UNAVAILABLE);
     assert!(up.cli(&["start", "twisted"]).status.success());
     up.listening("twisted");
     let out = up.cli(&["restart", "nope"]);
@@ -530,4 +533,303 @@ fn watchdog_0_disables_it() {
     });
     let log = std::fs::read_to_string(up.dir.path().join("logs/supervisor.log")).unwrap();
     assert!(!log.contains("watchdog:"), "{log}");
+}
+
+const UNAVAILABLE: &str = "[ERROR] - server unavailable, try again later";
+
+/// Connects, sends `request`, and returns the first line the server sends back (without its
+/// line ending; empty at EOF) and how long that took from the connect.
+fn first_line(addr: std::net::SocketAddr, request: &[u8]) -> (String, Duration) {
+    use std::io::{BufRead, Write};
+    let started = std::time::Instant::now();
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, util::WAIT).unwrap();
+    stream.set_read_timeout(Some(util::WAIT)).unwrap();
+    let _ = stream.write_all(request);
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(stream).read_line(&mut line);
+    (line.trim_end().to_string(), started.elapsed())
+}
+
+#[test]
+fn a_stopped_server_answers_unavailable_at_once_and_its_process_takes_over_on_start() {
+    let mut up = Up::start(&two_servers());
+    let (tcp, _) = up.listening("twisted");
+    let (ws, _) = up.listening("web");
+    for name in ["twisted", "web"] {
+        assert!(up.cli(&["stop", name]).status.success());
+    }
+    let (line, took) = first_line(tcp, b"");
+    eprintln!("stopped telnet server: {line:?} after {took:?}");
+    assert_eq!(line, UNAVAILABLE);
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+    let request = format!("GET / HTTP/1.1\r\nHost: {ws}\r\n\r\n");
+    let (status, took) = first_line(ws, request.as_bytes());
+    eprintln!("stopped web server: {status:?} after {took:?}");
+    assert!(status.starts_with("HTTP/1.1 503 "), "{status}");
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+
+    // Clients keep coming while it starts again: each is answered by the supervisor or served by
+    // the new process, none left without an answer.
+    let stop = Arc::new(AtomicBool::new(false));
+    let unavailable = Arc::new(AtomicU64::new(0));
+    let (stopping, counted) = (stop.clone(), unavailable.clone());
+    let clients = std::thread::spawn(move || {
+        let (mut served, mut lost) = (0, Vec::new());
+        let deadline = std::time::Instant::now() + util::WAIT;
+        while !stopping.load(Ordering::Relaxed) || served < 20 {
+            assert!(std::time::Instant::now() < deadline, "served {served}, lost {lost:?}");
+            match first_line(tcp, b"help\r\n").0 {
+                line if line == UNAVAILABLE => _ = counted.fetch_add(1, Ordering::Relaxed),
+                // The server's greeting, or its answer to `help`.
+                line if line.starts_with("[INFO] - ") => served += 1,
+                other => lost.push(other),
+            }
+        }
+        (served, lost)
+    });
+    let deadline = std::time::Instant::now() + util::WAIT;
+    while unavailable.load(Ordering::Relaxed) < 20 {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::yield_now();
+    }
+    assert!(up.cli(&["start", "twisted"]).status.success());
+    up.listening("twisted");
+    stop.store(true, Ordering::Relaxed);
+    let (served, lost) = clients.join().unwrap();
+    let unavailable = unavailable.load(Ordering::Relaxed);
+    eprintln!(
+        "around `start`: {unavailable} answered unavailable, {served} served, {} lost",
+        lost.len()
+    );
+    assert!(lost.is_empty(), "{lost:?}");
+    // The web server is still answered for.
+    let (status, _) = first_line(ws, request.as_bytes());
+    assert!(status.starts_with("HTTP/1.1 503 "), "{status}");
+}
+
+#[test]
+fn during_a_crash_restart_clients_wait_and_are_served() {
+    let mut up = Up::start(&server("twisted", "tcp"));
+    let (addr, pid) = up.listening("twisted");
+    // The first restart is immediate; the second waits out a backoff.
+    kill(pid, Signal::SIGKILL);
+    let (_, pid) = up.listening("twisted");
+    kill(pid, Signal::SIGKILL);
+    let (line, took) = first_line(addr, b"help\r\n");
+    eprintln!("a client during a crash-restart was served after {took:?}");
+    assert!(line.starts_with("[INFO] - Welcome to the twisted chat."), "{line}");
+    up.listening("twisted");
+    assert_eq!(up.row("twisted")["restarts"], 2);
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_config_option_goes_before_or_after_the_subcommand() {
+    let mut up = Up::start(&two_servers());
+    up.listening("web");
+    let config = up.dir.path().join("servers.toml");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(util::bin())
+            .args(args)
+            .current_dir(elsewhere.path())
+            .output()
+            .unwrap()
+    };
+    let before = run(&["-c".as_ref(), config.as_os_str(), "status".as_ref(), "web".as_ref()]);
+    let after = run(&[
+        "status".as_ref(),
+        "web".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    for out in [&before, &after] {
+        assert!(out.status.success(), "{}", stderr(out));
+        assert!(stdout(out).contains("\nweb "), "{}", stdout(out));
+    }
+    // Without it, the folder's servers.toml: none here.
+    let out = run(&["status".as_ref()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no supervisor is running"), "{}", stderr(&out));
+}
+
+#[test]
+fn status_of_some_servers_and_its_exit_codes() {
+    let mut up = Up::start(&two_servers());
+    up.listening("twisted");
+    up.listening("web");
+    let out = up.cli(&["status", "web", "kernel"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let names: Vec<String> = stdout(&out)
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["kernel", "web"]);
+    // Not a terminal: no colour.
+    assert!(!stdout(&out).contains('\x1b'), "{}", stdout(&out));
+
+    assert!(up.cli(&["stop", "twisted"]).status.success());
+    // A stopped server shown: 3, as systemctl and LSB scripts say "not running".
+    assert_eq!(up.cli(&["status"]).status.code(), Some(3));
+    assert_eq!(up.cli(&["status", "twisted"]).status.code(), Some(3));
+    assert_eq!(up.cli(&["status", "--json", "twisted"]).status.code(), Some(3));
+    // Not shown: 0.
+    assert_eq!(up.cli(&["status", "web"]).status.code(), Some(0));
+    // An unknown name: 4.
+    let out = up.cli(&["status", "web", "nope"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(stderr(&out).contains("no server named `nope`"), "{}", stderr(&out));
+}
+
+#[test]
+fn stop_start_and_restart_take_several_names_or_all() {
+    let mut up = Up::start(&format!("{}{}", two_servers(), server("third", "tcp")));
+    let (_, twisted) = up.listening("twisted");
+    let (_, web) = up.listening("web");
+    let (_, third) = up.listening("third");
+
+    let out = up.cli(&["stop", "twisted", "web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "stopped twisted\nstopped web\n");
+    for pid in [twisted, web] {
+        assert!(gone(pid, Duration::from_secs(1)));
+    }
+    assert_eq!(up.row("third")["pid"], third);
+
+    // A stopped server said so, not an error.
+    let out = up.cli(&["stop", "twisted"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "twisted is already stopped\n");
+
+    // An unknown name among known ones changes nothing.
+    let out = up.cli(&["start", "twisted", "nope"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no server named `nope`"), "{}", stderr(&out));
+    assert_eq!(up.row("twisted")["state"], "stopped");
+
+    let out = up.cli(&["start", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "third is already running\nstarting twisted\nstarting web\n"
+    );
+    up.listening("twisted");
+    up.listening("web");
+
+    let kernel = up.row("kernel")["pid"].clone();
+    let before: Vec<_> = ["third", "twisted", "web"].map(|n| up.row(n)["pid"].clone()).into();
+    let out = up.cli(&["restart", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "restarting third\nrestarting twisted\nrestarting web\n");
+    for (name, old) in ["third", "twisted", "web"].iter().zip(before) {
+        let (_, new) = up.listening(name);
+        assert_ne!(serde_json::json!(new), old, "{name}");
+    }
+    // `all` is the servers: the kernel runs on.
+    assert_eq!(up.row("kernel")["pid"], kernel);
+    assert_eq!(up.cli(&["status"]).status.code(), Some(0));
+}
+
+#[test]
+fn completions_are_printed_for_bash() {
+    let out = std::process::Command::new(util::bin())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = stdout(&out);
+    assert!(script.contains("chat-supervisor"), "{script}");
+    assert!(script.contains("complete"), "{script}");
+    assert!(script.contains("restart"), "{script}");
+}
+
+#[test]
+fn reload_says_what_the_file_watcher_already_applied() {
+    let mut up = Up::start(&server("twisted", "tcp"));
+    up.listening("twisted");
+    let out = up.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("nothing new: servers.toml was applied at "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).ends_with(" (when `up` started)\n"), "{}", stdout(&out));
+
+    up.write_config(&two_servers());
+    up.wait_for("reloaded: 1 added, 0 removed, 0 changed, 1 unchanged");
+    up.listening("web");
+    let out = up.cli(&["reload"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    eprintln!("reload after a watcher-applied edit: {said}");
+    let time = said
+        .strip_prefix("nothing new: servers.toml was applied at ")
+        .and_then(|rest| rest.strip_suffix(" (1 added)\n"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(chrono::NaiveTime::parse_from_str(time, "%H:%M:%S").is_ok(), "{said}");
+}
+
+#[test]
+fn status_flags_an_edit_that_was_refused() {
+    let mut up = Up::start(&two_servers());
+    up.listening("twisted");
+    up.listening("web");
+    assert_eq!(up.status_json()["config_error"], serde_json::Value::Null);
+    up.write_config("[[server]]\nname = \"twisted\"\nkind = \"gopher\"\nport = 0\n");
+    up.wait_for("reload refused");
+    let out = up.cli(&["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    let flagged = table.lines().last().unwrap();
+    eprintln!("status after a refused edit: {flagged}");
+    assert!(
+        flagged.starts_with("servers.toml changed since the running config was loaded and is invalid: "),
+        "{table}"
+    );
+    assert!(flagged.contains("servers.toml:3: server[1].kind"), "{flagged}");
+    assert!(flagged.ends_with("; running the previous config"), "{flagged}");
+    let json = up.status_json();
+    assert_eq!(json["config_error"], flagged, "{json}");
+    assert_eq!(json["servers"].as_array().unwrap().len(), 3);
+
+    // Fixed (back to what runs): the flag goes.
+    up.write_config(&two_servers());
+    up.wait_for("nothing new");
+    assert_eq!(up.status_json()["config_error"], serde_json::Value::Null);
+}
+
+#[test]
+fn up_tells_its_notify_socket_when_it_is_ready_and_when_it_stops() {
+    let outside = tempfile::tempdir().unwrap();
+    let path = outside.path().join("systemd.notify");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    systemd.set_read_timeout(Some(util::WAIT)).unwrap();
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = systemd.recv(&mut buf).expect("a notify message in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("servers.toml"), two_servers()).unwrap();
+    let started = std::time::Instant::now();
+    let mut up = Up::start_with_env(dir, &[("NOTIFY_SOCKET", path.as_os_str())]);
+    assert_eq!(next(), "READY=1");
+    eprintln!("READY=1 {:?} after `up` started", started.elapsed());
+    // By then the kernel and every server serve.
+    let rows = up.status();
+    assert!(rows.iter().all(|r| r["state"] == "running"), "{rows:?}");
+    up.wait_for("ready: the kernel and 2 of 2 servers running");
+
+    kill(up.proc.pid(), Signal::SIGTERM);
+    assert_eq!(next(), "STOPPING=1");
+    assert!(up.proc.child.wait().unwrap().success());
 }

@@ -329,7 +329,8 @@ impl System {
             .args(["status", "--json"])
             .current_dir(dir)
             .output()?;
-        let rows: Vec<Value> = serde_json::from_slice(&out.stdout)?;
+        let status: Value = serde_json::from_slice(&out.stdout)?;
+        let rows = status["servers"].as_array().context("no servers in `status --json`")?;
         Ok(rows
             .iter()
             .filter_map(|r| Some((r["name"].as_str()?.to_string(), r["pid"].as_u64()? as u32)))

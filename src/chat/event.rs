@@ -53,6 +53,8 @@ pub enum ChatError {
     ServerFull,
     /// Sent by a frontend at `max_connections_per_ip`.
     TooManyConnections,
+    /// Sent by the supervisor on the socket of a server that is stopped or failed.
+    ServerUnavailable,
 }
 
 /// How a span of a line is shown; frontends map these to ANSI SGR codes or HTML classes.
@@ -174,6 +176,7 @@ impl ChatError {
             ChatError::ServerBusy => "server busy, try again",
             ChatError::ServerFull => "server full",
             ChatError::TooManyConnections => "too many connections from your address",
+            ChatError::ServerUnavailable => "server unavailable, try again later",
         }
     }
 }
@@ -305,6 +308,7 @@ mod tests {
             (ChatError::ServerBusy, "server busy, try again"),
             (ChatError::ServerFull, "server full"),
             (ChatError::TooManyConnections, "too many connections from your address"),
+            (ChatError::ServerUnavailable, "server unavailable, try again later"),
         ];
         for (error, reason) in cases {
             assert_eq!(Event::Error(error).plain(), format!("[ERROR] - {reason}"));

@@ -1,6 +1,7 @@
 //! The frontend process (`chat-supervisor serve`): owns client connections and talks to the
 //! kernel for everything else.
 //!
+//! - [`args`]: the `serve` command line, built by the supervisor and parsed here.
 //! - [`listen`]: the listening socket, inherited (fd 3) or bound by hand.
 //! - [`accept`] and [`admission`]: the accept loop, connection limits (pure counting), refusals.
 //! - [`client`]: one client connection: throttled reading, the writer, timeouts.
@@ -15,6 +16,7 @@
 
 pub mod accept;
 pub mod admission;
+pub mod args;
 pub mod client;
 pub mod http;
 pub mod link;
@@ -28,7 +30,6 @@ pub mod telnet;
 pub mod web;
 pub mod websocket;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,8 +42,7 @@ use link::Link;
 use session::Sessions;
 
 /// Which protocol a frontend serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// Telnet: a TCP line chat.
     Tcp,
@@ -50,14 +50,7 @@ pub enum Kind {
     Ws,
 }
 
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Kind::Tcp => "tcp",
-            Kind::Ws => "ws",
-        })
-    }
-}
+crate::spelled!(Kind, "kind", { Kind::Tcp => "tcp", Kind::Ws => "ws" });
 
 /// Per-server limits of PROTOCOL.md §5.
 #[derive(Debug, Clone, Copy)]
@@ -102,7 +95,6 @@ pub struct Options {
     pub name: String,
     pub kind: Kind,
     pub kernel: PathBuf,
-    pub listen: Option<SocketAddr>,
     pub color: bool,
     pub limits: Limits,
     /// Host names served besides the bound address (web only).
@@ -111,9 +103,8 @@ pub struct Options {
     pub motd: String,
 }
 
-/// Serves clients until `shutdown`.
-pub async fn run(options: Options, shutdown: CancellationToken) -> Result<()> {
-    let listener = listen::listener(options.listen)?;
+/// Serves clients on `listener` (see [`listen::listener`]) until `shutdown`.
+pub async fn run(options: Options, listener: std::net::TcpListener, shutdown: CancellationToken) -> Result<()> {
     let addr = listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(name = %options.name, kind = %options.kind, %addr, "listening");

@@ -1,31 +1,24 @@
-//! One supervised child process (the kernel or a frontend) and the task that keeps it running:
-//! spawn it in its own process group with a parent-death signal, wait for `READY=1`, read its
-//! `WATCHDOG=1` for as long as it lives and SIGKILL it when they stop, restart it by policy with
-//! backoff, stop it with SIGTERM then SIGKILL.
+//! One supervised child (the kernel or a frontend) and the task that carries out its
+//! [`Lifecycle`]: it turns what happens (the process spawned or exited, `READY=1` and
+//! `WATCHDOG=1` on its notify socket, a timer, a request) into events, and carries out the
+//! actions the lifecycle answers with. Every decision is in [`lifecycle`](super::lifecycle).
 
+use std::collections::VecDeque;
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::AsyncReadExt;
 use tokio::net::UnixDatagram;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::backoff::{self, Backoff, Verdict};
+use super::backoff;
+use super::lifecycle::{Action, Event, Lifecycle, Note, READY_TIMEOUT, State};
 use super::logfile::ChildLog;
+use super::spawn::{self, Process};
+use super::unavailable::Answering;
 use super::watchdog::{self, Notice, Watchdog};
 use crate::config::{Restart, Server};
-
-/// How long a child may take to report `READY=1`.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a child may take to exit after SIGTERM before it gets SIGKILL.
-pub const GRACE: Duration = Duration::from_secs(5);
 
 /// What a child is.
 #[derive(Debug, Clone)]
@@ -70,31 +63,6 @@ impl Spec {
     }
 }
 
-/// The lifecycle of a child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum State {
-    /// Spawned; waiting for it to report ready.
-    Starting,
-    /// Ready and serving.
-    Running,
-    /// Exited; waiting out the backoff delay before the next start.
-    Backoff,
-    /// Crash-looping: not restarted until the cool-down passes or `restart NAME`.
-    Failed,
-    /// Being stopped (SIGTERM sent).
-    Stopping,
-    /// Stopped on request, or exited and not to be restarted by its policy.
-    Stopped,
-}
-
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = serde_json::to_value(self).ok();
-        f.write_str(text.as_ref().and_then(|v| v.as_str()).unwrap_or("?"))
-    }
-}
-
 /// What `status` shows of a child.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -106,17 +74,19 @@ pub struct Status {
     pub restarts: u32,
 }
 
-/// Requests to a child's task; the reply is sent once the request is carried out.
-pub enum Ctl {
-    Start(oneshot::Sender<()>),
-    Stop(oneshot::Sender<()>),
-    Restart(oneshot::Sender<()>),
+/// A request to a child's task: `start`, `stop` or `restart` ([`Event::Start`], …). The reply,
+/// the state the child was in when the request came, is sent once the request is carried out
+/// (the child is no longer stopping).
+pub struct Ctl {
+    pub request: Event,
+    pub done: oneshot::Sender<State>,
 }
 
-/// The supervisor's handle on a child's task. Dropping `ctl` ends the task (the child is stopped).
+/// The supervisor's handle on a child's task. Dropping it (its `ctl` sender) stops the child and
+/// ends the task.
 pub struct Handle {
     pub spec: Spec,
-    pub ctl: mpsc::Sender<Ctl>,
+    ctl: mpsc::Sender<Ctl>,
     pub status: watch::Receiver<Status>,
 }
 
@@ -134,40 +104,43 @@ impl Handle {
         Self { spec, ctl, status }
     }
 
-    /// Sends a request and waits for it to be carried out.
-    pub async fn request(&self, make: impl FnOnce(oneshot::Sender<()>) -> Ctl) {
+    /// Sends `start`, `stop` or `restart`, waits for it to be carried out, and returns the state
+    /// the child was in before.
+    pub async fn request(&self, request: Event) -> State {
         let (done, wait) = oneshot::channel();
-        if self.ctl.send(make(done)).await.is_ok() {
-            let _ = wait.await;
+        let before = self.status.borrow().state;
+        if self.ctl.send(Ctl { request, done }).await.is_err() {
+            return before;
         }
+        wait.await.unwrap_or(before)
+    }
+
+    /// Stops the child and waits until its task has ended.
+    pub async fn stop_and_end(self) {
+        self.request(Event::Stop).await;
+        let mut status = self.status.clone();
+        drop(self.ctl);
+        while status.changed().await.is_ok() {}
     }
 
     /// Waits until the child is running, or has given up (failed or stopped).
-    pub async fn settled(&mut self) -> State {
-        let status = self
-            .status
-            .wait_for(|s| matches!(s.state, State::Running | State::Failed | State::Stopped))
-            .await;
-        status.map_or(State::Stopped, |s| s.state)
+    pub async fn settled(&self) -> State {
+        settled(self.status.clone()).await
     }
 }
 
-/// What ended a wait on a running (or starting) child.
-enum Wake {
-    Exited(std::io::Result<ExitStatus>),
-    Ctl(Option<Ctl>),
+/// Waits until a child is running, or has given up (failed or stopped).
+pub async fn settled(mut status: watch::Receiver<Status>) -> State {
+    let status = status
+        .wait_for(|s| matches!(s.state, State::Running | State::Failed | State::Stopped))
+        .await;
+    status.map_or(State::Stopped, |s| s.state)
 }
 
-async fn supervise(spec: Spec, ctl: mpsc::Receiver<Ctl>, status: watch::Sender<Status>) {
-    keep_running(&spec, ctl, status).await;
-    let _ = std::fs::remove_file(&spec.notify_socket);
-}
+/// The one timer of a child (see [`lifecycle`](super::lifecycle)): when, and the event it makes.
+type Timer = Option<(tokio::time::Instant, Event)>;
 
-async fn keep_running(spec: &Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Sender<Status>) {
-    let spec = spec.clone();
-    let mut backoff = Backoff::default();
-    let mut run = true;
-    let mut starts = 0u32;
+async fn supervise(spec: Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Sender<Status>) {
     let log = match ChildLog::open(&spec.log_dir, &spec.name, spec.log_keep) {
         Ok(log) => log,
         Err(e) => {
@@ -175,236 +148,214 @@ async fn keep_running(spec: &Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::
             return;
         }
     };
-    let set = |state: State, pid: Option<u32>| {
-        status.send_modify(|s| {
-            s.state = state;
-            s.pid = pid;
-            s.since = (state == State::Running).then(Instant::now);
-        })
+    let essential = matches!(spec.role, Role::Kernel { .. });
+    let (mut lifecycle, first) = Lifecycle::start(spec.restart, essential);
+    let mut run = Run {
+        spec: &spec,
+        log,
+        process: None,
+        notify: None,
+        watchdog: None,
+        answering: None,
+        timer: None,
+        events: VecDeque::new(),
     };
+    run.execute(first);
+    // Replies owed, sent once the child is no longer stopping.
+    let mut owed: Vec<(oneshot::Sender<State>, State)> = Vec::new();
+    // The supervisor let go: stop the child, then end.
+    let mut ending = false;
+    let mut buf = [0u8; 256];
     loop {
-        if !run {
-            set(State::Stopped, None);
-            match ctl.recv().await {
-                Some(Ctl::Start(done) | Ctl::Restart(done)) => {
-                    run = true;
-                    backoff.reset();
-                    let _ = done.send(());
-                }
-                Some(Ctl::Stop(done)) => {
-                    let _ = done.send(());
-                    continue;
-                }
-                None => return,
+        while let Some(event) = run.events.pop_front() {
+            let actions = lifecycle.transition(event, Instant::now());
+            run.execute(actions);
+        }
+        let state = lifecycle.state();
+        let pid = run.process.as_ref().map(|p| p.pid);
+        status.send_if_modified(|s| {
+            let changed = (s.state, s.pid, s.restarts) != (state, pid, lifecycle.restarts());
+            if s.state != state {
+                s.since = (state == State::Running).then(Instant::now);
+            }
+            (s.state, s.pid, s.restarts) = (state, pid, lifecycle.restarts());
+            changed
+        });
+        if state != State::Stopping {
+            for (done, before) in owed.drain(..) {
+                let _ = done.send(before);
+            }
+            if ending && state == State::Stopped {
+                break;
             }
         }
 
-        if starts > 0 {
-            status.send_modify(|s| s.restarts += 1);
-        }
-        starts += 1;
-        set(State::Starting, None);
-        let started = Instant::now();
-        let mut child = match spawn(&spec, &log) {
-            Ok(child) => child,
-            Err(e) => {
-                tracing::error!(name = %spec.name, error = %format!("{e:#}"), "could not start");
-                match wait_after_exit(&spec, &mut backoff, &mut ctl, &status, started, None).await {
-                    Next::Go => continue,
-                    Next::Halt => {
-                        run = false;
-                        continue;
-                    }
-                    Next::End => return,
-                }
-            }
-        };
-        let pid = child.process.id();
-        set(State::Starting, pid);
-
-        // Starting, then running: until it exits, a request comes, it misses its READY=1
-        // deadline or its watchdog. A `start` of a child that is already starting or running is
-        // answered and changes nothing.
-        let mut ready_by = Some(tokio::time::Instant::now() + READY_TIMEOUT);
-        let mut watchdog = Watchdog::new(spec.watchdog, tokio::time::Instant::now());
-        let mut listening = true;
-        let mut buf = [0u8; 256];
-        let wake = loop {
-            tokio::select! {
-                received = child.notify.recv(&mut buf), if listening => match received {
-                    Ok(n) => {
-                        for notice in watchdog::notices(&buf[..n]) {
-                            match notice {
-                                Notice::Alive => watchdog.alive(tokio::time::Instant::now()),
-                                Notice::Ready if ready_by.take().is_some() => {
-                                    set(State::Running, pid);
-                                    announce(&spec, pid);
-                                    if let Role::Kernel { .. } = spec.role {
-                                        // Once it has served, never park it: every frontend
-                                        // needs it. Before that, a crash loop still ends `up`
-                                        // with a clear error instead of retrying forever.
-                                        backoff.never_fail();
-                                    }
-                                }
-                                // A frontend says it again after each new kernel.
-                                Notice::Ready => {}
-                                Notice::Stopping => tracing::debug!(name = %spec.name, pid, "stopping"),
-                            }
-                        }
-                    }
+        let event = tokio::select! {
+            received = recv(&run.notify, &mut buf) => {
+                match received {
+                    Ok(n) => run.notices(&buf[..n]),
                     Err(e) => {
                         // Its watchdog, if any, will have its way.
                         tracing::warn!(name = %spec.name, error = %e, "notify socket failed");
-                        listening = false;
+                        run.notify = None;
                     }
-                },
-                _ = sleep_until(ready_by) => {
-                    tracing::error!(name = %spec.name, pid, "no READY=1 within {READY_TIMEOUT:?}; killing it");
-                    child.stop(&spec.name).await;
-                    break Wake::Exited(child.process.wait().await);
                 }
-                _ = sleep_until(watchdog.deadline()) => {
-                    let silence = watchdog.limit().unwrap_or_default().as_secs_f64();
-                    tracing::error!("watchdog: {} hung (no WATCHDOG=1 for {silence}s); killing it", spec.name);
-                    break Wake::Exited(child.kill().await);
-                }
-                exited = child.process.wait() => break Wake::Exited(exited),
-                request = ctl.recv() => match request {
-                    Some(Ctl::Start(done)) => { let _ = done.send(()); }
-                    other => break Wake::Ctl(other),
-                },
+                continue;
             }
+            exited = wait(&mut run.process) => {
+                let mut process = run.process.take().expect("waited on it");
+                // Its last words (on `down` the supervisor exits next) go to its log first.
+                process.drained().await;
+                let ran = process.started.elapsed();
+                tracing::warn!(name = %spec.name, pid = process.pid, ?ran, "exited: {}", spawn::describe(&exited));
+                (run.watchdog, run.notify) = (None, None);
+                Event::Exited { success: exited.is_ok_and(|s| s.success()) }
+            }
+            _ = sleep_until(run.timer.map(|(at, _)| at)) => run.timer.take().expect("armed").1,
+            _ = sleep_until(run.watchdog.and_then(|w| w.deadline())) => {
+                run.watchdog = None;
+                Event::WatchdogExpired
+            }
+            request = ctl.recv(), if !ending => match request {
+                Some(Ctl { request, done }) => {
+                    owed.push((done, lifecycle.state()));
+                    request
+                }
+                None => {
+                    ending = true;
+                    Event::Stop
+                }
+            },
         };
+        run.events.push_back(event);
+    }
+    let _ = std::fs::remove_file(&spec.notify_socket);
+}
 
-        match wake {
-            Wake::Ctl(request) => {
-                set(State::Stopping, pid);
-                child.stop(&spec.name).await;
-                // Its last words (on `down` the supervisor exits next) are in its log.
-                child.drained().await;
-                match request {
-                    Some(Ctl::Stop(done)) => {
-                        run = false;
-                        let _ = done.send(());
+/// The I/O side of one child: what [`Action`]s act on.
+struct Run<'a> {
+    spec: &'a Spec,
+    log: ChildLog,
+    process: Option<Process>,
+    /// Where the current process reports.
+    notify: Option<UnixDatagram>,
+    /// The watchdog of the current process, until it expires.
+    watchdog: Option<Watchdog>,
+    /// While it is stopped or failed, its clients are answered by us.
+    answering: Option<Answering>,
+    timer: Timer,
+    /// Events that actions caused (a spawn's outcome, `READY=1`), applied before waiting again.
+    events: VecDeque<Event>,
+}
+
+impl Run<'_> {
+    fn execute(&mut self, actions: Vec<Action>) {
+        let name = &self.spec.name;
+        let after = |d: Duration| tokio::time::Instant::now() + d;
+        for action in actions {
+            match action {
+                Action::Spawn => match Process::spawn(self.spec, &self.log) {
+                    Ok((process, notify)) => {
+                        self.notify = Some(notify);
+                        self.watchdog = Some(Watchdog::new(self.spec.watchdog, tokio::time::Instant::now()));
+                        self.process = Some(process);
+                        self.events.push_back(Event::Spawned);
                     }
-                    Some(Ctl::Restart(done)) => {
-                        backoff.reset();
-                        let _ = done.send(());
+                    Err(e) => {
+                        tracing::error!(name = %name, error = %format!("{e:#}"), "could not start");
+                        self.events.push_back(Event::SpawnFailed);
                     }
-                    Some(Ctl::Start(_)) => unreachable!("answered while it ran"),
-                    None => {
-                        set(State::Stopped, None);
-                        return;
+                },
+                Action::Kill(signal) => {
+                    if let Some(process) = &self.process {
+                        process.signal(signal);
                     }
                 }
-            }
-            Wake::Exited(exited) => {
-                let exited = exited.ok();
-                let how = exited.map_or_else(|| "unknown status".to_string(), describe);
-                tracing::warn!(name = %spec.name, pid, ran = ?started.elapsed(), "exited: {how}");
-                match wait_after_exit(&spec, &mut backoff, &mut ctl, &status, started, exited).await {
-                    Next::Go => {}
-                    Next::Halt => run = false,
-                    Next::End => return,
+                Action::WaitReady(d) => self.timer = Some((after(d), Event::ReadyTimeout)),
+                Action::Sleep(d) => self.timer = Some((after(d), Event::BackoffElapsed)),
+                Action::Grace(d) => self.timer = Some((after(d), Event::GraceElapsed)),
+                Action::Log(note) => self.log(note),
+                Action::Answer => {
+                    if let Role::Frontend { server, listener } = &self.spec.role {
+                        self.answering = Answering::start(server, listener)
+                            .map_err(|e| tracing::warn!(name = %name, error = %e, "cannot answer its clients"))
+                            .ok();
+                    }
                 }
+                Action::StopAnswering => self.answering = None,
             }
         }
     }
-}
 
-enum Next {
-    /// Start the child again.
-    Go,
-    /// Leave it stopped.
-    Halt,
-    /// The supervisor let go of this child.
-    End,
-}
-
-/// After an exit on its own: apply the restart policy, the backoff delay and the crash-loop rule,
-/// while still answering requests.
-async fn wait_after_exit(
-    spec: &Spec,
-    backoff: &mut Backoff,
-    ctl: &mut mpsc::Receiver<Ctl>,
-    status: &watch::Sender<Status>,
-    started: Instant,
-    exited: Option<ExitStatus>,
-) -> Next {
-    let clean = exited.is_some_and(|s| s.success());
-    match spec.restart {
-        Restart::Never => return Next::Halt,
-        Restart::OnFailure if clean => return Next::Halt,
-        _ => {}
-    }
-    let (state, delay) = match backoff.failed(Instant::now(), started.elapsed()) {
-        Verdict::Retry(delay) => (State::Backoff, delay),
-        Verdict::Failed => {
-            tracing::error!(
-                name = %spec.name,
-                "FAILED: crash loop ({} exits within {:?}); next try in {:?}, or now with `chat-supervisor restart {}`",
+    fn log(&self, note: Note) {
+        let name = &self.spec.name;
+        let pid = self.process.as_ref().map_or(0, |p| p.pid);
+        match note {
+            Note::Ready => match &self.spec.role {
+                Role::Kernel { .. } => {
+                    tracing::info!(
+                        "ready name=kernel socket={} pid={pid}",
+                        self.spec.kernel_socket.display()
+                    )
+                }
+                Role::Frontend { server, .. } => tracing::info!(
+                    "listening name={} kind={} addr={} pid={pid}",
+                    server.name,
+                    server.kind,
+                    self.spec.address()
+                ),
+            },
+            Note::NoReady => tracing::error!(name, pid, "no READY=1 within {READY_TIMEOUT:?}; stopping it"),
+            Note::Hung => {
+                let silence = self.spec.watchdog.unwrap_or_default().as_secs_f64();
+                tracing::error!("watchdog: {name} hung (no WATCHDOG=1 for {silence}s); killing it");
+            }
+            Note::Unyielding => tracing::warn!(
+                name,
+                pid,
+                "did not stop within {:?} of SIGTERM; sending SIGKILL",
+                super::lifecycle::GRACE
+            ),
+            Note::CrashLoop => tracing::error!(
+                name = %name,
+                "FAILED: crash loop ({} exits within {:?}); next try in {:?}, or now with `chat-supervisor restart {name}`",
                 backoff::LOOP_FAILURES,
                 backoff::WINDOW,
                 backoff::COOL_DOWN,
-                spec.name
-            );
-            (State::Failed, backoff::COOL_DOWN)
+            ),
         }
-    };
-    status.send_modify(|s| {
-        s.state = state;
-        s.pid = None;
-        s.since = None;
-    });
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => Next::Go,
-        request = ctl.recv() => match request {
-            Some(Ctl::Stop(done)) => {
-                let _ = done.send(());
-                Next::Halt
+    }
+
+    /// Applies what a notify datagram says.
+    fn notices(&mut self, datagram: &[u8]) {
+        for notice in watchdog::notices(datagram) {
+            match notice {
+                Notice::Alive => {
+                    if let Some(watchdog) = &mut self.watchdog {
+                        watchdog.alive(tokio::time::Instant::now());
+                    }
+                }
+                Notice::Ready => self.events.push_back(Event::Ready),
+                Notice::Stopping => tracing::debug!(name = %self.spec.name, "stopping"),
             }
-            Some(Ctl::Start(done) | Ctl::Restart(done)) => {
-                backoff.reset();
-                let _ = done.send(());
-                Next::Go
-            }
-            None => Next::End,
-        },
+        }
     }
 }
 
-/// The line users grep for, written each time a server becomes ready.
-fn announce(spec: &Spec, pid: Option<u32>) {
-    let pid = pid.unwrap_or(0);
-    match &spec.role {
-        Role::Kernel { .. } => tracing::info!("ready name=kernel socket={} pid={pid}", spec.kernel_socket.display()),
-        Role::Frontend { server, .. } => tracing::info!(
-            "listening name={} kind={} addr={} pid={pid}",
-            server.name,
-            server.kind,
-            spec.address()
-        ),
+/// The next notify datagram of the process; pending without one.
+async fn recv(notify: &Option<UnixDatagram>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match notify {
+        Some(notify) => notify.recv(buf).await,
+        None => std::future::pending().await,
     }
 }
 
-fn describe(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit code {code}"),
-        (None, Some(signal)) => format!(
-            "killed by {}",
-            Signal::try_from(signal).map_or_else(|_| signal.to_string(), |s| s.as_str().to_string())
-        ),
-        _ => status.to_string(),
+/// The exit of the process; pending without one.
+async fn wait(process: &mut Option<Process>) -> std::io::Result<std::process::ExitStatus> {
+    match process {
+        Some(process) => process.wait().await,
+        None => std::future::pending().await,
     }
-}
-
-/// A started child process.
-struct Running {
-    process: tokio::process::Child,
-    notify: UnixDatagram,
-    /// The tasks copying its stdout and stderr into its log.
-    output: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -412,144 +363,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
-    }
-}
-
-impl Running {
-    /// Waits (a second at most: something it started may hold its pipes) until its output is in
-    /// its log.
-    async fn drained(&mut self) {
-        let copies = futures_util::future::join_all(self.output.drain(..));
-        let _ = tokio::time::timeout(Duration::from_secs(1), copies).await;
-    }
-
-    /// SIGKILL to its process group at once (a stopped process dies too), and reap it.
-    async fn kill(&mut self) -> std::io::Result<ExitStatus> {
-        if let Some(pid) = self.process.id() {
-            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-        }
-        self.process.wait().await
-    }
-
-    /// SIGTERM to its process group, SIGKILL after [`GRACE`], and reap it.
-    async fn stop(&mut self, name: &str) {
-        let Some(pid) = self.process.id() else {
-            return; // already reaped
-        };
-        let group = Pid::from_raw(pid as i32);
-        let _ = killpg(group, Signal::SIGTERM);
-        match tokio::time::timeout(GRACE, self.process.wait()).await {
-            Ok(_) => {}
-            Err(_) => {
-                tracing::warn!(name, pid, "did not stop within {GRACE:?} of SIGTERM; sending SIGKILL");
-                let _ = killpg(group, Signal::SIGKILL);
-                let _ = self.process.wait().await;
-            }
-        }
-        // Anything it left in its group goes too.
-        let _ = killpg(group, Signal::SIGKILL);
-    }
-}
-
-fn spawn(spec: &Spec, log: &ChildLog) -> Result<Running> {
-    let _ = std::fs::remove_file(&spec.notify_socket);
-    let notify =
-        UnixDatagram::bind(&spec.notify_socket).with_context(|| format!("binding {}", spec.notify_socket.display()))?;
-    let exe = std::env::current_exe().context("finding our own binary")?;
-    let mut command = std::process::Command::new(exe);
-    match &spec.role {
-        Role::Kernel { expect } => {
-            command.arg("kernel").arg("--socket").arg(&spec.kernel_socket);
-            let expect = expect.lock().unwrap_or_else(|e| e.into_inner()).join(",");
-            if !expect.is_empty() {
-                command.arg("--expect").arg(expect);
-            }
-        }
-        Role::Frontend { server, listener } => {
-            command
-                .args([
-                    "serve",
-                    "--name",
-                    &server.name,
-                    "--kind",
-                    &server.kind.to_string(),
-                    "--kernel",
-                ])
-                .arg(&spec.kernel_socket)
-                .args(["--color", &server.color.to_string()])
-                .args(["--max-line", &server.max_line.to_string()])
-                .args(["--max-connections", &server.max_connections.to_string()])
-                .args(["--max-connections-per-ip", &server.max_connections_per_ip.to_string()])
-                .args(["--input-rate", &server.input_rate.to_string()])
-                .args(["--input-burst", &server.input_burst.to_string()])
-                .args(["--send-timeout", &server.send_timeout.as_secs().to_string()])
-                .args(["--handshake-timeout", &server.handshake_timeout.as_secs().to_string()]);
-            if !server.allowed_hosts.is_empty() {
-                command.arg("--allowed-hosts").arg(server.allowed_hosts.join(","));
-            }
-            // One argument, so that a greeting that starts with `-` is not taken for an option.
-            command.arg(format!("--motd={}", server.motd));
-            crate::frontend::listen::hand_over(&mut command, listener.as_ref(), &server.name);
-        }
-    }
-    // Ours, if systemd watches us, are not the child's.
-    command.env_remove("WATCHDOG_USEC").env_remove("WATCHDOG_PID");
-    if let Some(limit) = spec.watchdog {
-        command.env("WATCHDOG_USEC", limit.as_micros().to_string());
-    }
-    command
-        .env("NOTIFY_SOCKET", &spec.notify_socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let parent = std::process::id();
-    // SAFETY: between fork and exec this only makes async-signal-safe calls (prctl, getppid).
-    unsafe {
-        command.pre_exec(move || {
-            // The supervisor dying, even by SIGKILL, takes the child with it. The signal is tied to
-            // the forking thread: `up` runs on a single-threaded runtime, so that is the main thread.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            if nix::unistd::getppid().as_raw() as u32 != parent {
-                return Err(std::io::Error::other("the supervisor died before the child started"));
-            }
-            Ok(())
-        });
-    }
-    let mut process = tokio::process::Command::from(command)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("spawning {}", spec.name))?;
-    let mut output = Vec::new();
-    for pipe in [
-        process
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        process
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        output.push(tokio::spawn(copy_to_log(pipe, log.clone())));
-    }
-    Ok(Running {
-        process,
-        notify,
-        output,
-    })
-}
-
-/// Copies a child's output into its log file, panic messages included.
-async fn copy_to_log(mut pipe: Box<dyn tokio::io::AsyncRead + Send + Unpin>, mut log: ChildLog) {
-    let mut buf = vec![0u8; 8192];
-    while let Ok(n) = pipe.read(&mut buf).await {
-        if n == 0 {
-            return;
-        }
-        log.write(&buf[..n]).await;
     }
 }

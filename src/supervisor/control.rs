@@ -17,9 +17,16 @@ const MAX_REQUEST: u64 = 4096;
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Request {
     Status,
-    Restart { name: String },
-    Stop { name: String },
-    Start { name: String },
+    /// Server names, `kernel`, or `all` (every server).
+    Restart {
+        names: Vec<String>,
+    },
+    Stop {
+        names: Vec<String>,
+    },
+    Start {
+        names: Vec<String>,
+    },
     Reload,
     Down,
 }
@@ -30,6 +37,9 @@ pub struct Reply {
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<Row>,
+    /// `status`: set while the config file differs from what runs because a reload refused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
 }
 
 /// One line of `status`.
@@ -117,8 +127,9 @@ pub async fn call(path: &Path, request: &Request, timeout: Duration) -> Result<R
     Ok(serde_json::from_str(&line)?)
 }
 
-/// Formats `status` as a table.
-pub fn table(rows: &[Row]) -> String {
+/// Formats `status` as a table; with `color`, states in ANSI colours (green running; yellow
+/// starting, backoff and stopping; red failed; dim stopped).
+pub fn table(rows: &[Row], color: bool) -> String {
     let header = ["NAME", "KIND", "ADDRESS", "PID", "STATE", "UPTIME", "RESTARTS", "USERS"];
     let cells: Vec<[String; 8]> = rows
         .iter()
@@ -142,16 +153,39 @@ pub fn table(rows: &[Row]) -> String {
         }
     }
     let mut out = String::new();
-    let mut line = |cells: &[String]| {
-        let parts: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+    let mut line = |cells: &[String], paint: bool| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (c, w))| match sgr(c).filter(|_| paint && i == STATE) {
+                // Padded outside the colour, so that columns still line up.
+                Some(code) => format!("\x1b[{code}m{c}\x1b[0m{:1$}", "", w - c.chars().count()),
+                None => format!("{c:<w$}"),
+            })
+            .collect();
         out.push_str(parts.join("  ").trim_end());
         out.push('\n');
     };
-    line(&header.map(String::from));
+    line(&header.map(String::from), false);
     for row in &cells {
-        line(row);
+        line(row, color);
     }
     out
+}
+
+/// The STATE column.
+const STATE: usize = 4;
+
+/// The colour of a state.
+fn sgr(state: &str) -> Option<&'static str> {
+    use super::lifecycle::State;
+    Some(match state.parse::<State>().ok()? {
+        State::Running => "32",
+        State::Starting | State::Backoff | State::Stopping => "33",
+        State::Failed => "31",
+        State::Stopped => "2",
+    })
 }
 
 fn uptime(secs: u64) -> String {
@@ -169,31 +203,65 @@ mod tests {
 
     #[test]
     fn requests_are_small_json() {
-        let text = serde_json::to_string(&Request::Restart { name: "web".into() }).unwrap();
-        assert_eq!(text, r#"{"cmd":"restart","name":"web"}"#);
+        let text = serde_json::to_string(&Request::Restart {
+            names: vec!["web".into()],
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"cmd":"restart","names":["web"]}"#);
         assert_eq!(
             serde_json::from_str::<Request>(r#"{"cmd":"status"}"#).unwrap(),
             Request::Status
         );
     }
 
-    #[test]
-    fn table_aligns_columns() {
-        let row = Row {
-            name: "twisted".into(),
+    fn row(name: &str, state: &str) -> Row {
+        Row {
+            name: name.into(),
             kind: "tcp".into(),
             address: "127.0.0.1:1234".into(),
             pid: Some(42),
-            state: "running".into(),
+            state: state.into(),
             uptime_secs: Some(3725),
             restarts: 1,
             users: Some(3),
-        };
-        let text = table(&[row]);
+        }
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let text = table(&[row("twisted", "running")], false);
         assert_eq!(
             text,
             "NAME     KIND  ADDRESS         PID  STATE    UPTIME  RESTARTS  USERS\n\
              twisted  tcp   127.0.0.1:1234  42   running  1h2m    1         3\n"
         );
+    }
+
+    #[test]
+    fn states_are_coloured_and_columns_still_line_up() {
+        let text = table(
+            &[
+                row("a", "running"),
+                row("b", "stopped"),
+                row("c", "failed"),
+                row("d", "backoff"),
+            ],
+            true,
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "NAME  KIND  ADDRESS         PID  STATE    UPTIME  RESTARTS  USERS"
+        );
+        assert_eq!(
+            lines[1],
+            "a     tcp   127.0.0.1:1234  42   \x1b[32mrunning\x1b[0m  1h2m    1         3"
+        );
+        assert_eq!(
+            lines[2],
+            "b     tcp   127.0.0.1:1234  42   \x1b[2mstopped\x1b[0m  1h2m    1         3"
+        );
+        assert!(lines[3].contains("\x1b[31mfailed\x1b[0m   1h2m"), "{:?}", lines[3]);
+        assert!(lines[4].contains("\x1b[33mbackoff\x1b[0m  1h2m"), "{:?}", lines[4]);
     }
 }

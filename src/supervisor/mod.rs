@@ -2,44 +2,44 @@
 //! starts the kernel and then one frontend per server, keeps them running, answers the control
 //! socket, applies config edits as a diff, and stops everything in order.
 //!
-//! - [`child`]: one child process and the task that restarts it.
+//! - [`lifecycle`]: a child's states and what to do on each event (pure).
+//! - [`child`]: one child's task, carrying out its lifecycle; [`spawn`]: starting its process.
 //! - [`backoff`]: restart delays and the crash-loop rule (pure).
 //! - [`watchdog`]: notify messages and when a silent child counts as hung (pure).
-//! - [`control`]: the control socket and the `status` table.
+//! - [`plan`]: what an edit of the config changes (pure); [`watch`]: noticing the edit.
+//! - [`control`]: the control socket and the `status` table; [`census`]: users per server.
+//! - [`unavailable`]: answering the clients of a stopped or failed server ourselves.
+//! - [`lock`]: one supervisor per config.
 //! - [`logfile`]: daily-rotated log files with a stable live name, written off the async thread.
 //! - [`logs`]: `chat-supervisor logs`: print and follow a log.
 
 pub mod backoff;
+pub mod census;
 pub mod child;
 pub mod control;
+pub mod lifecycle;
+pub mod lock;
 pub mod logfile;
 pub mod logs;
+pub mod plan;
+pub mod spawn;
+pub mod unavailable;
+pub mod watch;
 pub mod watchdog;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use futures_util::StreamExt;
-use nix::fcntl::{Flock, FlockArg};
 use tokio::sync::mpsc;
-use tokio_util::codec::Framed;
 
 use crate::config::{self, Config, Restart, Server};
-use crate::wire::{self, Downstream, Upstream};
-use child::{Ctl, Handle, Role, Spec, State};
+use child::{Handle, Role, Spec};
 use control::{Reply, Request, Row};
-
-/// Quiet time after a change to the config file before it is read.
-const DEBOUNCE: Duration = Duration::from_millis(300);
-/// How long `status` waits for the kernel's user counts.
-const CENSUS_TIMEOUT: Duration = Duration::from_secs(1);
+use lifecycle::{Event, State};
 
 /// Runs `up` until SIGTERM, Ctrl-C or `down`. Why it failed is logged too, if the log folder can
 /// be had (even from a config that is otherwise invalid).
@@ -64,7 +64,7 @@ pub fn up(config_path: &Path) -> Result<()> {
 
 fn run_up(config: Config) -> Result<()> {
     crate::kernel::socket::private_dir(&config.run_dir)?;
-    let _lock = lock(&config.run_dir, &config.path)?;
+    let _lock = lock::Lock::take(&config.run_dir, &config.path)?;
 
     // Every address is bound before any child starts, so a port in use stops `up` cleanly.
     let mut listeners = BTreeMap::new();
@@ -76,36 +76,6 @@ fn run_up(config: Config) -> Result<()> {
     runtime.block_on(Supervisor::new(config, listeners).run())
 }
 
-/// Holds the lock file open (and locked) for as long as `up` runs.
-struct Lock(#[allow(dead_code)] Flock<File>);
-
-fn lock(run_dir: &Path, config: &Path) -> Result<Lock> {
-    let path = run_dir.join("supervisor.lock");
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(locked) => locked,
-        Err((mut file, _)) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            bail!(
-                "a supervisor is already running for {} (pid {}); stop it with `chat-supervisor down`",
-                config.display(),
-                pid.trim()
-            );
-        }
-    };
-    file.set_len(0)?;
-    file.rewind()?;
-    writeln!(file, "{}", std::process::id())?;
-    Ok(Lock(file))
-}
-
 fn bind(server: &Server) -> Result<TcpListener> {
     let listener = TcpListener::bind(server.addr())
         .with_context(|| format!("server `{}`: cannot bind {}", server.name, server.addr()))?;
@@ -114,28 +84,39 @@ fn bind(server: &Server) -> Result<TcpListener> {
 }
 
 struct Supervisor {
+    /// The config `up` started with: its `[supervisor]` settings hold until the next `up`.
+    settings: Config,
+    /// The config that runs: the file as last applied.
     config: Config,
     /// The servers a restarted kernel waits for; shared with the kernel's spec.
     expect: Arc<std::sync::Mutex<Vec<String>>>,
     kernel: Option<Handle>,
     servers: BTreeMap<String, Handle>,
     listeners: BTreeMap<String, Arc<TcpListener>>,
+    /// When the running config was applied, and what that changed, for a `reload` with nothing
+    /// new to apply.
+    applied: (chrono::DateTime<chrono::Local>, String),
+    /// Why the config file, edited since, was not applied (`is invalid: …`), for `status`.
+    refused: Option<String>,
 }
 
 impl Supervisor {
     fn new(config: Config, listeners: BTreeMap<String, Arc<TcpListener>>) -> Self {
         let names = config.servers.iter().map(|s| s.name.clone()).collect();
         Self {
+            settings: config.clone(),
             config,
             expect: Arc::new(std::sync::Mutex::new(names)),
             kernel: None,
             servers: BTreeMap::new(),
             listeners,
+            applied: (chrono::Local::now(), "when `up` started".into()),
+            refused: None,
         }
     }
 
     fn kernel_socket(&self) -> PathBuf {
-        self.config.run_dir.join("kernel.sock")
+        self.settings.run_dir.join("kernel.sock")
     }
 
     fn spec(&self, name: &str, role: Role, restart: Restart) -> Spec {
@@ -144,10 +125,10 @@ impl Supervisor {
             role,
             restart,
             kernel_socket: self.kernel_socket(),
-            notify_socket: self.config.run_dir.join(format!("{name}.notify")),
-            watchdog: self.config.watchdog,
-            log_dir: self.config.log_dir.clone(),
-            log_keep: self.config.log_keep,
+            notify_socket: self.settings.run_dir.join(format!("{name}.notify")),
+            watchdog: self.settings.watchdog,
+            log_dir: self.settings.log_dir.clone(),
+            log_keep: self.settings.log_keep,
         }
     }
 
@@ -163,7 +144,9 @@ impl Supervisor {
 
     async fn run(mut self) -> Result<()> {
         tracing::info!(config = %self.config.path.display(), pid = std::process::id(), "supervisor starting");
-        let control_path = self.config.run_dir.join("control.sock");
+        // WATCHDOG=1 to systemd while this thread turns, if it asks (WatchdogSec=).
+        tokio::spawn(crate::notify::watchdog());
+        let control_path = self.settings.run_dir.join("control.sock");
         let _ = std::fs::remove_file(&control_path);
         let control = tokio::net::UnixListener::bind(&control_path)
             .with_context(|| format!("binding {}", control_path.display()))?;
@@ -172,7 +155,7 @@ impl Supervisor {
         tokio::spawn(control::serve(control, requests_tx));
 
         let (changed_tx, mut changed) = mpsc::channel(16);
-        let _watcher = watch(&self.config.path, changed_tx)
+        let _watcher = watch::watch(&self.config.path, changed_tx)
             .map_err(
                 |e| tracing::warn!(error = %format!("{e:#}"), "not watching the config file; use `reload` or SIGHUP"),
             )
@@ -188,7 +171,7 @@ impl Supervisor {
         let role = Role::Kernel {
             expect: self.expect.clone(),
         };
-        let mut kernel = Handle::start(self.spec("kernel", role, Restart::Always));
+        let kernel = Handle::start(self.spec("kernel", role, Restart::Always));
         let state = tokio::select! {
             state = kernel.settled() => state,
             _ = term.recv() => State::Stopped,
@@ -199,22 +182,31 @@ impl Supervisor {
             self.shutdown().await;
             bail!(
                 "the kernel did not start; see {}",
-                self.config.log_dir.join("kernel.log").display()
+                self.settings.log_dir.join("kernel.log").display()
             );
         }
         for server in self.config.servers.clone() {
             self.start_server(&server);
         }
+        // Under systemd (Type=notify): READY=1 once every server is up, or has given up.
+        let statuses: Vec<_> = self.servers.values().map(|h| h.status.clone()).collect();
+        let mut all_settled = std::pin::pin!(futures_util::future::join_all(statuses.into_iter().map(child::settled)));
+        let mut ready = false;
 
         let mut down = None;
         loop {
             tokio::select! {
+                states = &mut all_settled, if !ready => {
+                    ready = true;
+                    let running = states.iter().filter(|s| **s == State::Running).count();
+                    tracing::info!("ready: the kernel and {running} of {} servers running", states.len());
+                    crate::notify::ready();
+                }
                 _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
                 _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); let _ = self.reload().await; }
                 Some(()) = changed.recv() => {
-                    // Debounce: editors write in several steps.
-                    while tokio::time::timeout(DEBOUNCE, changed.recv()).await.is_ok_and(|m| m.is_some()) {}
+                    watch::debounce(&mut changed).await;
                     tracing::info!(config = %self.config.path.display(), "config file changed: reloading");
                     let _ = self.reload().await; // logged either way
                 }
@@ -245,60 +237,88 @@ impl Supervisor {
 
     /// Frontends first (all at once), then the kernel.
     async fn shutdown(&mut self) {
+        crate::notify::stopping();
         let servers = std::mem::take(&mut self.servers);
-        futures_util::future::join_all(servers.values().map(|h| h.request(Ctl::Stop))).await;
-        let kernel = self.kernel.take();
-        if let Some(kernel) = &kernel {
-            kernel.request(Ctl::Stop).await;
-        }
-        for handle in servers.values().chain(&kernel) {
-            let _ = std::fs::remove_file(&handle.spec.notify_socket);
+        futures_util::future::join_all(servers.into_values().map(Handle::stop_and_end)).await;
+        if let Some(kernel) = self.kernel.take() {
+            kernel.stop_and_end().await;
         }
     }
 
     async fn handle(&mut self, request: Request) -> Reply {
-        let ok = |message: String| Reply {
-            ok: true,
-            message,
-            ..Reply::default()
-        };
-        let fail = |message: String| Reply {
-            ok: false,
-            message,
-            ..Reply::default()
+        let reply = |result: Result<String, String>| {
+            let ok = result.is_ok();
+            let message = result.unwrap_or_else(|e| e);
+            Reply {
+                ok,
+                message,
+                ..Reply::default()
+            }
         };
         match request {
             Request::Status => Reply {
                 ok: true,
                 message: String::new(),
                 servers: self.status().await,
+                config_error: self.refused.as_ref().map(|why| {
+                    format!(
+                        "{} changed since the running config was loaded and {why}; running the previous config",
+                        self.config.path.display()
+                    )
+                }),
             },
-            Request::Reload => match self.reload().await {
-                Ok(summary) => ok(summary),
-                Err(e) => fail(e),
-            },
-            Request::Restart { name } | Request::Stop { name } | Request::Start { name }
-                if self.handle_of(&name).is_none() =>
-            {
-                fail(format!("no server named `{name}` (see `chat-supervisor status`)"))
-            }
-            Request::Restart { name } => {
-                self.handle_of(&name).expect("checked").request(Ctl::Restart).await;
-                tracing::info!(name, "restarted on request");
-                ok(format!("restarting {name}"))
-            }
-            Request::Stop { name } => {
-                self.handle_of(&name).expect("checked").request(Ctl::Stop).await;
-                tracing::info!(name, "stopped on request");
-                ok(format!("stopped {name}"))
-            }
-            Request::Start { name } => {
-                self.handle_of(&name).expect("checked").request(Ctl::Start).await;
-                tracing::info!(name, "started on request");
-                ok(format!("starting {name}"))
-            }
+            Request::Reload => reply(self.reload().await),
+            Request::Restart { names } => reply(self.request(&names, Event::Restart).await),
+            Request::Stop { names } => reply(self.request(&names, Event::Stop).await),
+            Request::Start { names } => reply(self.request(&names, Event::Start).await),
             Request::Down => unreachable!("handled by the loop"),
         }
+    }
+
+    /// `start`, `stop` or `restart` of `names` (`all`: every server), all at once; one line of
+    /// reply per name. An unknown name changes nothing.
+    async fn request(&self, names: &[String], request: Event) -> Result<String, String> {
+        let mut handles = Vec::new();
+        let mut unknown = Vec::new();
+        for name in names {
+            match (name.as_str(), self.handle_of(name)) {
+                ("all", _) => handles.extend(self.servers.values()),
+                (_, Some(handle)) => handles.push(handle),
+                (_, None) => unknown.push(format!("`{name}`")),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(format!(
+                "no server named {} (see `chat-supervisor status`)",
+                unknown.join(", ")
+            ));
+        }
+        handles.dedup_by_key(|h| h.spec.name.clone());
+        let before = futures_util::future::join_all(handles.iter().map(|h| h.request(request))).await;
+        let lines: Vec<String> = handles
+            .iter()
+            .zip(before)
+            .map(|(handle, before)| {
+                let name = &handle.spec.name;
+                match (request, before) {
+                    (Event::Stop, State::Stopped) => format!("{name} is already stopped"),
+                    (Event::Start, State::Starting | State::Running) => format!("{name} is already running"),
+                    (Event::Stop, _) => {
+                        tracing::info!(name, "stopped on request");
+                        format!("stopped {name}")
+                    }
+                    (Event::Start, _) => {
+                        tracing::info!(name, "started on request");
+                        format!("starting {name}")
+                    }
+                    _ => {
+                        tracing::info!(name, "restarted on request");
+                        format!("restarting {name}")
+                    }
+                }
+            })
+            .collect();
+        Ok(lines.join("\n"))
     }
 
     fn handle_of(&self, name: &str) -> Option<&Handle> {
@@ -310,7 +330,7 @@ impl Supervisor {
     }
 
     async fn status(&self) -> Vec<Row> {
-        let users = census(&self.kernel_socket()).await;
+        let users = census::census(&self.kernel_socket()).await;
         let row = |handle: &Handle, users: Option<u64>| {
             let status = handle.status.borrow().clone();
             Row {
@@ -338,148 +358,64 @@ impl Supervisor {
         rows
     }
 
-    /// Reads the config again and applies it as a diff. An invalid file changes nothing.
+    /// Reads the config again and applies it by its [`plan`]. An invalid file, or an address
+    /// that cannot be bound, changes nothing (and `status` says so until the file is fixed).
     async fn reload(&mut self) -> Result<String, String> {
-        let mut new = match config::load(&self.config.path) {
-            Ok(new) => new,
-            Err(e) => {
-                let message = format!("{e:#}\nnothing changed");
-                // One log line per refusal, for grep.
-                tracing::error!("reload refused: {}", message.replace("\n  ", " ").replace('\n', "; "));
-                return Err(message);
-            }
+        let mut refuse = |why: String, message: String| {
+            // One log line per refusal, for grep.
+            let line = message.replace("\n  ", " ").replace('\n', "; ");
+            tracing::error!("reload refused: {line}");
+            self.refused = Some(format!("{why}: {}", line.trim_end_matches("; nothing changed")));
+            Err(message)
         };
-        if (new.log_dir != self.config.log_dir)
-            || (new.run_dir != self.config.run_dir)
-            || new.log_keep != self.config.log_keep
-            || new.watchdog != self.config.watchdog
-        {
+        let new = match config::load(&self.config.path) {
+            Ok(new) => new,
+            Err(e) => return refuse("is invalid".into(), format!("{e:#}\nnothing changed")),
+        };
+        let plan = plan::diff(&self.config, &new);
+        if plan.is_empty() {
+            self.refused = None;
+            let (at, what) = &self.applied;
+            let message = format!(
+                "nothing new: {} was applied at {} ({what})",
+                self.config.path.display(),
+                at.format("%H:%M:%S")
+            );
+            tracing::info!("{message}");
+            return Ok(message);
+        }
+        if plan.supervisor_changed {
             tracing::warn!("changes to [supervisor] take effect at the next `up`");
-            // Until then, servers started by this reload run like the others (the kernel socket
-            // above all stays where the kernel is).
-            new.log_dir = self.config.log_dir.clone();
-            new.run_dir = self.config.run_dir.clone();
-            new.log_keep = self.config.log_keep;
-            new.watchdog = self.config.watchdog;
         }
-        let old: BTreeMap<&str, &Server> = self.config.servers.iter().map(|s| (s.name.as_str(), s)).collect();
-        let added: Vec<Server> = new
-            .servers
-            .iter()
-            .filter(|s| !old.contains_key(s.name.as_str()))
-            .cloned()
-            .collect();
-        let changed: Vec<Server> = new
-            .servers
-            .iter()
-            .filter(|s| old.get(s.name.as_str()).is_some_and(|o| *o != *s))
-            .cloned()
-            .collect();
-        let removed: Vec<String> = old
-            .keys()
-            .filter(|name| !new.servers.iter().any(|s| s.name == **name))
-            .map(|name| name.to_string())
-            .collect();
-
-        // Bind every new address first: if one fails, nothing changes.
         let mut fresh = BTreeMap::new();
-        for server in added.iter().chain(&changed) {
-            // Same host and port as configured before (port 0 included): keep the socket we have.
-            let same_address = old.get(server.name.as_str()).is_some_and(|o| o.addr() == server.addr());
-            if same_address {
-                continue;
-            }
+        for server in plan.to_bind() {
             match bind(server) {
-                Ok(listener) => {
-                    fresh.insert(server.name.clone(), Arc::new(listener));
-                }
-                Err(e) => {
-                    let message = format!("{e:#}; nothing changed");
-                    tracing::error!("reload refused: {message}");
-                    return Err(message);
-                }
-            }
+                Ok(listener) => fresh.insert(server.name.clone(), Arc::new(listener)),
+                Err(e) => return refuse("cannot be applied".into(), format!("{e:#}; nothing changed")),
+            };
         }
 
-        for name in &removed {
-            if let Some(handle) = self.servers.remove(name) {
-                handle.request(Ctl::Stop).await;
-            }
+        let stopping: Vec<Handle> = plan.to_stop().filter_map(|name| self.servers.remove(name)).collect();
+        futures_util::future::join_all(stopping.into_iter().map(Handle::stop_and_end)).await;
+        for name in &plan.removed {
             self.listeners.remove(name);
             tracing::info!(name, "removed");
         }
-        for server in &changed {
-            if let Some(handle) = self.servers.remove(&server.name) {
-                handle.request(Ctl::Stop).await;
+        self.listeners.extend(fresh);
+        for server in plan.to_start() {
+            if plan.added.contains(server) {
+                tracing::info!(name = %server.name, "added");
+            } else {
+                tracing::info!(name = %server.name, "changed: restarting");
             }
-            if let Some(listener) = fresh.remove(&server.name) {
-                self.listeners.insert(server.name.clone(), listener);
-            }
-            tracing::info!(name = %server.name, "changed: restarting");
             self.start_server(server);
         }
-        for server in &added {
-            self.listeners
-                .insert(server.name.clone(), fresh.remove(&server.name).expect("bound above"));
-            tracing::info!(name = %server.name, "added");
-            self.start_server(server);
-        }
-        let unchanged = new.servers.len() - added.len() - changed.len();
         *self.expect.lock().unwrap_or_else(|e| e.into_inner()) = new.servers.iter().map(|s| s.name.clone()).collect();
         self.config = new;
-        let summary = format!(
-            "reloaded: {} added, {} removed, {} changed, {unchanged} unchanged",
-            added.len(),
-            removed.len(),
-            changed.len()
-        );
+        self.applied = (chrono::Local::now(), plan.changes());
+        self.refused = None;
+        let summary = format!("reloaded: {}", plan.summary());
         tracing::info!("{summary}");
         Ok(summary)
     }
-}
-
-/// Asks the kernel how many users each frontend has.
-async fn census(socket: &Path) -> Option<Vec<(String, u64)>> {
-    let ask = async {
-        let stream = tokio::net::UnixStream::connect(socket).await.ok()?;
-        let mut framed = Framed::new(stream, wire::codec());
-        let mut buf = bytes::BytesMut::new();
-        Upstream::Census.encode(&mut buf);
-        use tokio::io::AsyncWriteExt;
-        framed.get_mut().write_all(&buf).await.ok()?;
-        while let Some(Ok(body)) = framed.next().await {
-            if let Ok(Downstream::Census { users }) = Downstream::decode(&body) {
-                return Some(users);
-            }
-        }
-        None
-    };
-    tokio::time::timeout(CENSUS_TIMEOUT, ask).await.ok().flatten()
-}
-
-/// Watches the config file's folder (editors replace files rather than write them) and signals
-/// `changed` for events on the file itself.
-fn watch(path: &Path, changed: mpsc::Sender<()>) -> Result<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let name = path.file_name().map(|n| n.to_os_string());
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if event.kind.is_access() {
-            return;
-        }
-        if event
-            .paths
-            .iter()
-            .any(|p| p.file_name().map(|n| n.to_os_string()) == name)
-        {
-            let _ = changed.try_send(());
-        }
-    })?;
-    watcher.watch(&dir, notify::RecursiveMode::NonRecursive)?;
-    Ok(watcher)
 }

@@ -449,10 +449,16 @@ impl Up {
     }
 
     pub fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::start_with_env(dir, &[])
+    }
+
+    /// Starts `up` in `dir` with these extra environment variables.
+    pub fn start_with_env(dir: tempfile::TempDir, env: &[(&str, &std::ffi::OsStr)]) -> Self {
         let mut child = Command::new(bin())
             .arg("up")
             .current_dir(dir.path())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -524,10 +530,23 @@ impl Up {
             .unwrap()
     }
 
-    /// `status --json`, parsed.
+    /// The rows of `status --json`, parsed.
     pub fn status(&self) -> Vec<serde_json::Value> {
+        let serde_json::Value::Array(rows) = self.status_json()["servers"].take() else {
+            panic!("no rows");
+        };
+        rows
+    }
+
+    /// `status --json`, parsed (it exits with 3 when a server is stopped or failed).
+    pub fn status_json(&self) -> serde_json::Value {
         let out = self.cli(&["status", "--json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            matches!(out.status.code(), Some(0 | 3)),
+            "{:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 

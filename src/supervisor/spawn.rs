@@ -1,0 +1,150 @@
+//! Starting a child process: its command line, its own process group with a parent-death signal,
+//! its notify socket, the listening socket it inherits, and its output copied into its log file.
+
+use std::os::unix::process::CommandExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::net::UnixDatagram;
+
+use super::child::{Role, Spec};
+use super::logfile::ChildLog;
+use crate::frontend::args::ServeArgs;
+
+/// A started child process.
+pub struct Process {
+    child: tokio::process::Child,
+    pub pid: u32,
+    pub started: Instant,
+    /// The tasks copying its stdout and stderr into its log.
+    output: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Process {
+    /// Starts the child of `spec`, its output going to `log`; with the socket where its
+    /// `READY=1` and `WATCHDOG=1` arrive.
+    pub fn spawn(spec: &Spec, log: &ChildLog) -> Result<(Self, UnixDatagram)> {
+        let _ = std::fs::remove_file(&spec.notify_socket);
+        let notify = UnixDatagram::bind(&spec.notify_socket)
+            .with_context(|| format!("binding {}", spec.notify_socket.display()))?;
+        let mut child = tokio::process::Command::from(command(spec)?)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawning {}", spec.name))?;
+        let pid = child.id().context("a child without a pid")?;
+        let stdout = child.stdout.take().map(|p| Box::new(p) as Output);
+        let stderr = child.stderr.take().map(|p| Box::new(p) as Output);
+        let output = [stdout, stderr]
+            .into_iter()
+            .flatten()
+            .map(|pipe| tokio::spawn(copy_to_log(pipe, log.clone())))
+            .collect();
+        let started = Instant::now();
+        Ok((
+            Self {
+                child,
+                pid,
+                started,
+                output,
+            },
+            notify,
+        ))
+    }
+
+    /// Waits (a second at most: something it started may hold its pipes) until its output is in
+    /// its log.
+    pub async fn drained(&mut self) {
+        let copies = futures_util::future::join_all(self.output.drain(..));
+        let _ = tokio::time::timeout(Duration::from_secs(1), copies).await;
+    }
+
+    /// Sends `signal` to its process group (a stopped process gets SIGKILL too, and anything it
+    /// started goes with it).
+    pub fn signal(&self, signal: Signal) {
+        let _ = killpg(Pid::from_raw(self.pid as i32), signal);
+    }
+
+    /// Waits for it to exit and reaps it; what it left in its group is killed.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        let status = self.child.wait().await;
+        self.signal(Signal::SIGKILL);
+        status
+    }
+}
+
+/// "exit code 1", "killed by SIGKILL".
+pub fn describe(status: &std::io::Result<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let Ok(status) = status else {
+        return "unknown status".into();
+    };
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!(
+            "killed by {}",
+            Signal::try_from(signal).map_or_else(|_| signal.to_string(), |s| s.as_str().to_string())
+        ),
+        _ => status.to_string(),
+    }
+}
+
+type Output = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+fn command(spec: &Spec) -> Result<std::process::Command> {
+    let exe = std::env::current_exe().context("finding our own binary")?;
+    let mut command = std::process::Command::new(exe);
+    match &spec.role {
+        Role::Kernel { expect } => {
+            command.arg("kernel").arg("--socket").arg(&spec.kernel_socket);
+            let expect = expect.lock().unwrap_or_else(|e| e.into_inner()).join(",");
+            if !expect.is_empty() {
+                command.arg("--expect").arg(expect);
+            }
+        }
+        Role::Frontend { server, listener } => {
+            let args = ServeArgs::for_server(server, &spec.kernel_socket);
+            command.arg("serve").args(args.to_args());
+            crate::frontend::listen::hand_over(&mut command, listener.as_ref(), &server.name);
+        }
+    }
+    // Ours, if systemd watches us, are not the child's.
+    command.env_remove("WATCHDOG_USEC").env_remove("WATCHDOG_PID");
+    if let Some(limit) = spec.watchdog {
+        command.env("WATCHDOG_USEC", limit.as_micros().to_string());
+    }
+    command
+        .env("NOTIFY_SOCKET", &spec.notify_socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let parent = std::process::id();
+    // SAFETY: between fork and exec this only makes async-signal-safe calls (prctl, getppid).
+    unsafe {
+        command.pre_exec(move || {
+            // The supervisor dying, even by SIGKILL, takes the child with it. The signal is tied to
+            // the forking thread: `up` runs on a single-threaded runtime, so that is the main thread.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                return Err(std::io::Error::other("the supervisor died before the child started"));
+            }
+            Ok(())
+        });
+    }
+    Ok(command)
+}
+
+/// Copies a child's output into its log file, panic messages included.
+async fn copy_to_log(mut pipe: Output, mut log: ChildLog) {
+    let mut buf = vec![0u8; 8192];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+        log.write(&buf[..n]).await;
+    }
+}
