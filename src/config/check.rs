@@ -1,0 +1,385 @@
+//! The walk over a spanned TOML table that finds every problem of a file at once: unknown keys,
+//! wrong types and values, duplicates, each with its line and key.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::*;
+
+/// The config as far as it is valid, and every problem, in line order.
+pub(super) fn check(file: &Path, base: &Path, text: &str) -> (Config, Vec<Problem>) {
+    let mut check = Check {
+        text,
+        lines: text.match_indices('\n').map(|(at, _)| at).collect(),
+        problems: Vec::new(),
+        names: HashSet::new(),
+    };
+    let config = check.file(file, base);
+    check.problems.sort_by_key(|p| p.line);
+    (config, check.problems)
+}
+
+struct Check<'t> {
+    text: &'t str,
+    /// Where each line ends, so that a problem's line is a binary search, not a scan: a file of
+    /// 100,000 unknown keys is checked in linear time.
+    lines: Vec<usize>,
+    problems: Vec<Problem>,
+    /// Server names seen so far, to refuse a second use.
+    names: HashSet<String>,
+}
+
+type Table<'i> = DeTable<'i>;
+
+impl Check<'_> {
+    fn problem(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+        let line = self.lines.partition_point(|&end| end < span.start) + 1;
+        self.problems.push(Problem {
+            line,
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn file(&mut self, file: &Path, base: &Path) -> Config {
+        let mut config = Config {
+            path: file.to_path_buf(),
+            log_dir: base.join(DEFAULT_LOG_DIR),
+            run_dir: base.join(DEFAULT_RUN_DIR),
+            log_keep: DEFAULT_LOG_KEEP,
+            watchdog: Some(DEFAULT_WATCHDOG),
+            servers: Vec::new(),
+        };
+        let root = match DeTable::parse(self.text) {
+            Ok(root) => root,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                self.problem(span, "(syntax)", e.message().to_string());
+                return config;
+            }
+        };
+        // Each valid server's place among the [[server]] tables, for messages.
+        let mut numbers = Vec::new();
+        for (key, value) in root.get_ref() {
+            match key.get_ref().as_ref() {
+                "supervisor" => match value.get_ref() {
+                    DeValue::Table(table) => self.supervisor(table, base, &mut config),
+                    _ => self.problem(value.span(), "supervisor", "must be a table: [supervisor]"),
+                },
+                "server" => match value.get_ref() {
+                    DeValue::Array(servers) => {
+                        for (i, server) in servers.iter().enumerate() {
+                            let at = format!("server[{}]", i + 1);
+                            match server.get_ref() {
+                                DeValue::Table(table) => {
+                                    if let Some(s) = self.server(table, server.span(), &at) {
+                                        config.servers.push(s);
+                                        numbers.push(i + 1);
+                                    }
+                                }
+                                _ => self.problem(server.span(), at, "must be a table: [[server]]"),
+                            }
+                        }
+                    }
+                    _ => self.problem(value.span(), "server", "must be an array of tables: [[server]]"),
+                },
+                other => self.problem(key.span(), other, "unknown key (expected [supervisor] or [[server]])"),
+            }
+        }
+        self.unique(&root, &config.servers, &numbers);
+        config
+    }
+
+    fn supervisor(&mut self, table: &Table<'_>, base: &Path, config: &mut Config) {
+        let mut fields = Fields::new(table, "supervisor");
+        if let Some(dir) = fields.string(self, "log_dir") {
+            config.log_dir = base.join(dir);
+        }
+        if let Some(dir) = fields.string(self, "run_dir") {
+            config.run_dir = base.join(dir);
+        }
+        if let Some(keep) = fields.integer(self, "log_keep", 1..=3650) {
+            config.log_keep = keep as usize;
+        }
+        if let Some(seconds) = fields.integer(self, "watchdog", 0..=3600) {
+            config.watchdog = (seconds > 0).then(|| Duration::from_secs(seconds as u64));
+        }
+        fields.finish(self, "log_dir, run_dir, log_keep, watchdog");
+    }
+
+    fn server(&mut self, table: &Table<'_>, span: Range<usize>, at: &str) -> Option<Server> {
+        let mut fields = Fields::new(table, at);
+        let name = fields.string(self, "name");
+        if let Some((name, span)) = name.as_ref().zip(fields.span("name")) {
+            let valid = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            if !valid {
+                self.problem(span, format!("{at}.name"), "must be 1 to 32 of a-z, 0-9, _ and -");
+            } else if RESERVED.contains(&name.as_str()) {
+                self.problem(
+                    span,
+                    format!("{at}.name"),
+                    format!("`{name}` is reserved for the supervisor's own use"),
+                );
+            } else if !self.names.insert(name.clone()) {
+                self.problem(span, format!("{at}.name"), format!("`{name}` is used twice"));
+            }
+        }
+        let kind = fields
+            .string(self, "kind")
+            .and_then(|kind| self.word(&fields, "kind", &kind, &span, at));
+        let host = fields
+            .string(self, "host")
+            .map_or(Some(DEFAULT_HOST), |host| match host.parse::<IpAddr>() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    let span = fields.span("host").unwrap_or(span.clone());
+                    self.problem(span, format!("{at}.host"), format!("`{host}` is not an IP address"));
+                    None
+                }
+            });
+        let port = fields.integer(self, "port", 0..=65535).map(|p| p as u16);
+        let color = fields.boolean(self, "color").unwrap_or(DEFAULT_COLOR);
+        let max_line = fields
+            .integer(self, "max_line", 1..=1 << 20)
+            .map_or(DEFAULT_MAX_LINE, |n| n as usize);
+        let max_connections = fields
+            .integer(self, "max_connections", 1..=1_000_000)
+            .map_or(DEFAULT_MAX_CONNECTIONS, |n| n as usize);
+        let max_connections_per_ip = fields
+            .integer(self, "max_connections_per_ip", 1..=1_000_000)
+            .map_or(DEFAULT_MAX_CONNECTIONS_PER_IP, |n| n as usize);
+        let input_rate = fields
+            .integer(self, "input_rate", 0..=1_000_000)
+            .map_or(DEFAULT_INPUT_RATE, |n| n as u32);
+        let input_burst = fields
+            .integer(self, "input_burst", 1..=1_000_000)
+            .map_or(DEFAULT_INPUT_BURST, |n| n as u32);
+        let send_timeout = fields
+            .integer(self, "send_timeout", 1..=3600)
+            .map_or(DEFAULT_SEND_TIMEOUT, |n| Duration::from_secs(n as u64));
+        // Keys of the web server only.
+        let handshake_timeout = fields
+            .integer(self, "handshake_timeout", 1..=3600)
+            .map_or(DEFAULT_HANDSHAKE_TIMEOUT, |n| Duration::from_secs(n as u64));
+        let allowed_hosts = fields.hosts(self, "allowed_hosts").unwrap_or_default();
+        let motd = fields.string(self, "motd").filter(|motd| match motd_problem(motd) {
+            Some(problem) => {
+                let span = fields.span("motd").unwrap_or(span.clone());
+                self.problem(span, format!("{at}.motd"), problem);
+                false
+            }
+            None => true,
+        });
+        if kind == Some(Kind::Tcp) {
+            for key in ["handshake_timeout", "allowed_hosts"] {
+                if let Some(span) = fields.span(key) {
+                    self.problem(span, format!("{at}.{key}"), "applies to kind = \"ws\" only");
+                }
+            }
+        }
+        let restart = match fields.string(self, "restart") {
+            Some(restart) => self.word(&fields, "restart", &restart, &span, at),
+            None => Some(Restart::Always),
+        };
+        for required in ["name", "kind", "port"] {
+            if fields.span(required).is_none() {
+                self.problem(span.clone(), format!("{at}.{required}"), "missing (required)");
+            }
+        }
+        fields.finish(
+            self,
+            "name, kind, host, port, color, max_line, max_connections, max_connections_per_ip, \
+             input_rate, input_burst, send_timeout, handshake_timeout, allowed_hosts, motd, restart",
+        );
+        let name = name?;
+        Some(Server {
+            motd: motd.unwrap_or_else(|| default_motd(&name)),
+            name,
+            kind: kind?,
+            host: host?,
+            port: port?,
+            color,
+            max_line,
+            max_connections,
+            max_connections_per_ip,
+            input_rate,
+            input_burst,
+            send_timeout,
+            handshake_timeout,
+            allowed_hosts,
+            restart: restart?,
+        })
+    }
+
+    /// A word of a few spellings ([`Kind`], [`Restart`]), or a problem naming them.
+    fn word<T: std::str::FromStr<Err = crate::spelling::Unknown>>(
+        &mut self,
+        fields: &Fields<'_, '_>,
+        key: &str,
+        word: &str,
+        table: &Range<usize>,
+        at: &str,
+    ) -> Option<T> {
+        match word.parse() {
+            Ok(value) => Some(value),
+            Err(unknown) => {
+                let span = fields.span(key).unwrap_or(table.clone());
+                self.problem(span, format!("{at}.{key}"), unknown.to_string());
+                None
+            }
+        }
+    }
+
+    /// Addresses are unique, unless the port is 0.
+    fn unique(&mut self, root: &Spanned<Table<'_>>, servers: &[Server], numbers: &[usize]) {
+        let Some(DeValue::Array(tables)) = root.get_ref().get("server").map(|v| v.get_ref()) else {
+            return;
+        };
+        let mut first: HashMap<SocketAddr, &str> = HashMap::new();
+        for (server, &number) in servers.iter().zip(numbers) {
+            if server.port == 0 {
+                continue;
+            }
+            if let Some(other) = first.get(&server.addr()) {
+                let span = tables[number - 1]
+                    .get_ref()
+                    .as_table()
+                    .and_then(|t| t.get("port"))
+                    .map_or(0..0, |v| v.span());
+                self.problem(
+                    span,
+                    format!("server[{number}].port"),
+                    format!("{} is also the address of `{other}`", server.addr()),
+                );
+            } else {
+                first.insert(server.addr(), &server.name);
+            }
+        }
+    }
+}
+
+/// Reads typed fields from one table, remembering which keys were known.
+struct Fields<'a, 'i> {
+    table: &'a Table<'i>,
+    at: &'a str,
+    known: Vec<&'static str>,
+}
+
+impl<'a, 'i> Fields<'a, 'i> {
+    fn new(table: &'a Table<'i>, at: &'a str) -> Self {
+        Self {
+            table,
+            at,
+            known: Vec::new(),
+        }
+    }
+
+    fn value(&mut self, key: &'static str) -> Option<&'a Spanned<DeValue<'i>>> {
+        self.known.push(key);
+        self.table.get(key)
+    }
+
+    fn span(&self, key: &str) -> Option<Range<usize>> {
+        self.table.get(key).map(|v| v.span())
+    }
+
+    fn wrong(&self, check: &mut Check<'_>, key: &str, value: &Spanned<DeValue<'_>>, expected: &str) {
+        let found = value.get_ref().type_str();
+        check.problem(
+            value.span(),
+            format!("{}.{key}", self.at),
+            format!("must be {expected}, not {found}"),
+        );
+    }
+
+    fn string(&mut self, check: &mut Check<'_>, key: &'static str) -> Option<String> {
+        let value = self.value(key)?;
+        match value.get_ref().as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.wrong(check, key, value, "a string");
+                None
+            }
+        }
+    }
+
+    /// A list of host names (letters, digits, `-` and `.`), lowercased.
+    fn hosts(&mut self, check: &mut Check<'_>, key: &'static str) -> Option<Vec<String>> {
+        let value = self.value(key)?;
+        let Some(items) = value.get_ref().as_array() else {
+            self.wrong(check, key, value, "a list of host names");
+            return None;
+        };
+        let mut hosts = Vec::new();
+        for item in items {
+            let valid = item.get_ref().as_str().filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 253
+                    && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            });
+            match valid {
+                Some(host) => hosts.push(host.to_ascii_lowercase()),
+                None => check.problem(
+                    item.span(),
+                    format!("{}.{key}", self.at),
+                    "each entry must be a host name such as \"chat.example.org\" (no port, no scheme)",
+                ),
+            }
+        }
+        Some(hosts)
+    }
+
+    fn boolean(&mut self, check: &mut Check<'_>, key: &'static str) -> Option<bool> {
+        let value = self.value(key)?;
+        let b = value.get_ref().as_bool();
+        if b.is_none() {
+            self.wrong(check, key, value, "true or false");
+        }
+        b
+    }
+
+    fn integer(
+        &mut self,
+        check: &mut Check<'_>,
+        key: &'static str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<i64> {
+        let value = self.value(key)?;
+        let Some(n) = value.get_ref().as_integer() else {
+            self.wrong(check, key, value, "an integer");
+            return None;
+        };
+        match i64::from_str_radix(n.as_str(), n.radix()) {
+            Ok(n) if range.contains(&n) => Some(n),
+            _ => {
+                check.problem(
+                    value.span(),
+                    format!("{}.{key}", self.at),
+                    format!("must be from {} to {}", range.start(), range.end()),
+                );
+                None
+            }
+        }
+    }
+
+    fn finish(self, check: &mut Check<'_>, expected: &str) {
+        for (key, _) in self.table {
+            if !self.known.contains(&key.get_ref().as_ref()) {
+                check.problem(
+                    key.span(),
+                    format!("{}.{}", self.at, key.get_ref()),
+                    format!("unknown key (known: {expected})"),
+                );
+            }
+        }
+    }
+}
