@@ -17,7 +17,11 @@
 //! - [`memory`]: handing freed memory back to the system after a burst.
 //! - [`throttle`]: token buckets for client input and for warnings (pure).
 //! - [`cli`]: the command line; `main.rs` only parses it and prints errors.
-//! - `bin/chat-bench.rs`: the load generator behind `scripts/bench.sh`.
+//!
+//! Beside `src/`, two packages of the workspace that this library does not contain: `harness/`
+//! (`chat-harness`), which runs `chat-supervisor up` for the integration tests and the benchmark,
+//! and `bench/` (`chat-bench`), the load generator behind `scripts/bench.sh`, with its in-process
+//! baseline.
 
 pub mod chat;
 pub mod cli;

@@ -12,7 +12,6 @@
 //! - [`http`], [`websocket`] and [`web`]: HTTP requests and WebSocket framing (pure), and the web
 //!   server.
 //! - [`render`]: events into telnet lines or WebSocket JSON (pure).
-//! - [`local`]: the whole chat in one process, the benchmark's baseline.
 
 pub mod accept;
 pub mod admission;
@@ -21,7 +20,6 @@ pub mod client;
 pub mod http;
 pub mod link;
 pub mod listen;
-pub mod local;
 pub mod outbox;
 pub mod render;
 pub mod session;

@@ -1,5 +1,6 @@
 //! Shared harness for the integration tests: real processes of the real binary (killed on drop),
-//! readiness by `NOTIFY_SOCKET`, and small clients for each protocol. Every wait is bounded.
+//! readiness by `NOTIFY_SOCKET`, `chat-supervisor up` through `chat-harness` (which the benchmark
+//! shares), and small clients for each protocol. Every wait is bounded.
 
 #![allow(dead_code)] // each test file uses a different part
 
@@ -16,6 +17,7 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
+pub use chat_harness::{Proc, rss_kib};
 use chat_supervisor::chat::{Event, Login, SessionId};
 use chat_supervisor::wire::{self, Downstream, Upstream};
 
@@ -43,40 +45,6 @@ pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>)
     tokio::time::timeout(WAIT, future)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// A child process of the binary, killed (SIGKILL) and reaped on drop.
-pub struct Proc {
-    pub child: std::process::Child,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Resident memory in KiB, from /proc.
-    pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
-    pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), signal).unwrap();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A `NOTIFY_SOCKET` for one child: `READY=1` arrives here when it is ready.
@@ -429,203 +397,100 @@ pub fn plain(event: &Event) -> String {
     event.plain()
 }
 
-/// `chat-supervisor up` in a temporary directory, its stdout lines collected as they come.
-pub struct Up {
-    pub dir: tempfile::TempDir,
-    pub proc: Proc,
-    lines: std::sync::mpsc::Receiver<String>,
-    /// Every stdout line so far.
-    pub seen: Vec<String>,
-    /// Lines read but not yet matched by a wait (they come in any order).
-    pending: Vec<String>,
-}
+/// `chat-supervisor up` in a temporary directory (`chat_harness::Up`, whose fields and other methods
+/// it derefs to): each of these fails the test instead of returning an error.
+pub struct Up(chat_harness::Up);
 
 impl Up {
     /// Writes `servers.toml` and starts `up` on it.
     pub fn start(config: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("servers.toml"), config).unwrap();
-        Self::start_in(dir)
+        Self(chat_harness::Up::start(bin(), config, &options()).unwrap_or_else(|e| panic!("{e:#}")))
     }
 
+    /// Starts `up` in `dir`, which holds a `servers.toml`.
     pub fn start_in(dir: tempfile::TempDir) -> Self {
         Self::start_with_env(dir, &[])
     }
 
     /// Starts `up` in `dir` with these extra environment variables.
     pub fn start_with_env(dir: tempfile::TempDir, env: &[(&str, &std::ffi::OsStr)]) -> Self {
-        let mut child = Command::new(bin())
-            .arg("up")
-            .current_dir(dir.path())
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let log = dir.path().join("logs/supervisor.log");
-        Self {
-            dir,
-            proc: Proc { child, log },
-            lines,
-            seen: Vec::new(),
-            pending: Vec::new(),
-        }
+        let mut options = options();
+        options.env = env.iter().map(|(k, v)| (k.to_string(), v.to_os_string())).collect();
+        Self(chat_harness::Up::start_in(bin(), dir, &options).unwrap_or_else(|e| panic!("{e:#}")))
     }
 
     /// Waits for the first stdout line containing `needle` that no earlier wait took.
     pub fn wait_for(&mut self, needle: &str) -> String {
-        if let Some(at) = self.pending.iter().position(|l| l.contains(needle)) {
-            return self.pending.remove(at);
-        }
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                    self.pending.push(line);
-                }
-                Err(_) => panic!(
-                    "no line with {needle:?} within {WAIT:?}; saw:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
+        self.0.wait_for(needle).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Waits for the `listening` line of `name`: its address and pid.
     pub fn listening(&mut self, name: &str) -> (SocketAddr, u32) {
-        let line = self.wait_for(&format!("listening name={name} "));
-        let field = |key: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(key))
-                .unwrap_or_else(|| panic!("no {key} in {line}"))
-                .to_string()
-        };
-        (field("addr=").parse().unwrap(), field("pid=").parse().unwrap())
+        self.0.listening(name).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Runs a client command (`status`, `reload`, …) against this supervisor.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin())
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
+        self.0.cli(args).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// The rows of `status --json`, parsed.
     pub fn status(&self) -> Vec<serde_json::Value> {
-        let serde_json::Value::Array(rows) = self.status_json()["servers"].take() else {
-            panic!("no rows");
-        };
-        rows
+        self.0.status().unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// `status --json`, parsed (it exits with 3 when a server is stopped or failed).
     pub fn status_json(&self) -> serde_json::Value {
-        let out = self.cli(&["status", "--json"]);
-        assert!(
-            matches!(out.status.code(), Some(0 | 3)),
-            "{:?}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        self.0.status_json().unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// The row of `name` in `status`.
     pub fn row(&self, name: &str) -> serde_json::Value {
-        self.status().into_iter().find(|r| r["name"] == name).unwrap()
+        self.0.row(name).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     pub fn write_config(&self, text: &str) {
-        // As editors do: write beside, then rename over.
-        let tmp = self.dir.path().join(".servers.toml.tmp");
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(tmp, self.dir.path().join("servers.toml")).unwrap();
+        self.0.write_config(text).unwrap_or_else(|e| panic!("{e:#}"))
     }
 }
 
-impl Drop for Up {
-    /// A failing test shows the warnings and errors of every log, to say what went wrong.
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let Ok(entries) = std::fs::read_dir(self.dir.path().join("logs")) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            let notable: Vec<&str> = text
-                .lines()
-                .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panicked"))
-                .collect();
-            eprintln!("--- {} ({} notable lines)", entry.path().display(), notable.len());
-            for line in notable.iter().rev().take(40).rev() {
-                eprintln!("{line}");
-            }
-        }
+fn options() -> chat_harness::Options {
+    chat_harness::Options {
+        wait: WAIT,
+        ..chat_harness::Options::default()
+    }
+}
+
+impl std::ops::Deref for Up {
+    type Target = chat_harness::Up;
+
+    fn deref(&self) -> &chat_harness::Up {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Up {
+    fn deref_mut(&mut self) -> &mut chat_harness::Up {
+        &mut self.0
     }
 }
 
 /// True once no process has this pid (waits up to `limit`).
 pub fn gone(pid: u32, limit: Duration) -> bool {
     let deadline = std::time::Instant::now() + limit;
-    loop {
-        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
-            && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
-        if !alive {
-            return true;
-        }
+    while !chat_harness::exited(pid) {
         if std::time::Instant::now() > deadline {
             return false;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    true
 }
 
 /// A `[[server]]` block on an ephemeral port (telnet without colour, for plain-text asserts).
 pub fn server(name: &str, kind: &str) -> String {
     let color = if kind == "tcp" { "color = false\n" } else { "" };
     format!("[[server]]\nname = \"{name}\"\nkind = \"{kind}\"\nport = 0\n{color}")
-}
-
-impl Proc {
-    /// Bytes in its log so far.
-    pub fn log_len(&self) -> u64 {
-        std::fs::metadata(&self.log).map_or(0, |m| m.len())
-    }
-}
-
-/// Resident memory of `pid` in KiB (0 once it is gone).
-pub fn rss_kib(pid: u32) -> u64 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return 0;
-    };
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Samples the summed RSS of some processes every 20 ms, on a thread, and keeps the peak.

@@ -1,19 +1,46 @@
-//! The chat in one process: the same telnet and web servers wired to one [`Chat`] by function
-//! calls, with no kernel process and no socket between them. It is the benchmark's baseline, so
-//! that `chat-bench` reports what the multi-process design costs as a ratio.
+//! The in-process baseline (`chat-bench baseline`): the same telnet and web servers wired to one
+//! [`Chat`] by function calls, with no kernel process and no socket between them, so that the
+//! benchmark reports what the multi-process design costs as a ratio. Built only from the
+//! library's public API.
 
 use std::sync::Arc;
 
 use anyhow::Result;
 use bytes::Bytes;
+use chat_supervisor::chat::{Chat, Event, FrontendId, Output, SessionKey};
+use chat_supervisor::frontend::session::{self, Sessions};
+use chat_supervisor::frontend::{Kind, Limits, http, render, tcp, web, websocket};
+use chat_supervisor::kernel::clock::Clock;
+use chat_supervisor::wire::Upstream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{self, Sessions};
-use super::{Kind, Limits, http, render, tcp, web};
-use crate::chat::{Chat, Event, FrontendId, Output, SessionKey};
-use crate::kernel::clock::Clock;
-use crate::wire::Upstream;
+use crate::system::UNLIMITED;
+
+/// Binds `tcp` telnet then `ws` web listeners on loopback, says `listening kind=K addr=A` for
+/// each, and serves them until SIGINT.
+pub async fn serve(tcp: usize, ws: usize) -> Result<()> {
+    let mut listeners = Vec::new();
+    for i in 0..tcp + ws {
+        let kind = if i < tcp { Kind::Tcp } else { Kind::Ws };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        println!("listening kind={kind} addr={}", listener.local_addr()?);
+        listeners.push((kind, listener));
+    }
+    let limits = Limits {
+        max_connections: UNLIMITED,
+        max_connections_per_ip: UNLIMITED,
+        input_rate: 0,
+        ..Limits::default()
+    };
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+    });
+    run(listeners, false, limits, shutdown).await
+}
 
 /// One served listener's sessions and how it renders events.
 struct Target {
@@ -22,7 +49,7 @@ struct Target {
 }
 
 /// Serves every listener from this process until `shutdown`.
-pub async fn run(
+async fn run(
     listeners: Vec<(Kind, std::net::TcpListener)>,
     color: bool,
     limits: Limits,
@@ -63,7 +90,7 @@ pub async fn run(
                 let sessions = Arc::new(Sessions::new(upstream, Some(web::goodbye())));
                 sessions.set_kernel(true);
                 let sweeping = sessions.clone();
-                let ping = super::websocket::ping(b"");
+                let ping = websocket::ping(b"");
                 tokio::spawn(async move { sweeping.sweep(ping, limits.ping_interval).await });
                 targets.push(Target {
                     sessions: sessions.clone(),
