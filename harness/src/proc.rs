@@ -30,8 +30,12 @@ impl Proc {
         std::fs::metadata(&self.log).map_or(0, |m| m.len())
     }
 
-    /// Resident memory in KiB (0 once it is gone).
+    /// Resident memory in KiB.
+    ///
+    /// # Panics
+    /// If the process is gone: a memory bound on a process that died must not pass.
     pub fn rss_kib(&self) -> u64 {
+        assert!(!exited(self.pid()), "process {} is gone; no memory to measure", self.pid());
         rss_kib(self.pid())
     }
 
