@@ -35,7 +35,11 @@ impl Proc {
     /// # Panics
     /// If the process is gone: a memory bound on a process that died must not pass.
     pub fn rss_kib(&self) -> u64 {
-        assert!(!exited(self.pid()), "process {} is gone; no memory to measure", self.pid());
+        assert!(
+            !exited(self.pid()),
+            "process {} is gone; no memory to measure",
+            self.pid()
+        );
         rss_kib(self.pid())
     }
 
