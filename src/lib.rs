@@ -14,6 +14,7 @@
 //! - [`spelling`]: the one spelling of each word that config, command line and `status` share.
 //! - [`notify`]: readiness reporting to whoever started the process.
 //! - [`heartbeat`]: the kernel link's heartbeat rule, without a timer per frame.
+//! - [`quiet`]: the kernel link's Unix stream, which wakes its process only for input.
 //! - [`memory`]: handing freed memory back to the system after a burst.
 //! - [`throttle`]: token buckets for client input and for warnings (pure).
 //! - [`cli`]: the command line; `main.rs` only parses it and prints errors.
@@ -31,6 +32,7 @@ pub mod heartbeat;
 pub mod kernel;
 pub mod memory;
 pub mod notify;
+pub mod quiet;
 pub mod spelling;
 pub mod supervisor;
 pub mod throttle;

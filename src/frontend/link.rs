@@ -21,7 +21,6 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
@@ -29,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use super::session::Sessions;
 use crate::chat::{Event, SessionId};
 use crate::heartbeat::{Beat, SILENT_TICKS};
+use crate::quiet::{ReadHalf, WriteHalf};
 use crate::wire::{self, Downstream, Origin, To, Upstream};
 
 /// First reconnect delay; doubles up to [`BACKOFF_MAX`]. Connecting to a missing Unix socket costs
@@ -147,14 +147,11 @@ where
 
     /// Connects, says hello with every live session, sends again every unacknowledged frame, and
     /// waits for the welcome.
-    async fn connect(
-        &self,
-        memory: &Memory,
-    ) -> Result<(FramedRead<OwnedReadHalf, LengthDelimitedCodec>, OwnedWriteHalf)> {
+    async fn connect(&self, memory: &Memory) -> Result<(FramedRead<ReadHalf, LengthDelimitedCodec>, WriteHalf)> {
         let stream = UnixStream::connect(&self.socket)
             .await
             .with_context(|| format!("connecting to {}", self.socket.display()))?;
-        let (read, mut write) = stream.into_split();
+        let (read, mut write) = crate::quiet::split(stream)?;
         let mut buf = BytesMut::new();
         {
             let unacked = lock(&memory.unacked);
@@ -186,7 +183,7 @@ where
     /// Applies the kernel's frames until the connection ends; returns why it ended.
     async fn receive(
         &self,
-        mut frames: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+        mut frames: FramedRead<ReadHalf, LengthDelimitedCodec>,
         memory: &Memory,
         seen: &mut HashMap<u64, (u64, u64)>,
         connection: u64,
@@ -261,7 +258,7 @@ fn fresh(seen: &mut HashMap<u64, (u64, u64)>, origin: Origin, connection: u64) -
 
 /// Numbers, remembers and writes queued upstream messages, gathering whatever is waiting into
 /// one write; a heartbeat after a second of nothing to send.
-async fn send(mut write: OwnedWriteHalf, upstream: &mut mpsc::Receiver<Upstream>, memory: &Memory) -> anyhow::Error {
+async fn send(mut write: WriteHalf, upstream: &mut mpsc::Receiver<Upstream>, memory: &Memory) -> anyhow::Error {
     let mut buf = BytesMut::new();
     let mut heartbeat = BytesMut::new();
     Upstream::Heartbeat.encode(&mut heartbeat);

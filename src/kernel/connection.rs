@@ -10,7 +10,6 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::hub::{Input, Progress};
 use crate::chat::FrontendId;
 use crate::heartbeat::{Beat, SILENT_TICKS};
+use crate::quiet::{ReadHalf, WriteHalf};
 use crate::wire::{self, Downstream, Upstream};
 
 /// How long a new connection may take to say hello.
@@ -32,7 +32,13 @@ pub async fn serve(
     written: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
-    let (read, write) = stream.into_split();
+    let (read, write) = match crate::quiet::split(stream) {
+        Ok(halves) => halves,
+        Err(e) => {
+            tracing::warn!(frontend = id, error = %e, "could not set up a connection");
+            return;
+        }
+    };
     let mut frames = FramedRead::new(read, wire::codec());
     let (name, instance, first, sessions) = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
         Ok(Some(Ok(body))) => match Upstream::decode(&body) {
@@ -121,7 +127,7 @@ pub async fn serve(
 
 /// Answers an observer (the supervisor's `status`) whose first frame is a census request: one
 /// Census frame, then the connection closes. It is no frontend and changes nothing.
-async fn census(mut stream: OwnedWriteHalf, hub: &mpsc::Sender<Input>) {
+async fn census(mut stream: WriteHalf, hub: &mpsc::Sender<Input>) {
     let (reply, answer) = tokio::sync::oneshot::channel();
     if hub.send(Input::Census { reply }).await.is_err() {
         return;
@@ -147,7 +153,7 @@ async fn read_frames(
     id: FrontendId,
     name: &str,
     first: u64,
-    mut frames: FramedRead<OwnedReadHalf, tokio_util::codec::LengthDelimitedCodec>,
+    mut frames: FramedRead<ReadHalf, tokio_util::codec::LengthDelimitedCodec>,
     hub: &mpsc::Sender<Input>,
 ) -> ReadEnd {
     let mut seq = first;
@@ -198,7 +204,7 @@ async fn read_frames(
 /// the last batch written (the hub acknowledges frames only once their effects are written) and
 /// the bytes still waiting; a heartbeat after a second of nothing to write.
 async fn write_outbox(
-    mut stream: OwnedWriteHalf,
+    mut stream: WriteHalf,
     mut outbox: mpsc::UnboundedReceiver<(u64, Bytes)>,
     progress: &Progress,
     written: &Notify,

@@ -7,7 +7,9 @@
 //!
 //! A frontend's frame is acknowledged only once everything it caused has been written to every
 //! frontend it went to: if the kernel dies before, the frame is sent again to the next kernel, and
-//! the frontends drop what they already got (see [`wire`](crate::wire)). So nothing is lost.
+//! the frontends drop what they already got (see [`wire`](crate::wire)). So nothing is lost. An
+//! acknowledgement rides with the next frames for its frontend, or goes alone after [`ACK_DELAY`]:
+//! on its own it would cost the frontend a wake-up for nothing urgent.
 //!
 //! After a restart the hub holds every frame until each frontend the supervisor expects has said
 //! hello (or [`RESTORE_WINDOW`] has passed): a frame applied before a frontend's hello would never
@@ -53,6 +55,10 @@ pub const STALL: Duration = wire::HEARTBEAT_TIMEOUT;
 pub const GRACE: Duration = Duration::from_secs(5);
 /// Inputs handled before the gathered frames are handed over even if more input is waiting.
 const BATCH: usize = 256;
+/// Longest an acknowledgement waits for other frames to the same frontend to ride with. A
+/// frontend holds what is unacknowledged (at most [`MAX_UNACKED`](crate::frontend::link::MAX_UNACKED)
+/// frames) a little longer, and sends it again if the kernel dies meanwhile.
+pub const ACK_DELAY: Duration = Duration::from_millis(5);
 /// Longest wait for the expected frontends' hellos after a start.
 pub const RESTORE_WINDOW: Duration = Duration::from_secs(2);
 
@@ -104,6 +110,8 @@ struct Frontend {
     progress: Arc<Progress>,
     /// Its newest applied frame, to acknowledge once what it caused is written.
     applied: Option<u64>,
+    /// Its newest frame confirmed and not yet acknowledged, and when the acknowledgement is due.
+    ack: Option<(u64, Instant)>,
 }
 
 impl Frontend {
@@ -132,6 +140,7 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
     loop {
         let stall = hub.stalled_by(Instant::now());
         let expiry = hub.next_expiry();
+        let ack = hub.frontends.values().filter_map(|f| f.ack.map(|(_, due)| due)).min();
         let input = tokio::select! {
             input = inputs.recv(), if stall.is_none() => match input {
                 Some(input) => Some(input),
@@ -146,6 +155,7 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
                 hub.expire(Instant::now());
                 None
             }
+            _ = tokio::time::sleep_until(ack.unwrap_or_else(Instant::now)), if ack.is_some() => None,
             _ = tokio::time::sleep_until(restoring.until), if !restored => {
                 tracing::warn!(missing = ?restoring.expect, "restore window over without every frontend's hello");
                 restored = true;
@@ -176,8 +186,9 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
                 hub.handle(held);
             }
         }
-        hub.confirm();
-        hub.flush();
+        let now = Instant::now();
+        hub.confirm(now);
+        hub.flush(now);
         // The writers and readers of this thread run before the next batch.
         tokio::task::yield_now().await;
     }
@@ -248,6 +259,7 @@ impl Hub {
                         pending: BytesMut::new(),
                         progress,
                         applied: None,
+                        ack: None,
                     },
                 );
                 match before.split_last() {
@@ -358,14 +370,21 @@ impl Hub {
         }
     }
 
-    /// Hands each frontend its pending frames as one batch, and files the acknowledgements of the
-    /// frames applied since. A frontend past [`MAX_QUEUED`] is let go of instead.
-    fn flush(&mut self) {
+    /// Hands each frontend its pending frames as one batch, with its acknowledgement if one waits
+    /// (or alone, once due), and files the acknowledgements of the frames applied since. A
+    /// frontend past [`MAX_QUEUED`] is let go of instead.
+    fn flush(&mut self, now: Instant) {
         self.batch += 1;
         let batch = self.batch;
         let mut after = Vec::new();
         let mut over = Vec::new();
         for (id, f) in &mut self.frontends {
+            if let Some((seq, due)) = f.ack
+                && (!f.pending.is_empty() || due <= now)
+            {
+                Downstream::Ack { seq }.encode(&mut f.pending);
+                f.ack = None;
+            }
             if f.pending.is_empty() {
                 continue;
             }
@@ -389,8 +408,9 @@ impl Hub {
         }
     }
 
-    /// Acknowledges, in order, every frame whose effects have been written everywhere.
-    fn confirm(&mut self) {
+    /// Readies, in order, the acknowledgement of every frame whose effects have been written
+    /// everywhere; [`Hub::flush`] sends it.
+    fn confirm(&mut self, now: Instant) {
         let frontends = &mut self.frontends;
         let mut acks = Vec::new();
         self.unconfirmed.confirm(
@@ -399,7 +419,8 @@ impl Hub {
         );
         for (frontend, seq) in acks {
             if let Some(f) = frontends.get_mut(&frontend) {
-                Downstream::Ack { seq }.encode(&mut f.pending);
+                let due = f.ack.map_or(now + ACK_DELAY, |(_, due)| due);
+                f.ack = Some((seq, due));
             }
         }
     }
