@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -55,19 +55,25 @@ impl Client {
             tally: tally.clone(),
             me: format!("[{name}] login to chat."),
             logged_in: Some(logged_in),
+            last: Vec::new(),
             record,
         };
         if ws {
-            let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+            let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+                .await
+                .with_context(|| format!("connecting {name} to web {addr}"))?;
             tokio::spawn(ws_client(stream, outgoing, lines));
         } else {
-            let stream = TcpStream::connect(addr).await?;
+            let stream = TcpStream::connect(addr)
+                .await
+                .with_context(|| format!("connecting {name} to telnet {addr}"))?;
             stream.set_nodelay(true)?;
             tokio::spawn(tcp_client(stream, outgoing, lines));
         }
         Ok(Connected {
             client: Self { send, tally },
             name: name.to_string(),
+            to: format!("{} {addr}", if ws { "web" } else { "telnet" }),
             wait,
         })
     }
@@ -81,8 +87,10 @@ impl Client {
 pub struct Connected {
     client: Client,
     name: String,
-    /// Answered by the reader when the client's own login broadcast arrives.
-    wait: tokio::sync::oneshot::Receiver<()>,
+    /// The frontend it is connected to, to say which one refused a login.
+    to: String,
+    /// Answered by the reader when the client's own login broadcast arrives, or it closes first.
+    wait: tokio::sync::oneshot::Receiver<Result<(), String>>,
 }
 
 impl Connected {
@@ -93,11 +101,13 @@ impl Connected {
 
     /// Waits for the client's own login broadcast.
     pub async fn logged_in(self) -> Result<Client> {
-        tokio::time::timeout(Duration::from_secs(60), self.wait)
-            .await
-            .context("login timed out")?
-            .context("connection closed before login")?;
-        Ok(self.client)
+        let (name, to) = (&self.name, &self.to);
+        match tokio::time::timeout(Duration::from_secs(60), self.wait).await {
+            Err(_) => bail!("login of {name} on {to} timed out"),
+            Ok(Err(_)) => bail!("the reader of {name} on {to} ended before its login"),
+            Ok(Ok(Err(last))) => bail!("{to} closed {name}'s connection before its login; last line: {last:?}"),
+            Ok(Ok(Ok(()))) => Ok(self.client),
+        }
     }
 
     /// Logs in and waits for the login broadcast.
@@ -129,20 +139,32 @@ struct Lines {
     tally: Arc<Tally>,
     /// Its own login broadcast, and who waits for it.
     me: String,
-    logged_in: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Told `Ok` at the login broadcast, or the last line seen if the connection ends first.
+    logged_in: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    /// The last line before the login broadcast, to say why a login failed.
+    last: Vec<u8>,
     record: bool,
 }
 
 impl Lines {
     fn line(&mut self, line: &[u8]) {
-        if self.logged_in.is_some() && line.windows(self.me.len()).any(|w| w == self.me.as_bytes()) {
-            let _ = self.logged_in.take().map(|l| l.send(()));
+        if self.logged_in.is_some() {
+            if line.windows(self.me.len()).any(|w| w == self.me.as_bytes()) {
+                let _ = self.logged_in.take().map(|l| l.send(Ok(())));
+            } else {
+                self.last.clear();
+                self.last.extend_from_slice(line);
+            }
         }
         tally_line(line, &self.tally, self.record);
     }
 
-    fn closed(&self) {
+    fn closed(&mut self) {
         self.tally.closed.store(true, Ordering::Relaxed);
+        if let Some(waiting) = self.logged_in.take() {
+            let last = String::from_utf8_lossy(&self.last).trim_end().to_string();
+            let _ = waiting.send(Err(last));
+        }
     }
 }
 

@@ -109,9 +109,10 @@ fn rows(f: &Value) -> Vec<[String; 4]> {
             "-".into(),
             burst["seconds"].as_f64().map_or("n/a".into(), |s| {
                 format!(
-                    "{s:.2} s ({} deliveries/s; {:.2} MB to each client)",
+                    "{s:.2} s ({} deliveries/s; {:.2} MB to each telnet client, {:.2} MB to each web one)",
                     num(&burst["deliveries_per_sec"]),
-                    burst["bytes_per_client"].as_f64().unwrap_or(0.0) / 1e6
+                    burst["bytes_per_telnet_client"].as_f64().unwrap_or(0.0) / 1e6,
+                    burst["bytes_per_web_client"].as_f64().unwrap_or(0.0) / 1e6
                 )
             }),
             "-".into(),
@@ -402,7 +403,8 @@ mod tests {
         let figures = json!({
             "idle": idle(2.5, 3.0), "login_storm": idle(2.75, 3.5),
             "burst": {"clients": 1000, "senders": 20, "messages": 1000, "expected": 20000000, "lost": 0, "closed": 0,
-                      "seconds": 3.2, "deliveries_per_sec": 6250000.0, "bytes_per_client": 1600000},
+                      "seconds": 3.2, "deliveries_per_sec": 6250000.0, "bytes_per_telnet_client": 1600000,
+                      "bytes_per_web_client": 4200000},
         });
         let before = json!({"commit": "0ld0ld0", "idle": idle(3.25, 5.0)});
         let report = report(&figures, Some(&before), "new1234");
@@ -435,7 +437,7 @@ mod tests {
             "burst: 20 senders x 1000 `msgall` to 1000 reading clients over 3 tcp + 1 ws: time",
         );
         assert!(
-            time.contains("3.20 s (6250000 deliveries/s; 1.60 MB to each client)"),
+            time.contains("3.20 s (6250000 deliveries/s; 1.60 MB to each telnet client, 4.20 MB to each web one)"),
             "{time}"
         );
     }

@@ -11,7 +11,7 @@ use crate::system::System;
 
 /// Filler after each stamp, so that a telnet delivery (`[12:00:00][f950]: t=NANOS xx…`) is about
 /// 80 bytes.
-const PAD: usize = 46;
+const PAD: usize = 50;
 
 /// `--senders` x `--burst-messages` `msgall` lines to `--clients` clients.
 pub async fn run(args: &RunArgs) -> Result<Value> {

@@ -99,17 +99,34 @@ pub async fn measure(
     for c in &clients {
         samples.append(&mut c.tally.latencies.lock().unwrap());
     }
+    // Where deliveries went missing, if any: how many clients are short, and the worst off.
+    let each = (load.senders * load.messages) as u64;
+    let counts: Vec<u64> = clients.iter().map(|c| c.tally.count.load(Ordering::Relaxed)).collect();
+    let short = counts.iter().filter(|n| **n < each).count();
+    let least = counts.iter().copied().min().unwrap_or(0);
     let closed = clients
         .iter()
         .filter(|c| c.tally.closed.load(Ordering::Relaxed))
         .count();
-    let bytes: u64 = clients.iter().map(|c| c.tally.bytes.load(Ordering::Relaxed)).sum();
+    // Per kind: a web frame (JSON with the line as HTML and as text) is larger than a telnet line.
+    let bytes_per_client = |web: bool| {
+        let (mut bytes, mut count) = (0, 0);
+        for (i, c) in clients.iter().enumerate() {
+            if addrs[i % addrs.len()].1 == web {
+                bytes += c.tally.bytes.load(Ordering::Relaxed);
+                count += 1;
+            }
+        }
+        (count > 0).then(|| bytes / count)
+    };
+    let bytes = (bytes_per_client(false), bytes_per_client(true));
     let rss = system.rss_kib()?;
     drop(clients);
     let mut figures = json!({
         "clients": load.clients, "senders": load.senders, "messages": load.messages,
         "expected": expected, "received": received, "lost": expected.saturating_sub(received),
-        "closed": closed, "complete": complete, "bytes_per_client": bytes / load.clients.max(1) as u64,
+        "closed": closed, "complete": complete, "clients_short": short, "least_received_by_a_client": least,
+        "bytes_per_telnet_client": bytes.0, "bytes_per_web_client": bytes.1,
         "seconds": seconds, "deliveries_per_sec": received as f64 / seconds,
         "latency": percentiles(samples), "rss_kib": rss,
     });
