@@ -9,14 +9,20 @@
 //! - [`baseline`]: the in-process baseline server (`chat-bench baseline`).
 //! - [`clients`]: logged-in load clients that stamp their lines and tally what arrives.
 //! - [`scenarios`]: one file per scenario: fan-out (`msgall` deliveries per second and delivery
-//!   latency), 1:1 latency across frontends at a fixed rate, idle scale (RSS per logged-in
-//!   connection), frontend and kernel restart gaps under load, and start/stop times.
-//! - [`report`]: the figures as BENCHMARKS.md (pure).
+//!   latency), the fan-out at 5,000 clients in interleaved rounds against the baseline, a burst of
+//!   1.6 MB to each client (nothing lost, nobody dropped), web against telnet CPU per delivery,
+//!   1:1 latency across frontends at a fixed rate, idle scale (the whole system's RSS per
+//!   logged-in connection, per WebSocket, and after a login storm), frontend and kernel restart
+//!   gaps under load, and start/stop times.
+//! - [`cpu`]: a process's CPU seconds and write system calls, from /proc.
+//! - [`report`]: the figures as BENCHMARKS.md (pure), beside an earlier run's if given.
 //!
-//! `chat-supervisor` is expected beside this binary: `cargo build --release --workspace --bins`.
+//! `chat-supervisor` is expected beside this binary (`cargo build --release --workspace --bins`);
+//! `--supervisor` measures another build, an older one say, with this same load generator.
 
 mod baseline;
 mod clients;
+mod cpu;
 mod report;
 mod scenarios;
 mod system;
@@ -24,7 +30,7 @@ mod system;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
@@ -41,16 +47,26 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 pub struct RunArgs {
-    /// Clients in the fan-out scenario, spread over 3 telnet and 1 web frontend.
+    /// Clients in the fan-out, burst and web-cpu scenarios, spread over 3 telnet and 1 web
+    /// frontend (web-cpu: all on one).
     #[arg(long, default_value_t = 1000)]
     pub clients: usize,
+    /// Clients in the fanout-5000 scenario.
+    #[arg(long, default_value_t = 5000)]
+    pub large_clients: usize,
+    /// Rounds of fanout-5000, each the multi-process system then the baselines.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// `msgall` lines per sender in the burst scenario.
+    #[arg(long, default_value_t = 1000)]
+    pub burst_messages: usize,
     #[arg(long, default_value_t = 20)]
     pub senders: usize,
     /// `msgall` lines per sender.
     #[arg(long, default_value_t = 200)]
     pub messages: usize,
-    /// Logged-in connections held in the idle scenario.
-    #[arg(long, default_value_t = 20_000)]
+    /// Logged-in connections held in the idle and login-storm scenarios.
+    #[arg(long, default_value_t = 10_000)]
     pub idle: usize,
     /// Seconds of 1:1 traffic at 1,000 msg/s.
     #[arg(long, default_value_t = 5)]
@@ -58,9 +74,16 @@ pub struct RunArgs {
     /// Restarts measured per restart scenario.
     #[arg(long, default_value_t = 10)]
     pub restarts: usize,
-    /// Scenarios to run (default all): fanout, latency, idle, frontend-restart, kernel-restart, start-stop.
+    /// Scenarios to run (default all): fanout, fanout-5000, burst, web-cpu, latency, idle,
+    /// login-storm, frontend-restart, kernel-restart, start-stop.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// The chat-supervisor to measure (default: the one beside chat-bench).
+    #[arg(long)]
+    supervisor: Option<PathBuf>,
+    /// The JSON an earlier chat-bench run printed: the report shows its figures beside these.
+    #[arg(long)]
+    before: Option<PathBuf>,
     /// Also write the figures as a Markdown report to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -85,12 +108,19 @@ enum Cmd {
     /// Holds logged-in telnet connections (a second process, past one process's file limit).
     #[command(hide = true)]
     Hold {
+        /// Telnet frontends.
         #[arg(long, value_delimiter = ',')]
         addrs: Vec<SocketAddr>,
+        /// Web frontends, for WebSocket clients.
+        #[arg(long, value_delimiter = ',')]
+        ws_addrs: Vec<SocketAddr>,
         #[arg(long)]
         count: usize,
         #[arg(long)]
         prefix: String,
+        /// Log in as a storm (batches at once) rather than steadily.
+        #[arg(long)]
+        storm: bool,
     },
 }
 
@@ -105,12 +135,23 @@ fn main() -> Result<()> {
     };
     match cli.command {
         Some(Cmd::Baseline { tcp, ws, .. }) => runtime.block_on(baseline::serve(tcp, ws)),
-        Some(Cmd::Hold { addrs, count, prefix }) => runtime.block_on(scenarios::idle::hold(addrs, count, prefix)),
+        Some(Cmd::Hold {
+            addrs,
+            ws_addrs,
+            count,
+            prefix,
+            storm,
+        }) => runtime.block_on(scenarios::idle::hold(addrs, ws_addrs, count, prefix, storm)),
         None => {
+            // Read first: a bad file should fail the run before it starts, not after.
+            let before = cli.run.before.as_deref().map(read_figures).transpose()?;
+            if let Some(bin) = &cli.run.supervisor {
+                system::use_supervisor(bin.clone())?;
+            }
             let figures = runtime.block_on(run_all(cli.run.clone()))?;
             println!("{}", serde_json::to_string_pretty(&figures)?);
             if let Some(path) = &cli.run.report {
-                std::fs::write(path, report::report(&figures, &cli.run.commit))?;
+                std::fs::write(path, report::report(&figures, before.as_ref(), &cli.run.commit))?;
             }
             Ok(())
         }
@@ -125,10 +166,23 @@ async fn run_all(args: RunArgs) -> Result<Value> {
     use scenarios::{fanout, idle, latency, restart, start_stop};
     let mut out = serde_json::Map::new();
     out.insert("machine".into(), machine());
+    out.insert("commit".into(), json!(args.commit));
+    if let Some(bin) = &args.supervisor {
+        out.insert("supervisor".into(), json!(bin.display().to_string()));
+    }
     if scenario(&args, "fanout") {
         let rate = |v: &Value| v["deliveries_per_sec"].as_f64().unwrap_or(0.0);
         let faster = move |a: &Value, b: &Value| rate(a) >= rate(b);
         out.insert("fanout".into(), compared(|s| fanout::run(&args, s), faster).await?);
+    }
+    if scenario(&args, "fanout-5000") {
+        out.insert("fanout_5000".into(), scenarios::large_fanout::run(&args).await?);
+    }
+    if scenario(&args, "burst") {
+        out.insert("burst".into(), scenarios::burst::run(&args).await?);
+    }
+    if scenario(&args, "web-cpu") {
+        out.insert("web_cpu".into(), scenarios::web_cpu::run(&args).await?);
     }
     if scenario(&args, "latency") {
         let p99 = |v: &Value| v["latency"]["p99_us"].as_u64().unwrap_or(u64::MAX);
@@ -136,7 +190,14 @@ async fn run_all(args: RunArgs) -> Result<Value> {
         out.insert("latency".into(), compared(|s| latency::run(&args, s), faster).await?);
     }
     if scenario(&args, "idle") {
-        out.insert("idle".into(), idle::run(&args, System::multi(3, 1)?).await?);
+        out.insert(
+            "idle".into(),
+            idle::run(&args, System::multi(3, 1)?, idle::Login::Steady).await?,
+        );
+    }
+    if scenario(&args, "login-storm") {
+        let storm = idle::run(&args, System::multi(3, 1)?, idle::Login::Storm).await?;
+        out.insert("login_storm".into(), storm);
     }
     if scenario(&args, "frontend-restart") {
         out.insert("frontend_restart".into(), restart::frontend(&args).await?);
@@ -163,6 +224,12 @@ where
     let threaded = run(System::baseline(3, 1, false)?).await?;
     let base = if faster(&single, &threaded) { &single } else { &threaded };
     Ok(json!({"multi": multi, "baseline": base, "baseline_single_thread": single, "baseline_threaded": threaded}))
+}
+
+/// The figures an earlier run printed (`--before`).
+fn read_figures(path: &std::path::Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not chat-bench's JSON", path.display()))
 }
 
 fn machine() -> Value {

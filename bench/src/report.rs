@@ -1,10 +1,12 @@
 //! The figures as BENCHMARKS.md (pure): a table of each figure against its target, then the raw
-//! JSON.
+//! JSON. Given an earlier run's figures (`--before`), the table has a column for them too: each
+//! row beside the row of the same name in the earlier run.
 
 use serde_json::Value;
 
-/// The figures as BENCHMARKS.md: machine, date, commit, then each figure against its target.
-pub fn report(f: &Value, commit: &str) -> String {
+/// Each figure of `f` as a table row: figure, target, measured, verdict. A row's figure names
+/// what was measured and under which load, never a result, so that two runs' rows match by it.
+fn rows(f: &Value) -> Vec<[String; 4]> {
     let ms = |v: &Value| {
         v.as_f64()
             .map_or("n/a".to_string(), |us| format!("{:.2} ms", us / 1000.0))
@@ -55,6 +57,103 @@ pub fn report(f: &Value, commit: &str) -> String {
             verdict(Some(lost == 0)).into(),
         ]);
     }
+    let big = &f["fanout_5000"];
+    if !big.is_null() {
+        let ratios: Vec<String> = big["ratios"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_f64).map(|r| format!("{r:.2}x")).collect())
+            .unwrap_or_default();
+        let min = big["min_ratio"].as_f64();
+        rows.push([
+            format!(
+                "fan-out: {} clients over 3 tcp + 1 ws, {} senders x {} `msgall`, deliveries/s, smallest ratio of {} interleaved rounds",
+                big["clients"],
+                big["senders"],
+                big["messages"],
+                ratios.len()
+            ),
+            ">= 0.8x baseline in every run".into(),
+            min.map_or("n/a".into(), |m| format!("**{m:.2}x** (rounds: {})", ratios.join(", "))),
+            verdict(min.map(|m| m >= 0.8)).into(),
+        ]);
+        let lost = big["multi_lost"].as_u64();
+        rows.push([
+            format!("fan-out at {} clients: deliveries missing, all rounds", big["clients"]),
+            "0".into(),
+            lost.map_or("n/a".into(), |l| l.to_string()),
+            verdict(lost.map(|l| l == 0)).into(),
+        ]);
+    }
+    let burst = &f["burst"];
+    if !burst.is_null() {
+        let what = format!(
+            "burst: {} senders x {} `msgall` to {} reading clients over 3 tcp + 1 ws",
+            burst["senders"], burst["messages"], burst["clients"]
+        );
+        let lost = burst["lost"].as_u64();
+        rows.push([
+            format!("{what}: deliveries lost"),
+            "0".into(),
+            lost.map_or("n/a".into(), |l| format!("{l} of {}", burst["expected"])),
+            verdict(lost.map(|l| l == 0)).into(),
+        ]);
+        let closed = burst["closed"].as_u64();
+        rows.push([
+            format!("{what}: clients dropped or closed"),
+            "0".into(),
+            closed.map_or("n/a".into(), |c| c.to_string()),
+            verdict(closed.map(|c| c == 0)).into(),
+        ]);
+        rows.push([
+            format!("{what}: time until the last delivery"),
+            "-".into(),
+            burst["seconds"].as_f64().map_or("n/a".into(), |s| {
+                format!(
+                    "{s:.2} s ({} deliveries/s; {:.2} MB to each telnet client, {:.2} MB to each web one)",
+                    num(&burst["deliveries_per_sec"]),
+                    burst["bytes_per_telnet_client"].as_f64().unwrap_or(0.0) / 1e6,
+                    burst["bytes_per_web_client"].as_f64().unwrap_or(0.0) / 1e6
+                )
+            }),
+            "-".into(),
+        ]);
+    }
+    let wc = &f["web_cpu"];
+    if !wc.is_null() {
+        let what = format!(
+            "{} clients all on one frontend, {} senders x {} `msgall`",
+            wc["web"]["clients"], wc["web"]["senders"], wc["web"]["messages"]
+        );
+        let (web, telnet) = (
+            &wc["web"]["cpu_seconds_per_million"],
+            &wc["telnet"]["cpu_seconds_per_million"],
+        );
+        let ratio = wc["cpu_ratio"].as_f64();
+        rows.push([
+            format!("web frontend CPU per 1 M deliveries against telnet's, {what}"),
+            "<= 1.3x telnet".into(),
+            ratio.map_or("n/a".into(), |r| {
+                format!(
+                    "{:.3} s (telnet {:.3} s): **{r:.2}x**",
+                    web.as_f64().unwrap_or(0.0),
+                    telnet.as_f64().unwrap_or(0.0)
+                )
+            }),
+            verdict(ratio.map(|r| r <= 1.3)).into(),
+        ]);
+        let (web, telnet) = (
+            &wc["web"]["write_syscalls_per_delivery"],
+            &wc["telnet"]["write_syscalls_per_delivery"],
+        );
+        rows.push([
+            format!("write system calls per delivery, web and telnet, {what}"),
+            "-".into(),
+            web.as_f64()
+                .zip(telnet.as_f64())
+                .map_or("n/a".into(), |(w, t)| format!("web {w:.3}, telnet {t:.3}")),
+            "-".into(),
+        ]);
+    }
     let lat = &f["latency"];
     if !lat.is_null() {
         for (label, key) in [("p50", "p50_us"), ("p99", "p99_us"), ("max", "max_us")] {
@@ -72,34 +171,52 @@ pub fn report(f: &Value, commit: &str) -> String {
             ]);
         }
     }
-    let idle = &f["idle"];
-    if !idle.is_null() {
+    for (key, how) in [("idle", "logged in steadily"), ("login_storm", "after a login storm")] {
+        let idle = &f[key];
+        if idle.is_null() {
+            continue;
+        }
+        let what = format!(
+            "idle: {} logged-in connections over 3 tcp + 1 ws, {how}",
+            idle["connections"]
+        );
+        let whole = idle["per_connection_kib_including_empty"].as_f64();
+        rows.push([
+            format!("{what}: whole system's RSS (every process) per connection"),
+            "<= 3 KiB".into(),
+            whole.map_or("n/a".into(), |w| {
+                format!("{w:.2} KiB ({} KiB in all)", idle["total_kib"])
+            }),
+            verdict(whole.map(|w| w <= 3.0)).into(),
+        ]);
         let per = idle["per_connection_kib"].as_f64();
         rows.push([
-            format!(
-                "idle: {} logged-in connections, RSS per connection, all processes",
-                idle["connections"]
-            ),
+            format!("{what}: RSS growth per connection, all processes"),
             "<= 8 KiB".into(),
-            format!(
-                "{:.2} KiB ({} KiB in all; {:.2} KiB counting the empty system)",
-                per.unwrap_or(0.0),
-                idle["total_kib"],
-                idle["per_connection_kib_including_empty"].as_f64().unwrap_or(0.0)
-            ),
+            per.map_or("n/a".into(), |p| format!("{p:.2} KiB")),
             verdict(per.map(|p| p <= 8.0)).into(),
+        ]);
+        let ws = idle["per_websocket_kib"].as_f64();
+        rows.push([
+            format!("{what}: web frontend's RSS growth per WebSocket"),
+            "<= 4 KiB".into(),
+            ws.map_or("n/a".into(), |w| {
+                format!(
+                    "{w:.2} KiB ({} WebSockets; telnet frontends {:.2} KiB per connection)",
+                    idle["websockets"],
+                    idle["per_telnet_kib"].as_f64().unwrap_or(0.0)
+                )
+            }),
+            verdict(ws.map(|w| w <= 4.0)).into(),
         ]);
     }
     let fr = &f["frontend_restart"];
     if !fr.is_null() {
         let refused = fr["refused"].as_u64();
         rows.push([
-            format!(
-                "frontend `kill -9` under {} connection attempts: refused",
-                fr["connection_attempts"]
-            ),
+            "frontend `kill -9` under a loop of connection attempts: refused".into(),
             "0".into(),
-            refused.map_or("n/a".into(), |r| r.to_string()),
+            refused.map_or("n/a".into(), |r| format!("{r} of {}", fr["connection_attempts"])),
             verdict(refused.map(|r| r == 0)).into(),
         ]);
         let median = &fr["kill_to_listening"]["p50_us"];
@@ -156,6 +273,14 @@ pub fn report(f: &Value, commit: &str) -> String {
             verdict(down.as_f64().map(|m| m <= 1_000_000.0)).into(),
         ]);
     }
+    rows
+}
+
+/// The figures as BENCHMARKS.md: machine, date, commit, then each figure against its target;
+/// beside the `before` run's figure of the same name if given ("-" where it has none).
+pub fn report(f: &Value, before: Option<&Value>, commit: &str) -> String {
+    let rows = rows(f);
+    let before_rows = before.map(rows_by_figure);
     let m = &f["machine"];
     let mut out = String::new();
     out.push_str("# Benchmarks\n\n");
@@ -176,12 +301,144 @@ pub fn report(f: &Value, commit: &str) -> String {
         m["memory_gib"],
         chrono::Local::now().format("%Y-%m-%d %H:%M %Z")
     ));
-    out.push_str("| figure | target | measured | |\n|---|---|---|---|\n");
-    for row in rows {
-        out.push_str(&format!("| {} | {} | {} | {} |\n", row[0], row[1], row[2], row[3]));
+    match (&before_rows, before) {
+        (Some(earlier), Some(b)) => {
+            out.push_str(&format!(
+                "The before column: an earlier run of the same load generator, commit {}{}.\n\n",
+                b["commit"].as_str().unwrap_or("unknown"),
+                b["supervisor"]
+                    .as_str()
+                    .map_or(String::new(), |s| format!(" (`--supervisor {s}`)"))
+            ));
+            out.push_str("| figure | target | before | measured | |\n|---|---|---|---|---|\n");
+            for row in rows {
+                let was = earlier.get(&row[0]).map_or("-", String::as_str);
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    row[0], row[1], was, row[2], row[3]
+                ));
+            }
+        }
+        _ => {
+            out.push_str("| figure | target | measured | |\n|---|---|---|---|\n");
+            for row in rows {
+                out.push_str(&format!("| {} | {} | {} | {} |\n", row[0], row[1], row[2], row[3]));
+            }
+        }
     }
     out.push_str("\nThe raw figures of this run, as `chat-bench` printed them:\n\n```json\n");
     out.push_str(&serde_json::to_string_pretty(f).unwrap_or_default());
     out.push_str("\n```\n");
     out
+}
+
+/// An earlier run's measured figures by row name; a figure it could not measure is left out.
+fn rows_by_figure(f: &Value) -> std::collections::HashMap<String, String> {
+    rows(f)
+        .into_iter()
+        .filter(|r| !r[2].starts_with("n/a"))
+        .map(|[figure, _, measured, _]| (figure, measured))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn idle(whole: f64, per_websocket: f64) -> Value {
+        json!({
+            "connections": 10000, "total_kib": (whole * 10000.0) as u64,
+            "per_connection_kib_including_empty": whole, "per_connection_kib": 2.0,
+            "websockets": 2500, "per_websocket_kib": per_websocket, "per_telnet_kib": 1.5,
+        })
+    }
+
+    /// The table line whose figure starts with `figure`.
+    fn line<'a>(report: &'a str, figure: &str) -> &'a str {
+        report
+            .lines()
+            .find(|l| l.starts_with(&format!("| {figure}")))
+            .unwrap_or_else(|| panic!("no row {figure:?} in\n{report}"))
+    }
+
+    #[test]
+    fn rows_against_their_targets() {
+        let figures = json!({
+            "fanout_5000": {"clients": 5000, "senders": 20, "messages": 200, "ratios": [0.91, 0.78, 1.02],
+                            "min_ratio": 0.78, "multi_lost": 0},
+            "idle": idle(2.5, 4.5),
+        });
+        let report = report(&figures, None, "abc1234");
+        assert!(report.contains("- commit: abc1234"));
+        assert!(report.contains("| figure | target | measured | |"));
+        let big = line(&report, "fan-out: 5000 clients");
+        assert!(big.contains("smallest ratio of 3 interleaved rounds"), "{big}");
+        assert!(
+            big.contains("**0.78x** (rounds: 0.91x, 0.78x, 1.02x) | **missed** |"),
+            "{big}"
+        );
+        let whole = line(
+            &report,
+            "idle: 10000 logged-in connections over 3 tcp + 1 ws, logged in steadily: whole",
+        );
+        assert!(
+            whole.ends_with("| <= 3 KiB | 2.50 KiB (25000 KiB in all) | met |"),
+            "{whole}"
+        );
+        let ws = line(
+            &report,
+            "idle: 10000 logged-in connections over 3 tcp + 1 ws, logged in steadily: web",
+        );
+        assert!(
+            ws.contains("4.50 KiB (2500 WebSockets; telnet frontends 1.50 KiB per connection) | **missed** |"),
+            "{ws}"
+        );
+        // No storm ran: no storm rows.
+        assert!(!report.contains("after a login storm"));
+    }
+
+    #[test]
+    fn a_before_column_beside_measured() {
+        let figures = json!({
+            "idle": idle(2.5, 3.0), "login_storm": idle(2.75, 3.5),
+            "burst": {"clients": 1000, "senders": 20, "messages": 1000, "expected": 20000000, "lost": 0, "closed": 0,
+                      "seconds": 3.2, "deliveries_per_sec": 6250000.0, "bytes_per_telnet_client": 1600000,
+                      "bytes_per_web_client": 4200000},
+        });
+        let before = json!({"commit": "0ld0ld0", "idle": idle(3.25, 5.0)});
+        let report = report(&figures, Some(&before), "new1234");
+        assert!(report.contains("| figure | target | before | measured | |"));
+        assert!(report.contains("commit 0ld0ld0."), "{report}");
+        let whole = line(
+            &report,
+            "idle: 10000 logged-in connections over 3 tcp + 1 ws, logged in steadily: whole",
+        );
+        assert!(
+            whole.ends_with("| <= 3 KiB | 3.25 KiB (32500 KiB in all) | 2.50 KiB (25000 KiB in all) | met |"),
+            "{whole}"
+        );
+        // The earlier run had no storm and no burst.
+        let storm = line(
+            &report,
+            "idle: 10000 logged-in connections over 3 tcp + 1 ws, after a login storm: whole",
+        );
+        assert!(
+            storm.ends_with("| <= 3 KiB | - | 2.75 KiB (27500 KiB in all) | met |"),
+            "{storm}"
+        );
+        let lost = line(
+            &report,
+            "burst: 20 senders x 1000 `msgall` to 1000 reading clients over 3 tcp + 1 ws: deliveries lost",
+        );
+        assert!(lost.ends_with("| 0 | - | 0 of 20000000 | met |"), "{lost}");
+        let time = line(
+            &report,
+            "burst: 20 senders x 1000 `msgall` to 1000 reading clients over 3 tcp + 1 ws: time",
+        );
+        assert!(
+            time.contains("3.20 s (6250000 deliveries/s; 1.60 MB to each telnet client, 4.20 MB to each web one)"),
+            "{time}"
+        );
+    }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -118,6 +119,21 @@ impl System {
         }
     }
 
+    /// The pid of the process serving frontend `i` of [`System::addrs`]: server `s{i}`'s, or the
+    /// baseline's.
+    pub fn frontend_pid(&self, i: usize) -> Result<u32> {
+        match &self.run {
+            Run::Multi(up) => {
+                let name = format!("s{i}");
+                up.children()?
+                    .get(&name)
+                    .copied()
+                    .with_context(|| format!("no {name} in status"))
+            }
+            Run::Baseline(b) => Ok(b.child.id()),
+        }
+    }
+
     /// RSS of the system's processes in KiB: the supervisor and every child, or the baseline.
     pub fn rss_kib(&self) -> Result<BTreeMap<String, u64>> {
         match &self.run {
@@ -155,8 +171,25 @@ impl Drop for Baseline {
     }
 }
 
-/// `chat-supervisor` beside this binary, as `cargo build --workspace --bins` leaves it.
+/// The `chat-supervisor` measured, if not the one beside this binary (`--supervisor`).
+static SUPERVISOR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Measures the `chat-supervisor` at `bin` (an older build, say) instead of the one beside this
+/// binary. Set once, before any system starts.
+pub fn use_supervisor(bin: PathBuf) -> Result<()> {
+    // Absolute: `up` runs in a directory of its own.
+    let bin = std::fs::canonicalize(&bin).with_context(|| format!("no chat-supervisor at {}", bin.display()))?;
+    SUPERVISOR
+        .set(bin)
+        .map_err(|_| anyhow::anyhow!("the supervisor to measure is chosen once"))
+}
+
+/// The `chat-supervisor` measured: `--supervisor`'s, or the one beside this binary, as
+/// `cargo build --workspace --bins` leaves it.
 fn supervisor_bin() -> Result<PathBuf> {
+    if let Some(bin) = SUPERVISOR.get() {
+        return Ok(bin.clone());
+    }
     let exe = std::env::current_exe().context("own path")?;
     let bin = exe.parent().context("own folder")?.join("chat-supervisor");
     if !bin.exists() {

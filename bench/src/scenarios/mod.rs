@@ -1,11 +1,14 @@
 //! The scenarios, one file each; every one returns its figures as JSON, with the keys
 //! [`crate::report`] and BENCHMARKS.md's readers know.
 
+pub mod burst;
 pub mod fanout;
 pub mod idle;
+pub mod large_fanout;
 pub mod latency;
 pub mod restart;
 pub mod start_stop;
+pub mod web_cpu;
 
 use std::time::{Duration, Instant};
 
