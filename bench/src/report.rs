@@ -1,6 +1,8 @@
 //! The figures as BENCHMARKS.md (pure): a table of each figure against its target, then the raw
 //! JSON.
 
+mod peer;
+
 use serde_json::Value;
 
 /// The figures as BENCHMARKS.md: machine, date, commit, then each figure against its target.
@@ -156,6 +158,7 @@ pub fn report(f: &Value, commit: &str) -> String {
             verdict(down.as_f64().map(|m| m <= 1_000_000.0)).into(),
         ]);
     }
+    rows.extend(peer::rows(f));
     let m = &f["machine"];
     let mut out = String::new();
     out.push_str("# Benchmarks\n\n");
@@ -180,6 +183,7 @@ pub fn report(f: &Value, commit: &str) -> String {
     for row in rows {
         out.push_str(&format!("| {} | {} | {} | {} |\n", row[0], row[1], row[2], row[3]));
     }
+    out.push_str(peer::note(f));
     out.push_str("\nThe raw figures of this run, as `chat-bench` printed them:\n\n```json\n");
     out.push_str(&serde_json::to_string_pretty(f).unwrap_or_default());
     out.push_str("\n```\n");

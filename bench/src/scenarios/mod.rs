@@ -4,6 +4,7 @@
 pub mod fanout;
 pub mod idle;
 pub mod latency;
+pub mod peer;
 pub mod restart;
 pub mod start_stop;
 
