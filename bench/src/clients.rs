@@ -118,7 +118,7 @@ impl Connected {
 }
 
 /// Records a stamped line: the stamp is the number after `t=`.
-fn tally_line(line: &[u8], tally: &Tally, record: bool) {
+pub fn tally_line(line: &[u8], tally: &Tally, record: bool) {
     let Some(at) = line.windows(2).position(|w| w == b"t=") else {
         return;
     };
@@ -134,6 +134,13 @@ fn tally_line(line: &[u8], tally: &Tally, record: bool) {
     }
 }
 
+/// What a client's reader does with each line it receives, and when its connection ends: our
+/// protocol's [`Lines`], or IRC's (`crate::irc`).
+pub trait Reader: Send + 'static {
+    fn line(&mut self, line: &[u8]);
+    fn closed(&mut self);
+}
+
 /// What a client's reader does with each line: notice its own login, tally stamped lines.
 struct Lines {
     tally: Arc<Tally>,
@@ -146,7 +153,7 @@ struct Lines {
     record: bool,
 }
 
-impl Lines {
+impl Reader for Lines {
     fn line(&mut self, line: &[u8]) {
         if self.logged_in.is_some() {
             if line.windows(self.me.len()).any(|w| w == self.me.as_bytes()) {
@@ -168,7 +175,8 @@ impl Lines {
     }
 }
 
-async fn tcp_client(stream: TcpStream, mut outgoing: mpsc::UnboundedReceiver<String>, mut lines: Lines) {
+/// Writes `outgoing` lines (CRLF-terminated, batched) and hands every received line to `lines`.
+pub async fn tcp_client(stream: TcpStream, mut outgoing: mpsc::UnboundedReceiver<String>, mut lines: impl Reader) {
     let (mut read, mut write) = stream.into_split();
     tokio::spawn(async move {
         let mut batch = String::new();
@@ -226,13 +234,24 @@ async fn ws_client(
 
 /// Logs in `count` clients named `{prefix}{i}` round-robin over `addrs`, 200 at a time.
 pub async fn crowd(addrs: &[(SocketAddr, bool)], count: usize, prefix: &str, record: bool) -> Result<Vec<Client>> {
+    logins(count, 200, |i| {
+        let (addr, ws) = addrs[i % addrs.len()];
+        let name = format!("{prefix}{i}");
+        async move { Client::login(addr, ws, &name, record).await }
+    })
+    .await
+}
+
+/// Runs `login(i)` for `i` in `0..count`, `at_once` at a time; the clients in order.
+pub async fn logins<Login>(count: usize, at_once: usize, login: impl Fn(usize) -> Login) -> Result<Vec<Client>>
+where
+    Login: std::future::Future<Output = Result<Client>>,
+{
     let mut clients = Vec::with_capacity(count);
     let mut pending = futures_util::stream::FuturesOrdered::new();
     for i in 0..count {
-        let (addr, ws) = addrs[i % addrs.len()];
-        let name = format!("{prefix}{i}");
-        pending.push_back(async move { Client::login(addr, ws, &name, record).await });
-        if pending.len() >= 200 {
+        pending.push_back(login(i));
+        if pending.len() >= at_once {
             clients.push(pending.next().await.expect("pending")?);
         }
     }

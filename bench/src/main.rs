@@ -8,6 +8,8 @@
 //! - [`system`]: the system under test, multi-process (through `chat-harness`) or the baseline.
 //! - [`baseline`]: the in-process baseline server (`chat-bench baseline`).
 //! - [`clients`]: logged-in load clients that stamp their lines and tally what arrives.
+//! - [`ngircd`] and [`irc`]: the peer, Debian's `ngircd`, and IRC load clients for it, for
+//!   `scenarios::peer`, which reads ngircd's CPU time with [`cpu`].
 //! - [`scenarios`]: one file per scenario: fan-out (`msgall` deliveries per second and delivery
 //!   latency), the fan-out at 5,000 clients in interleaved rounds against the baseline, a burst of
 //!   1.6 MB to each client (nothing lost, nobody dropped), web against telnet CPU per delivery,
@@ -23,6 +25,8 @@
 mod baseline;
 mod clients;
 mod cpu;
+mod irc;
+mod ngircd;
 mod report;
 mod scenarios;
 mod system;
@@ -71,6 +75,10 @@ pub struct RunArgs {
     /// Seconds of 1:1 traffic at 1,000 msg/s.
     #[arg(long, default_value_t = 5)]
     pub latency_secs: u64,
+    /// The `ngircd` for the `peer` scenario, ngircd on the fan-out and 1:1 workloads (default:
+    /// `ngircd` on PATH, or /usr/sbin/ngircd).
+    #[arg(long)]
+    pub ngircd: Option<PathBuf>,
     /// Restarts measured per restart scenario.
     #[arg(long, default_value_t = 10)]
     pub restarts: usize,
@@ -207,6 +215,9 @@ async fn run_all(args: RunArgs) -> Result<Value> {
     }
     if scenario(&args, "start-stop") {
         out.insert("start_stop".into(), start_stop::run(&args).await?);
+    }
+    if scenario(&args, "peer") {
+        out.insert("peer".into(), scenarios::peer::run(&args).await?);
     }
     Ok(Value::Object(out))
 }

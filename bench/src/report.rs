@@ -2,6 +2,8 @@
 //! JSON. Given an earlier run's figures (`--before`), the table has a column for them too: each
 //! row beside the row of the same name in the earlier run.
 
+mod peer;
+
 use serde_json::Value;
 
 /// Each figure of `f` as a table row: figure, target, measured, verdict. A row's figure names
@@ -273,6 +275,7 @@ fn rows(f: &Value) -> Vec<[String; 4]> {
             verdict(down.as_f64().map(|m| m <= 1_000_000.0)).into(),
         ]);
     }
+    rows.extend(peer::rows(f));
     rows
 }
 
@@ -326,6 +329,7 @@ pub fn report(f: &Value, before: Option<&Value>, commit: &str) -> String {
             }
         }
     }
+    out.push_str(peer::note(f));
     out.push_str("\nThe raw figures of this run, as `chat-bench` printed them:\n\n```json\n");
     out.push_str(&serde_json::to_string_pretty(f).unwrap_or_default());
     out.push_str("\n```\n");

@@ -6,6 +6,7 @@ pub mod fanout;
 pub mod idle;
 pub mod large_fanout;
 pub mod latency;
+pub mod peer;
 pub mod restart;
 pub mod start_stop;
 pub mod web_cpu;
