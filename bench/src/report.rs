@@ -191,6 +191,13 @@ fn rows(f: &Value) -> Vec<[String; 4]> {
             }),
             verdict(whole.map(|w| w <= 3.0)).into(),
         ]);
+        let pss = idle["per_connection_pss_kib_including_empty"].as_f64();
+        rows.push([
+            format!("{what}: whole system's PSS (shared pages counted once) per connection"),
+            "-".into(),
+            pss.map_or("n/a".into(), |p| format!("{p:.2} KiB ({} KiB in all)", idle["pss_kib"])),
+            "-".into(),
+        ]);
         let per = idle["per_connection_kib"].as_f64();
         rows.push([
             format!("{what}: RSS growth per connection, all processes"),
@@ -297,6 +304,8 @@ pub fn report(f: &Value, before: Option<&Value>, commit: &str) -> String {
     out.push_str("The load comes from one address, as fast as each client can send: every server of both systems\n");
     out.push_str("runs with `input_rate = 0` (input throttling off; the default is 20 lines a second per client)\n");
     out.push_str("and `max_connections_per_ip` and `max_connections` at 100000 (the per-address default is 64).\n\n");
+    out.push_str("Memory: RSS summed over the system's six processes counts the pages they share (the one binary,\n");
+    out.push_str("libc) once in each; PSS, also summed, counts each shared page once, split among its processes.\n\n");
     out.push_str(&format!(
         "- machine: {}, {} cores, {} GiB\n- date: {}\n- commit: {commit}\n\n",
         m["cpu"].as_str().unwrap_or("?"),

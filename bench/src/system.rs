@@ -145,6 +145,18 @@ impl System {
         }
     }
 
+    /// Proportional memory (shared pages counted once over all processes) in KiB, as
+    /// [`System::rss_kib`].
+    pub fn pss_kib(&self) -> Result<BTreeMap<String, u64>> {
+        match &self.run {
+            Run::Multi(up) => up.pss_kib(),
+            Run::Baseline(b) => Ok(BTreeMap::from([(
+                "baseline".into(),
+                chat_harness::pss_kib(b.child.id()),
+            )])),
+        }
+    }
+
     /// Stops the system with SIGTERM and reaps it. A slow stop is worth a word, not the run.
     pub fn stop(self) {
         let stopped = match self.run {

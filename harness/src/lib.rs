@@ -21,6 +21,6 @@ mod proc;
 mod stdout;
 mod up;
 
-pub use proc::{Proc, exited, rss_kib, terminate};
+pub use proc::{Proc, exited, pss_kib, rss_kib, terminate};
 pub use stdout::{Stdout, field};
 pub use up::{Options, Up};

@@ -129,6 +129,21 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Proportional memory of `pid` in KiB (its private pages, and its share of pages it shares with
+/// other processes, such as the binary's), from /proc; 0 once it is gone. Summed over processes,
+/// this counts a shared page once, where summed RSS counts it in every process that maps it.
+pub fn pss_kib(pid: u32) -> u64 {
+    let Ok(rollup) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
+        return 0;
+    };
+    rollup
+        .lines()
+        .find(|l| l.starts_with("Pss:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
 /// True if no process has this pid, or only a zombie waiting to be reaped.
 pub fn exited(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -168,6 +168,15 @@ impl Up {
         Ok(all)
     }
 
+    /// Proportional memory in KiB ([`proc::pss_kib`]) of the supervisor and of each running child.
+    pub fn pss_kib(&self) -> Result<BTreeMap<String, u64>> {
+        let mut all = BTreeMap::from([("supervisor".to_string(), proc::pss_kib(self.proc.pid()))]);
+        for (name, pid) in self.children()? {
+            all.insert(name, proc::pss_kib(pid));
+        }
+        Ok(all)
+    }
+
     /// Replaces `servers.toml` as editors do: writes beside it, then renames over it.
     pub fn write_config(&self, text: &str) -> Result<()> {
         let tmp = self.dir.path().join(".servers.toml.tmp");

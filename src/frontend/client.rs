@@ -118,6 +118,7 @@ async fn read_in(
     // Held only while it has bytes: an idle client keeps no read buffer. The rarely taken waits
     // (a throttled or a behind client) are boxed, so that every idle connection's task stays small.
     let mut buf = BytesMut::from(&first[..]);
+    drop(first);
     loop {
         if buf.is_empty() {
             buf = BytesMut::new();

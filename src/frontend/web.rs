@@ -116,8 +116,10 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, web: &Web) {
                 if !send(&mut stream, &http::upgrade(&accept), web).await {
                     return;
                 }
-                // What the client sent after its request is the WebSocket's first bytes.
-                let first = buf.split().freeze();
+                // What the client sent after its request is the WebSocket's first bytes; copied,
+                // so that the request's read buffer is not kept for the connection's lifetime.
+                let first = Bytes::copy_from_slice(&buf);
+                drop(buf);
                 let decoder = Rfc6455 {
                     decoder: websocket::Decoder::new(web.limits.max_line + 2, web.message_cap()),
                     max_line: web.limits.max_line,

@@ -82,6 +82,7 @@ pub async fn run(args: &RunArgs, system: System, login: Login) -> Result<Value> 
     // Held idle for a few seconds: every login broadcast delivered, freed memory handed back.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = system.rss_kib()?;
+    let pss: u64 = system.pss_kib()?.values().sum();
     let alive = clients
         .iter()
         .filter(|c| !c.tally.closed.load(Ordering::Relaxed))
@@ -118,6 +119,7 @@ pub async fn run(args: &RunArgs, system: System, login: Login) -> Result<Value> 
         "rss_kib_before": before, "rss_kib_after": after,
         "total_kib": total_after, "per_connection_kib": (total_after.saturating_sub(total_before)) as f64 / args.idle as f64,
         "per_connection_kib_including_empty": total_after as f64 / args.idle as f64,
+        "pss_kib": pss, "per_connection_pss_kib_including_empty": pss as f64 / args.idle as f64,
         "connections_by_frontend": held_by, "per_connection_kib_by_frontend": growth_by,
         "websockets": ws.connections, "per_websocket_kib": ws.per_connection(),
         "telnet_connections": telnet.connections, "per_telnet_kib": telnet.per_connection(),

@@ -114,3 +114,70 @@ async fn the_restore_window_ends_without_a_missing_frontend() {
         .plain()]
     );
 }
+
+impl Fake {
+    /// Every frame received so far, each batch marked written; `written` tells the hub.
+    fn frames(&mut self, written: &Notify) -> Vec<Downstream> {
+        let mut frames = Vec::new();
+        while let Ok((batch, bytes)) = self.rx.try_recv() {
+            self.progress.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+            self.progress.written.store(batch, Ordering::Release);
+            let mut rest = &bytes[..];
+            while rest.len() >= 4 {
+                let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+                frames.push(Downstream::decode(&rest[4..4 + len]).unwrap());
+                rest = &rest[4 + len..];
+            }
+        }
+        written.notify_one();
+        frames
+    }
+}
+
+fn acks(frames: &[Downstream]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Downstream::Ack { seq } => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_acknowledgement_rides_with_the_next_frames_or_goes_alone_after_the_delay() {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let written = Arc::new(Notify::new());
+    tokio::spawn(run(rx, Vec::new(), written.clone()));
+    let login = |name: &str, seq| Some(Login { name: name.into(), seq });
+    let (input, mut a) = attach(1, "a", vec![(1, login("amy", 1))]);
+    tx.send(input).await.unwrap();
+    let (input, mut b) = attach(2, "b", vec![(1, login("bob", 2))]);
+    tx.send(input).await.unwrap();
+    settle().await;
+    a.frames(&written);
+    b.frames(&written);
+
+    // A frame that causes nothing (a session opening): its acknowledgement waits for the delay.
+    tx.send(a.frame(1, Upstream::Open { session: 2 })).await.unwrap();
+    settle().await;
+    assert!(
+        a.frames(&written).is_empty(),
+        "no batch of its own for an acknowledgement"
+    );
+    tokio::time::advance(ACK_DELAY - Duration::from_millis(1)).await;
+    settle().await;
+    assert!(a.frames(&written).is_empty(), "before the delay");
+    tokio::time::advance(Duration::from_millis(2)).await;
+    settle().await;
+    assert_eq!(a.frames(&written), [Downstream::Ack { seq: 1 }]);
+
+    // The next one rides with the next frames for a: b's message to amy.
+    tx.send(a.frame(2, Upstream::Open { session: 3 })).await.unwrap();
+    settle().await;
+    tx.send(b.frame(1, line(1, "msg amy yo"))).await.unwrap();
+    settle().await;
+    let frames = a.frames(&written);
+    assert!(matches!(frames[0], Downstream::Deliver { .. }), "{frames:?}");
+    assert_eq!(acks(&frames), [2]);
+}
