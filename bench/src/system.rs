@@ -134,6 +134,18 @@ impl System {
         }
     }
 
+    /// Every process of the system: the supervisor and its children, or the baseline.
+    pub fn pids(&self) -> Result<Vec<u32>> {
+        match &self.run {
+            Run::Multi(up) => {
+                let mut pids: Vec<u32> = up.children()?.into_values().collect();
+                pids.push(up.proc.pid());
+                Ok(pids)
+            }
+            Run::Baseline(b) => Ok(vec![b.child.id()]),
+        }
+    }
+
     /// RSS of the system's processes in KiB: the supervisor and every child, or the baseline.
     pub fn rss_kib(&self) -> Result<BTreeMap<String, u64>> {
         match &self.run {

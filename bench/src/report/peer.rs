@@ -61,10 +61,13 @@ pub fn rows(f: &Value) -> Vec<[String; 4]> {
         row(
             "ngircd (peer): its CPU time (user + system) per 1 M fan-out deliveries; its RSS after".into(),
             format!(
-                "{}; {} KiB",
+                "{} (ours {}); {} KiB",
                 fan["cpu_seconds_per_million_deliveries"]
                     .as_f64()
                     .map_or("n/a".into(), |s| format!("{s:.3} s")),
+                f["fanout"]["multi"]["cpu_seconds_per_million"]
+                    .as_f64()
+                    .map_or("n/a".into(), |s| format!("{s:.3} s, every process")),
                 fan["rss_kib"]["ngircd"]
             ),
         ),
@@ -117,7 +120,10 @@ mod tests {
     fn the_peer_beside_ours() {
         let latency = |p50: u64, p99: u64| json!({"p50_us": p50, "p99_us": p99});
         let f = json!({
-            "fanout": {"multi": {"deliveries_per_sec": 8_000_000.0, "latency": latency(350_000, 500_000)}},
+            "fanout": {"multi": {
+                "deliveries_per_sec": 8_000_000.0, "latency": latency(350_000, 500_000),
+                "cpu_seconds_per_million": 0.125,
+            }},
             "latency": {"multi": {"latency": latency(230, 500)}},
             "peer": {
                 "installed": true, "version": "26.1",
@@ -137,7 +143,7 @@ mod tests {
                 "2000000: **0.25x** ours (multi-process: 8000000)",
                 "1000.00 ms (ours 350.00 ms) / 2000.00 ms (ours 500.00 ms)",
                 "0, 0",
-                "0.330 s; 12000 KiB",
+                "0.330 s (ours 0.125 s, every process); 12000 KiB",
                 "0.09 ms (ours 0.23 ms) / 1.20 ms (ours 0.50 ms)",
             ]
         );

@@ -72,6 +72,7 @@ pub async fn measure(
     }
     let expected = (load.senders * load.messages * load.clients) as u64;
     let spent_before = watched.map(spent).transpose()?;
+    let system_before = system_cpu(system)?;
     let started = now_ns();
     let step = load.clients / load.senders.max(1);
     let pad = if load.pad > 0 {
@@ -88,6 +89,7 @@ pub async fn measure(
     }
     let complete = settle(&clients, expected).await;
     let spent_after = watched.map(spent).transpose()?;
+    let system_cpu_seconds = system_cpu(system)? - system_before;
     let received = total(&clients);
     let last = clients
         .iter()
@@ -129,6 +131,8 @@ pub async fn measure(
         "bytes_per_telnet_client": bytes.0, "bytes_per_web_client": bytes.1,
         "seconds": seconds, "deliveries_per_sec": received as f64 / seconds,
         "latency": percentiles(samples), "rss_kib": rss,
+        "cpu_seconds": system_cpu_seconds,
+        "cpu_seconds_per_million": system_cpu_seconds * 1e6 / received.max(1) as f64,
     });
     if let (Some(pid), Some((cpu_before, writes_before)), Some((cpu_after, writes_after))) =
         (watched, spent_before, spent_after)
@@ -162,6 +166,11 @@ async fn settle(clients: &[Client], expected: u64) -> bool {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+}
+
+/// CPU seconds the system's processes (all of them, or the baseline) have used so far.
+fn system_cpu(system: &System) -> Result<f64> {
+    system.pids()?.into_iter().map(cpu::cpu_seconds).sum()
 }
 
 /// CPU seconds and write system calls of `pid` so far.
