@@ -6,7 +6,8 @@
 //! again once the kernel had read it, and every frame the kernel sent woke the kernel again once
 //! the frontend had read it: half of all the wake-ups of the hop, each one an interrupt to another
 //! core. Here the socket is watched for input only; a write that finds the socket full registers
-//! a second descriptor of it for `EPOLLOUT` until a write goes through again.
+//! a second descriptor of it (made up front, so that waiting for room never needs a new file) for
+//! `EPOLLOUT` until a write takes all it was given.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -22,10 +23,11 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 pub fn split(stream: tokio::net::UnixStream) -> io::Result<(ReadHalf, WriteHalf)> {
     let stream = stream.into_std()?;
     stream.set_nonblocking(true)?;
+    let spare = stream.try_clone()?;
     let read = Arc::new(watch(stream, Interest::READABLE)?);
     let write = WriteHalf {
         stream: read.clone(),
-        room: None,
+        room: Room::Spare(Some(spare)),
     };
     Ok((ReadHalf(read), write))
 }
@@ -40,11 +42,45 @@ fn watch(stream: UnixStream, interest: Interest) -> io::Result<AsyncFd<UnixStrea
 /// The input half: readable readiness only.
 pub struct ReadHalf(Arc<AsyncFd<UnixStream>>);
 
-/// The output half: writes at once, and waits for room only when the socket is full.
+/// The output half: writes at once, and waits for room only when the socket is full. Dropped,
+/// it shuts the socket's write side down, as tokio's halves do: the peer reads the end.
 pub struct WriteHalf {
     stream: Arc<AsyncFd<UnixStream>>,
-    /// A second descriptor of the socket, watched for room, while a write waits for it.
-    room: Option<AsyncFd<UnixStream>>,
+    room: Room,
+}
+
+/// A second descriptor of the socket: kept aside, or watched for room while writes wait for it.
+enum Room {
+    Spare(Option<UnixStream>),
+    Watched(AsyncFd<UnixStream>),
+}
+
+impl Room {
+    /// Stops watching for room, or every read of the peer wakes us.
+    fn unwatch(&mut self) {
+        *self = match std::mem::replace(self, Room::Spare(None)) {
+            Room::Watched(watched) => Room::Spare(Some(watched.into_inner())),
+            spare => spare,
+        };
+    }
+
+    /// The descriptor watched for room, registered now if it was not.
+    fn watched(&mut self) -> io::Result<&mut AsyncFd<UnixStream>> {
+        if let Room::Spare(spare) = self {
+            let spare = spare.take().ok_or_else(|| io::Error::other("no spare descriptor"))?;
+            *self = Room::Watched(watch(spare, Interest::WRITABLE)?);
+        }
+        match self {
+            Room::Watched(watched) => Ok(watched),
+            Room::Spare(_) => unreachable!("registered above"),
+        }
+    }
+}
+
+impl Drop for WriteHalf {
+    fn drop(&mut self) {
+        let _ = self.stream.get_ref().shutdown(std::net::Shutdown::Write);
+    }
 }
 
 impl AsyncRead for ReadHalf {
@@ -79,20 +115,16 @@ impl AsyncWrite for WriteHalf {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 written => {
-                    // Room again: stop watching for it, or every read of the peer wakes us.
-                    this.room = None;
+                    // All taken: the socket has room again. (After a partial write the caller
+                    // is back at once with the rest, and likely finds it full.)
+                    if written.as_ref().is_ok_and(|n| *n == buf.len()) {
+                        this.room.unwatch();
+                    }
                     return Poll::Ready(written);
                 }
             }
-            let room = match &mut this.room {
-                Some(room) => room,
-                none => {
-                    let watcher = this.stream.get_ref().try_clone()?;
-                    none.insert(watch(watcher, Interest::WRITABLE)?)
-                }
-            };
             // Cleared before the next attempt: room made after it is a new edge, seen.
-            ready!(room.poll_write_ready(cx))?.clear_ready();
+            ready!(this.room.watched()?.poll_write_ready(cx))?.clear_ready();
         }
     }
 
@@ -133,5 +165,17 @@ mod tests {
         a_read.read_exact(&mut back).await.unwrap();
         assert_eq!(&back, b"back");
         writer.await.unwrap();
+    }
+
+    /// As with tokio's halves, the peer reads the end once the write half is dropped.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_write_half_ends_the_stream() {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let (_a_read, a_write) = split(a).unwrap();
+        let (mut b_read, _b_write) = split(b).unwrap();
+        drop(a_write);
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), b_read.read_to_end(&mut got));
+        assert_eq!(read.await.expect("the end arrives").unwrap(), 0);
     }
 }

@@ -24,6 +24,8 @@ use crate::chat::FrontendId;
 
 /// How often the kernel checks that its socket file is still there.
 const SOCKET_CHECK: Duration = Duration::from_secs(1);
+/// Longest a stop waits for the last acknowledgements to be written.
+const STOP_FLUSH: Duration = Duration::from_millis(200);
 
 /// Serves frontends on the socket at `path` until `shutdown` fires, then removes the socket.
 ///
@@ -49,6 +51,8 @@ pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) 
     // The last failure to bind again, logged once rather than every second.
     let mut rebind_error = None;
     let mut next: FrontendId = 1;
+    // Cancelled after the hub's last acknowledgements are written (see below), not at once.
+    let connections = CancellationToken::new();
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -102,9 +106,21 @@ pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) 
             stream,
             hub_tx.clone(),
             written.clone(),
-            shutdown.clone(),
+            connections.clone(),
         ));
     }
+    // Acknowledgements wait a little for other frames to ride with: a planned stop sends them
+    // first, so that the frontends replay nothing the next kernel would only drop.
+    let (done, flushed) = tokio::sync::oneshot::channel();
+    let flush = async {
+        if hub_tx.send(hub::Input::Flush { done }).await.is_ok() {
+            let _ = flushed.await;
+        }
+    };
+    if tokio::time::timeout(STOP_FLUSH, flush).await.is_err() {
+        tracing::debug!("stopping without every acknowledgement written: the frontends replay those frames");
+    }
+    connections.cancel();
     drop(hub_tx);
     hub.abort();
     tracing::info!("kernel stopped");

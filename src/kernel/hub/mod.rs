@@ -95,6 +95,9 @@ pub enum Input {
     /// The frontend's connection ended: it closed (`hung` false: its users are logged out) or
     /// went silent (`hung`: its sessions wait for it).
     Detach { frontend: FrontendId, hung: bool },
+    /// The kernel is stopping: send every acknowledgement now, and say when everything handed to
+    /// the writers is written (so that the frontends replay nothing that was applied).
+    Flush { done: tokio::sync::oneshot::Sender<()> },
     /// An observer asks how many users each frontend has.
     Census {
         reply: tokio::sync::oneshot::Sender<Vec<(String, u64)>>,
@@ -137,6 +140,8 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
         until: Instant::now() + RESTORE_WINDOW,
     };
     let mut restored = restoring.expect.is_empty();
+    // Told once a stop's flush is written.
+    let mut flushing: Option<tokio::sync::oneshot::Sender<()>> = None;
     loop {
         let stall = hub.stalled_by(Instant::now());
         let expiry = hub.next_expiry();
@@ -146,7 +151,7 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
                 Some(input) => Some(input),
                 None => return,
             },
-            _ = written.notified(), if stall.is_some() || !hub.unconfirmed.is_empty() => None,
+            _ = written.notified(), if stall.is_some() || !hub.unconfirmed.is_empty() || flushing.is_some() => None,
             _ = tokio::time::sleep_until(stall.unwrap_or_else(Instant::now)), if stall.is_some() => {
                 hub.let_go_of_stalled(Instant::now());
                 None
@@ -165,10 +170,13 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
         let mut next = input;
         let mut handled = 0;
         while let Some(input) = next.take() {
-            if restored {
-                hub.handle(input);
-            } else {
-                restored = restoring.take(input, &mut hub);
+            match input {
+                Input::Flush { done } => {
+                    hub.ack_now();
+                    flushing = Some(done);
+                }
+                input if restored => hub.handle(input),
+                input => restored = restoring.take(input, &mut hub),
             }
             // Held frames go first, before anything that arrives after them.
             if restored {
@@ -189,6 +197,16 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
         let now = Instant::now();
         hub.confirm(now);
         hub.flush(now);
+        // What this batch applied without causing any output is confirmed already: readied now,
+        // its acknowledgement rides with the next frames.
+        hub.confirm(now);
+        if flushing.is_some() {
+            hub.ack_now();
+            hub.flush(now);
+            if hub.frontends.values().all(|f| f.waiting() == 0) {
+                let _ = flushing.take().map(|done| done.send(()));
+            }
+        }
         // The writers and readers of this thread run before the next batch, if there is one
         // already (otherwise the hub waits for input anyway).
         if !inputs.is_empty() {
@@ -323,6 +341,10 @@ impl Hub {
                     }
                 }
             }
+            // Taken by the run loop; answered at once if it ever got here.
+            Input::Flush { done } => {
+                let _ = done.send(());
+            }
             Input::Census { reply } => {
                 let mut users: HashMap<String, u64> = HashMap::new();
                 let named = self.frontends.iter().map(|(id, f)| (id, &f.name));
@@ -408,6 +430,16 @@ impl Hub {
         }
         for id in over {
             self.let_go(id, "its queue passed the bound");
+        }
+    }
+
+    /// Makes every held acknowledgement due now.
+    fn ack_now(&mut self) {
+        let now = Instant::now();
+        for f in self.frontends.values_mut() {
+            if let Some((_, due)) = &mut f.ack {
+                *due = now;
+            }
         }
     }
 
