@@ -34,6 +34,15 @@ pub struct Tally {
     pub closed: AtomicBool,
 }
 
+impl Tally {
+    /// Forgets what arrived so far (the login broadcasts, say), before a measurement.
+    pub fn reset(&self) {
+        self.latencies.lock().unwrap().clear();
+        self.count.store(0, Ordering::Relaxed);
+        self.bytes.store(0, Ordering::Relaxed);
+    }
+}
+
 /// A connected, logged-in client: a writer and a reader task tallying stamped lines (`t=NANOS`).
 pub struct Client {
     pub send: mpsc::UnboundedSender<String>,

@@ -66,9 +66,7 @@ pub async fn measure(
     // Let the login broadcasts drain before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
     for c in &clients {
-        c.tally.latencies.lock().unwrap().clear();
-        c.tally.count.store(0, Ordering::Relaxed);
-        c.tally.bytes.store(0, Ordering::Relaxed);
+        c.tally.reset();
     }
     let expected = (load.senders * load.messages * load.clients) as u64;
     let spent_before = watched.map(spent).transpose()?;
@@ -87,7 +85,7 @@ pub async fn measure(
             let _ = sender.send(format!("msgall t={}{pad}", now_ns()));
         }
     }
-    let complete = settle(&clients, expected).await;
+    let complete = settle(&clients, expected, STALL).await;
     let spent_after = watched.map(spent).transpose()?;
     let system_cpu_seconds = system_cpu(system)? - system_before;
     let received = total(&clients);
@@ -146,12 +144,12 @@ pub async fn measure(
 }
 
 /// Stamped lines received by all `clients` so far.
-fn total(clients: &[Client]) -> u64 {
+pub fn total(clients: &[Client]) -> u64 {
     clients.iter().map(|c| c.tally.count.load(Ordering::Relaxed)).sum()
 }
 
-/// Waits until `clients` received `expected` lines (true), or none came for [`STALL`] (false).
-async fn settle(clients: &[Client], expected: u64) -> bool {
+/// Waits until `clients` received `expected` lines (true), or none came for `stall` (false).
+pub async fn settle(clients: &[Client], expected: u64, stall: Duration) -> bool {
     let mut seen = 0;
     let mut moved = Instant::now();
     loop {
@@ -161,7 +159,7 @@ async fn settle(clients: &[Client], expected: u64) -> bool {
         }
         if now > seen {
             (seen, moved) = (now, Instant::now());
-        } else if moved.elapsed() > STALL {
+        } else if moved.elapsed() > stall {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;

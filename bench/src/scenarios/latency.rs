@@ -22,10 +22,24 @@ pub async fn run(args: &RunArgs, system: System) -> Result<Value> {
         senders.push(Client::login(a, a_ws, &format!("s{i}"), false).await?);
         receivers.push(Client::login(b, b_ws, &format!("r{i}"), true).await?);
     }
+    let (got, samples) = one_to_one(args, &senders, &receivers, |i| format!("msg r{i} t={}", now_ns())).await;
+    system.stop();
+    Ok(
+        json!({"rate_per_sec": 1000, "sent": args.latency_secs * 1000, "received": got, "latency": percentiles(samples)}),
+    )
+}
+
+/// Once the login broadcasts are in: one line every millisecond for `--latency-secs`, sender
+/// `i % 10` to receiver `i % 10` (`line(i)`, stamped); what arrived, and the latencies.
+pub async fn one_to_one(
+    args: &RunArgs,
+    senders: &[Client],
+    receivers: &[Client],
+    line: impl Fn(usize) -> String,
+) -> (u64, Vec<u32>) {
     tokio::time::sleep(Duration::from_millis(200)).await;
-    for r in &receivers {
-        r.tally.latencies.lock().unwrap().clear();
-        r.tally.count.store(0, Ordering::Relaxed);
+    for r in receivers {
+        r.tally.reset();
     }
     let total = args.latency_secs * 1000;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -33,7 +47,7 @@ pub async fn run(args: &RunArgs, system: System) -> Result<Value> {
     for n in 0..total {
         tick.tick().await;
         let i = (n % 10) as usize;
-        senders[i].say(format!("msg r{i} t={}", now_ns()));
+        senders[i].say(line(i));
     }
     let received = || {
         receivers
@@ -43,10 +57,8 @@ pub async fn run(args: &RunArgs, system: System) -> Result<Value> {
     };
     wait_until(Duration::from_secs(10), || received() >= total).await;
     let mut samples = Vec::new();
-    for r in &receivers {
+    for r in receivers {
         samples.append(&mut r.tally.latencies.lock().unwrap());
     }
-    let got = received();
-    system.stop();
-    Ok(json!({"rate_per_sec": 1000, "sent": total, "received": got, "latency": percentiles(samples)}))
+    (received(), samples)
 }

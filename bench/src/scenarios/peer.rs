@@ -3,12 +3,12 @@
 //! set beside ours; and what its deliveries cost it: CPU time, write calls, memory.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::{percentiles, wait_until};
+use super::{fanout, latency, percentiles};
 use crate::RunArgs;
 use crate::clients::{Client, now_ns};
 use crate::cpu::{cpu_seconds, write_syscalls};
@@ -42,8 +42,7 @@ async fn fanout(args: &RunArgs, server: Ngircd) -> Result<Value> {
     // Let the JOIN broadcasts drain before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
     for c in &clients {
-        c.tally.latencies.lock().unwrap().clear();
-        c.tally.count.store(0, Ordering::Relaxed);
+        c.tally.reset();
     }
     let expected = (args.senders * args.messages * args.clients.saturating_sub(1)) as u64;
     let cpu_before = cpu_seconds(server.pid())?;
@@ -56,26 +55,12 @@ async fn fanout(args: &RunArgs, server: Ngircd) -> Result<Value> {
             let _ = sender.send(format!("PRIVMSG {CHANNEL} :t={}", now_ns()));
         }
     }
-    let total = || {
-        clients
-            .iter()
-            .map(|c| c.tally.count.load(Ordering::Relaxed))
-            .sum::<u64>()
-    };
     // Until every line has arrived, or none has for a while (the server dropped a client).
-    let mut progress = (0, Instant::now());
-    wait_until(Duration::from_secs(300), || {
-        let now = total();
-        if now != progress.0 {
-            progress = (now, Instant::now());
-        }
-        now >= expected || progress.1.elapsed() > STALL
-    })
-    .await;
+    fanout::settle(&clients, expected, STALL).await;
     let cpu = cpu_seconds(server.pid())? - cpu_before;
     // Read by root, or by the user ngircd runs as; null otherwise.
     let writes = write_syscalls(server.pid()).ok().zip(writes_before).map(|(a, b)| a - b);
-    let received = total();
+    let received = fanout::total(&clients);
     let last = clients
         .iter()
         .map(|c| c.tally.last_ns.load(Ordering::Relaxed))
@@ -112,32 +97,11 @@ async fn latency(args: &RunArgs, server: Ngircd) -> Result<Value> {
         senders.push(irc::login(server.addr, &format!("s{i}"), None, false).await?);
         receivers.push(irc::login(server.addr, &format!("r{i}"), None, true).await?);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    for r in &receivers {
-        r.tally.latencies.lock().unwrap().clear();
-        r.tally.count.store(0, Ordering::Relaxed);
-    }
-    let total = args.latency_secs * 1000;
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for n in 0..total {
-        tick.tick().await;
-        let i = (n % 10) as usize;
-        senders[i].say(format!("PRIVMSG r{i} :t={}", now_ns()));
-    }
-    let received = || {
-        receivers
-            .iter()
-            .map(|r| r.tally.count.load(Ordering::Relaxed))
-            .sum::<u64>()
-    };
-    wait_until(Duration::from_secs(10), || received() >= total).await;
-    let mut samples = Vec::new();
-    for r in &receivers {
-        samples.append(&mut r.tally.latencies.lock().unwrap());
-    }
-    let got = received();
+    let (got, samples) =
+        latency::one_to_one(args, &senders, &receivers, |i| format!("PRIVMSG r{i} :t={}", now_ns())).await;
     drop((senders, receivers));
     server.stop();
-    Ok(json!({"rate_per_sec": 1000, "sent": total, "received": got, "latency": percentiles(samples)}))
+    Ok(
+        json!({"rate_per_sec": 1000, "sent": args.latency_secs * 1000, "received": got, "latency": percentiles(samples)}),
+    )
 }
