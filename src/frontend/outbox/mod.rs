@@ -315,6 +315,13 @@ impl OutboxRx {
                 if queue.close {
                     return Next::Close;
                 }
+                // Going idle: no buffer is held while nothing waits, on either side of the swap.
+                if queue.items.capacity() > 0 {
+                    queue.items = VecDeque::new();
+                }
+            }
+            if batch.capacity() > 0 {
+                *batch = VecDeque::new();
             }
             self.0.wake.notified().await;
         }
