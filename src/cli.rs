@@ -118,10 +118,11 @@ impl Cli {
             Command::Serve(args) => {
                 // First, while this is the only thread (it edits the environment).
                 let listener = frontend::listen::listener(args.listen)?;
+                let handoff = crate::handoff::socket::Channel::inherited();
                 let options = args.options();
                 init_logging();
                 raise_fd_limit();
-                runtime(|shutdown| frontend::run(options, listener, shutdown))
+                runtime(|shutdown| frontend::run(options, listener, handoff, shutdown))
             }
         }
     }
@@ -131,6 +132,12 @@ impl Cli {
 fn check(path: &Path) -> Result<()> {
     let config = crate::config::load(path)?;
     println!("{} is valid. `up` would run:", path.display());
+    let hard =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(u64::MAX, |(_, hard)| hard);
+    if let Some(problem) = crate::supervisor::parked::fd_shortfall(crate::supervisor::parked::fd_needed(&config), hard)
+    {
+        println!("  warning: {problem}");
+    }
     println!("  kernel  {}", config.run_dir.join("kernel.sock").display());
     for s in &config.servers {
         println!(

@@ -9,6 +9,8 @@
 //!   task pair per frontend connection, the private Unix socket.
 //! - [`frontend`]: the frontend process, `chat-supervisor serve`: the kernel link, the telnet and
 //!   WebSocket servers, rendering, the web page.
+//! - [`handoff`]: client connections parked in the supervisor, adopted by a frontend's next
+//!   process.
 //! - [`supervisor`]: `chat-supervisor up`: sockets, children, restarts, logs, control, reloads.
 //! - [`config`]: `servers.toml`, validated strictly.
 //! - [`spelling`]: the one spelling of each word that config, command line and `status` share.
@@ -28,6 +30,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod frontend;
+pub mod handoff;
 pub mod heartbeat;
 pub mod kernel;
 pub mod memory;

@@ -1,8 +1,10 @@
 //! Chaos: clients on three frontends (two telnet, one web) chat through `chat-supervisor up` while
 //! the test SIGKILLs the kernel and the frontends at random. After each round settles:
+//! - nobody was disconnected, whatever was killed;
 //! - `userlist` is exactly the connected, logged-in clients, no name twice;
-//! - every `msgall` of a client whose frontend survived reached every other such client exactly
-//!   once, in order;
+//! - every `msgall` of every client reached every other client exactly once, in order, the
+//!   killed frontend's clients included (its next process adopts them, and the kernel sends again
+//!   what the dead one had not handled);
 //!
 //! and at the end no process is left.
 //!
@@ -27,6 +29,8 @@ use util::{Up, gone, run, server};
 const CLIENTS_PER_FRONTEND: usize = 4;
 const MESSAGES: usize = 10;
 const FRONTENDS: [(&str, &str); 3] = [("alpha", "tcp"), ("beta", "tcp"), ("gamma", "ws")];
+/// What a client whose line died with its frontend's process is told.
+const LINE_LOST: &str = "[SYSTEM INFO] - your last line was lost, please resend";
 /// Matches the supervisor's `backoff::STABLE`, with a margin.
 const STABLE: Duration = Duration::from_millis(1100);
 
@@ -187,6 +191,9 @@ fn chat_survives_random_kills_of_the_kernel_and_frontends() {
 
     let started = Instant::now();
     let mut waits: Vec<Duration> = Vec::new();
+    let mut lost_lines = 0;
+    let mut lost_silently = 0;
+    let mut sent_lines = 0;
     run(Duration::from_secs(seconds.unwrap_or(60) + 120), async {
         let mut clients: Vec<Client> = Vec::new();
         let mut serial = 0;
@@ -258,21 +265,14 @@ fn chat_survives_random_kills_of_the_kernel_and_frontends() {
             pids.insert(new_pid);
             sending.await.unwrap();
 
-            // Settle: the clients of a killed frontend are gone; everyone else hears every
-            // surviving sender's end marker.
-            if victim != "kernel" {
-                let of_victim: Vec<&Client> = clients.iter().filter(|c| c.frontend == victim).collect();
-                until("the killed frontend's clients to drop", Duration::from_secs(10), || {
-                    of_victim.iter().all(|c| !c.alive())
-                })
-                .await;
-            } else {
-                assert!(
-                    clients.iter().all(Client::alive),
-                    "a kernel restart disconnected a client"
-                );
-            }
-            let survivors: Vec<&Client> = clients.iter().filter(|c| c.frontend != victim).collect();
+            // Settle: nobody was disconnected (a killed frontend's clients are adopted by its next
+            // process); everyone else hears every surviving sender's end marker.
+            assert!(
+                clients.iter().all(Client::alive),
+                "killing {victim} disconnected a client (seed {seed})"
+            );
+            // With handoff, every client survives whatever was killed.
+            let survivors: Vec<&Client> = clients.iter().collect();
             for receiver in &survivors {
                 for sender in &survivors {
                     let end = format!("{}#{round}#end", sender.name);
@@ -285,15 +285,44 @@ fn chat_survives_random_kills_of_the_kernel_and_frontends() {
                 }
             }
             waits.push(killed_at.elapsed());
+            sent_lines += survivors.len() * (MESSAGES + 1);
             let expected: Vec<String> = (0..MESSAGES)
                 .map(|k| k.to_string())
                 .chain(["end".to_string()])
                 .collect();
-            for receiver in &survivors {
-                for sender in survivors.iter().filter(|s| s.name != receiver.name) {
+            // A line can die with a killed frontend only if it was its own client's, read and not
+            // yet applied; then that client is told so (counted, with those lost silently, which
+            // issue 12 leaves open). Nothing is ever twice or out of order, and everyone hears the
+            // same lines of each sender.
+            for sender in &survivors {
+                let heard_by_sender = sender.from(&sender.name, round);
+                let lost = expected.len() - heard_by_sender.len();
+                if lost > 0 {
+                    assert_eq!(
+                        sender.frontend, victim,
+                        "round {round}: {} lost lines (seed {seed})",
+                        sender.name
+                    );
+                    if sender.has(LINE_LOST) {
+                        lost_lines += lost;
+                    } else {
+                        eprintln!(
+                            "round {round}: {} lost {lost} lines SILENTLY: {heard_by_sender:?}",
+                            sender.name
+                        );
+                        lost_silently += lost;
+                    }
+                }
+                let mut in_order = expected.iter();
+                assert!(
+                    heard_by_sender.iter().all(|l| in_order.any(|e| e == l)),
+                    "round {round}: {} heard its own lines out of order or twice: {heard_by_sender:?}",
+                    sender.name
+                );
+                for receiver in survivors.iter().filter(|r| r.name != sender.name) {
                     assert_eq!(
                         receiver.from(&sender.name, round),
-                        expected,
+                        heard_by_sender,
                         "round {round} (killed {victim}): {} heard {} (seed {seed})",
                         receiver.name,
                         sender.name
@@ -323,7 +352,7 @@ fn chat_survives_random_kills_of_the_kernel_and_frontends() {
                 .collect();
             let unique: BTreeSet<&str> = names.iter().copied().collect();
             assert_eq!(unique.len(), names.len(), "a name twice in {list}");
-            let connected: BTreeSet<&str> = survivors.iter().map(|c| c.name.as_str()).collect();
+            let connected: BTreeSet<&str> = clients.iter().map(|c| c.name.as_str()).collect();
             assert_eq!(unique, connected, "round {round} (killed {victim}), seed {seed}");
             eprintln!(
                 "round {round}: killed {victim}; chat settled {:?} after the kill; {} clients",
@@ -346,7 +375,7 @@ fn chat_survives_random_kills_of_the_kernel_and_frontends() {
     let stats: BTreeMap<&str, Duration> =
         BTreeMap::from([("median", sorted[sorted.len() / 2]), ("max", *sorted.last().unwrap())]);
     eprintln!(
-        "{} rounds in {:?}; kill-to-settled {stats:?}",
+        "{} rounds in {:?}; kill-to-settled {stats:?}; lines lost with a killed frontend: {lost_lines} told, {lost_silently} silently, of {sent_lines}",
         waits.len(),
         started.elapsed()
     );

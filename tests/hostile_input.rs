@@ -107,6 +107,7 @@ proptest! {
             instance: 3,
             first: 1,
             sessions: vec![(1, Some(Login { name: line.clone(), seq: 9 })), (2, None)],
+            resume: None,
         }
         .encode(&mut buf);
         Upstream::Line { session: 3, line }.encode(&mut buf);

@@ -77,7 +77,7 @@ fn chat_across_frontends() {
 }
 
 #[test]
-fn a_frontend_disconnecting_logs_out_each_of_its_users_once() {
+fn a_frontend_saying_goodbye_logs_out_each_of_its_users_once() {
     let scene = Scene::new();
     let _kernel = scene.kernel();
     run(LIMIT, async {
@@ -89,6 +89,7 @@ fn a_frontend_disconnecting_logs_out_each_of_its_users_once() {
             f2.delivery().await;
         }
         f1.open(3).await; // never logged in: no broadcast for it
+        f1.send(Upstream::Bye).await;
         drop(f1);
         assert_eq!(
             f2.delivery().await,
@@ -100,6 +101,35 @@ fn a_frontend_disconnecting_logs_out_each_of_its_users_once() {
         );
         f2.line(1, "/userlist").await;
         assert_eq!(f2.delivery().await.1, "['watcher']");
+        f2.quiet().await;
+    });
+}
+
+/// A frontend whose connection ends without a goodbye crashed: its next process may adopt its
+/// clients, so its users stay logged in for the grace, and are logged out once after it.
+#[test]
+fn a_frontend_that_vanishes_keeps_its_users_for_the_grace() {
+    let scene = Scene::new();
+    let _kernel = scene.kernel();
+    run(LIMIT, async {
+        let socket = scene.socket();
+        let (mut f1, mut f2) = two_frontends(&socket).await;
+        f2.login(1, "watcher").await;
+        f1.login(1, "a").await;
+        f2.delivery().await;
+        let vanished = std::time::Instant::now();
+        drop(f1);
+        f2.quiet().await;
+        // Heartbeats meanwhile, or the kernel would let this one go too.
+        let logout = loop {
+            match tokio::time::timeout(Duration::from_millis(900), f2.delivery()).await {
+                Ok(delivery) => break delivery,
+                Err(_) => f2.send(Upstream::Heartbeat).await,
+            }
+        };
+        assert_eq!(logout, (vec![ALL], "[SYSTEM INFO] - [a] logout from chat.".into()));
+        let waited = vanished.elapsed();
+        assert!(waited >= Duration::from_millis(4500), "logged out after {waited:?}");
         f2.quiet().await;
     });
 }

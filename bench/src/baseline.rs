@@ -84,7 +84,7 @@ async fn run(
                     color,
                     limits,
                 };
-                tokio::spawn(tcp::serve(listener, Arc::new(telnet), shutdown.clone()));
+                tokio::spawn(tcp::serve(listener, Arc::new(telnet), Vec::new(), shutdown.clone()));
             }
             Kind::Ws => {
                 let sessions = Arc::new(Sessions::new(upstream, Some(web::goodbye())));
@@ -105,7 +105,7 @@ async fn run(
                     limits,
                     hosts,
                 };
-                tokio::spawn(web::serve(listener, Arc::new(web), shutdown.clone()));
+                tokio::spawn(web::serve(listener, Arc::new(web), Vec::new(), shutdown.clone()));
             }
         }
     }
@@ -135,14 +135,14 @@ async fn run(
                 target.sessions.acks_done();
             }
             Upstream::Closed { session } => chat.close(key(session), &mut out),
-            Upstream::Hello { .. } | Upstream::Census | Upstream::Heartbeat => {}
+            Upstream::Hello { .. } | Upstream::Census | Upstream::Heartbeat | Upstream::Bye => {}
         }
         for output in out.drain(..) {
             match output {
                 Output::Deliver { event, to } | Output::Broadcast { event, to } => {
                     for (frontend, sessions) in to {
                         let target = &targets[frontend as usize];
-                        target.sessions.deliver(&sessions, &(target.render)(&event));
+                        target.sessions.deliver(&sessions, &(target.render)(&event), 0);
                     }
                 }
                 Output::Named { key, login } => targets[key.frontend as usize].sessions.set_login(key.session, login),

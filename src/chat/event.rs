@@ -32,6 +32,9 @@ pub enum Event {
     /// `[INFO] - MOTD`: the server's greeting, sent by a frontend to each client as it connects,
     /// never by the kernel.
     Greeting { motd: String },
+    /// `[SYSTEM INFO] - your last line was lost, please resend`: a frontend that adopted a client
+    /// whose partly sent line died with the previous process; never sent by the kernel.
+    LineLost,
     /// `[ERROR] - …`
     Error(ChatError),
 }
@@ -129,6 +132,10 @@ impl Event {
             Event::Greeting { motd } => {
                 info(span);
                 span(Plain, motd, false);
+            }
+            Event::LineLost => {
+                span(Green, "[SYSTEM INFO]", false);
+                span(Plain, " - your last line was lost, please resend", false);
             }
             Event::Error(error) => {
                 span(Red, "[ERROR]", false);
@@ -283,6 +290,10 @@ mod tests {
                     motd: s("Welcome to the web chat. Type help for the commands."),
                 },
                 "[INFO] - Welcome to the web chat. Type help for the commands.",
+            ),
+            (
+                Event::LineLost,
+                "[SYSTEM INFO] - your last line was lost, please resend",
             ),
         ];
         for (event, text) in cases {

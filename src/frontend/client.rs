@@ -24,8 +24,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 
 use super::Limits;
+use super::handoff::Store;
 use super::outbox::{Dropped, Next, OutboxRx};
-use super::session::{Session, Sessions};
+use super::session::{Adopted, Session, Sessions};
 use crate::chat::{ChatError, Event};
 use crate::throttle::TokenBucket;
 
@@ -59,6 +60,9 @@ pub trait Decode: Send {
     /// Decodes from the front of `input` up to the next item, leaving the rest in `input`; `None`
     /// once `input` is used up.
     fn next(&mut self, input: &mut &[u8]) -> Option<Input>;
+
+    /// Whether part of an item waits for the rest (it would die with this process).
+    fn partial(&self) -> bool;
 }
 
 /// The default `ping_interval` (see [`Limits`]).
@@ -84,27 +88,80 @@ impl std::fmt::Display for End {
     }
 }
 
+/// Whose session a connection is.
+pub enum Opening {
+    /// A new client: a new session, and its connection parked with the supervisor.
+    New(SocketAddr),
+    /// A client a previous process of this server served (already parked).
+    Adopted(Adopted),
+}
+
 /// Serves one client until it ends; both halves of its socket are closed on return.
-#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     stream: TcpStream,
-    peer: SocketAddr,
+    opening: Opening,
     sessions: &Sessions,
     mut decoder: impl Decode,
     limits: &Limits,
     render: &(dyn Fn(&Event) -> Bytes + Sync),
     first: Bytes,
 ) -> End {
-    let (session, mut outbox) = sessions.open(peer).await;
+    let reads = match &opening {
+        Opening::New(_) => true,
+        Opening::Adopted(adopted) => adopted.read,
+    };
+    let (session, mut outbox) = match opening {
+        Opening::New(peer) => {
+            let (session, outbox) = sessions.open(peer).await;
+            if let Some(store) = sessions.parking() {
+                store.park(session.id, session.slot(), &stream);
+            }
+            (session, outbox)
+        }
+        Opening::Adopted(adopted) => sessions.resume(adopted),
+    };
     let (read, write) = stream.into_split();
+    let parked = sessions.parking().map(|store| Parked {
+        store,
+        session: session.id,
+        socket: std::os::fd::AsRawFd::as_raw_fd(write.as_ref()),
+    });
     let mut bucket = TokenBucket::new(limits.input_rate, limits.input_burst, Instant::now());
+    let reading = async {
+        if !reads {
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            end = read_in(&read, first, &session, &mut decoder, &mut bucket, render) => end,
+            // Handing over: what the client sends waits in its socket for the next process.
+            () = sessions.reading_stopped() => std::future::pending().await,
+        }
+    };
     let end = tokio::select! {
-        end = read_in(&read, first, &session, &mut decoder, &mut bucket, render) => end,
+        end = reading => end,
         end = write_out(&write, &mut outbox, &session, limits.send_timeout) => end,
     };
     session.ended(&end);
+    drop(parked);
     drop((read, write));
     end
+}
+
+/// A connection whose copy waits with the supervisor. However its session ends (a panic
+/// included), the connection is shut down, since the copy would keep it open, and the copy is
+/// released.
+struct Parked<'a> {
+    store: &'a Store,
+    session: crate::chat::SessionId,
+    socket: std::os::fd::RawFd,
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        // The socket's halves outlive this guard (it is dropped before them): still the same socket.
+        let _ = nix::sys::socket::shutdown(self.socket, nix::sys::socket::Shutdown::Both);
+        self.store.release(self.session);
+    }
 }
 
 async fn read_in(
@@ -133,14 +190,18 @@ async fn read_in(
                 Err(_) => return End::Client,
             }
         }
-        loop {
-            let (item, used) = {
-                let mut input = &buf[..];
-                let item = decoder.next(&mut input);
-                (item, buf.len() - input.len())
-            };
-            buf.advance(used);
-            let Some(item) = item else { break };
+        // The whole chunk is decoded first, so that the next process, should this one die while
+        // the items wait their turn, knows what died with it (see `crate::handoff::state`).
+        let mut items = Vec::new();
+        {
+            let mut input = &buf[..];
+            while let Some(item) = decoder.next(&mut input) {
+                items.push(item);
+            }
+        }
+        buf.clear();
+        session.input_held(!items.is_empty(), decoder.partial());
+        for item in items {
             // Each item costs a token; without one the client waits, unread. So does a client
             // with more output waiting than it reads.
             if !bucket.unlimited()
@@ -172,6 +233,8 @@ async fn read_in(
                 }
             }
         }
+        // All handed over but, perhaps, the start of a line.
+        session.input_held(false, decoder.partial());
         // A chunk done: the other clients of this thread have their turn before the next one.
         tokio::task::yield_now().await;
     }
@@ -207,10 +270,15 @@ async fn write_out(
             let written = {
                 let mut slices = [IoSlice::new(&[]); MAX_SLICES];
                 let count = batch.len().min(MAX_SLICES);
+                let mut bytes_out = 0;
                 for (slice, bytes) in slices.iter_mut().zip(batch.iter()) {
                     *slice = IoSlice::new(bytes);
+                    bytes_out += bytes.len();
                 }
-                write.try_write_vectored(&slices[..count])
+                outbox.writing(bytes_out);
+                let written = write.try_write_vectored(&slices[..count]);
+                outbox.writing(0);
+                written
             };
             match written {
                 Ok(0) => return End::Client,

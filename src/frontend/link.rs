@@ -49,6 +49,9 @@ pub const MAX_UNACKED: usize = super::session::UPSTREAM;
 pub struct Link<R> {
     pub name: String,
     pub socket: PathBuf,
+    /// Where the process before this one left off (kernel epoch, frame number), if it adopted
+    /// that process's clients: the kernel sends again what came after.
+    pub resume: Option<(u64, u64)>,
     pub sessions: Arc<Sessions>,
     pub render: R,
 }
@@ -74,6 +77,8 @@ struct Memory {
     unacked: Mutex<Unacked>,
     /// Signalled when acknowledgements make room.
     room: Notify,
+    /// The last numbered kernel frame handled (kernel epoch, number).
+    position: Mutex<Option<(u64, u64)>>,
 }
 
 impl<R> Link<R>
@@ -89,6 +94,7 @@ where
                 next: 1,
             }),
             room: Notify::new(),
+            position: Mutex::new(self.resume),
         };
         // The newest origin seen per frontend instance, and in which connection it was seen.
         let mut seen: HashMap<u64, (u64, u64)> = HashMap::new();
@@ -131,9 +137,11 @@ where
             let receiving = self.receive(frames, &memory, &mut seen, connection);
             tokio::pin!(receiving);
             let error = tokio::select! {
-                _ = shutdown.cancelled() => return,
                 e = &mut receiving => e,
-                e = send(write, &mut upstream, &memory) => {
+                e = send(write, &mut upstream, &memory, &self.sessions, &shutdown) => {
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
                     // A dead kernel fails our writes before we have read all it wrote; what it
                     // wrote may be acknowledged already, so read it to the end first.
                     let _ = tokio::time::timeout(DRAIN_TIMEOUT, &mut receiving).await;
@@ -162,6 +170,7 @@ where
                 instance: memory.instance,
                 first,
                 sessions: self.sessions.snapshot(),
+                resume: *lock(&memory.position),
             }
             .encode(&mut buf);
             for sent in &unacked.frames {
@@ -189,6 +198,8 @@ where
         connection: u64,
     ) -> anyhow::Error {
         let mut beat = Beat::new();
+        // The kernel epoch and the number of the next numbered frame, once the kernel says.
+        let mut numbering: Option<(u64, u64)> = None;
         loop {
             let body = tokio::select! {
                 body = frames.next() => match body {
@@ -210,21 +221,35 @@ where
                 Ok(message) => message,
                 Err(e) => return e.context("malformed frame from the kernel"),
             };
+            let numbered = matches!(
+                message,
+                Downstream::Deliver { .. } | Downstream::Named { .. } | Downstream::Close { .. }
+            );
+            let seq = numbering.map_or(0, |(_, next)| next);
             match message {
                 Downstream::Deliver { to, origin, event } => {
                     if origin.is_none_or(|o| fresh(seen, o, connection)) {
                         let message = (self.render)(&event);
                         match to {
-                            To::Only(to) => self.sessions.deliver(&to, &message),
-                            To::LoggedIn => self.sessions.deliver_logged_in(&message),
+                            To::Only(to) => self.sessions.deliver(&to, &message, seq),
+                            To::LoggedIn => self.sessions.deliver_logged_in(&message, seq),
                         }
                     }
-                    // Clients that read slowly set the pace; the others get their turn.
-                    self.sessions.hold_back().await;
-                    tokio::task::coop::consume_budget().await;
                 }
                 Downstream::Named { session, login } => self.sessions.set_login(session, login),
                 Downstream::Close { session } => self.sessions.close(session),
+                Downstream::Sync { epoch, next, applied } => {
+                    numbering = Some((epoch, next));
+                    let lost = self
+                        .sessions
+                        .lines_lost_after(applied, &(self.render)(&Event::LineLost));
+                    if lost > 0 {
+                        tracing::warn!(
+                            clients = lost,
+                            "lines that died with the previous process: their senders are told"
+                        );
+                    }
+                }
                 Downstream::Ack { seq } => {
                     let mut unacked = lock(&memory.unacked);
                     while let Some(sent) = unacked.frames.pop_front_if(|sent| sent.seq <= seq) {
@@ -239,6 +264,15 @@ where
                 Downstream::Heartbeat => {}
                 Downstream::Welcome { .. } => return anyhow!("a second welcome from the kernel"),
                 Downstream::Census { .. } => {} // never asked for
+            }
+            if numbered && let Some((epoch, next)) = &mut numbering {
+                // Handled: recorded for the next kernel connection and the next process.
+                *lock(&memory.position) = Some((*epoch, *next));
+                self.sessions.handled(*epoch, *next);
+                *next += 1;
+                // Clients that read slowly set the pace; the others get their turn.
+                self.sessions.hold_back().await;
+                tokio::task::coop::consume_budget().await;
             }
         }
     }
@@ -257,8 +291,15 @@ fn fresh(seen: &mut HashMap<u64, (u64, u64)>, origin: Origin, connection: u64) -
 }
 
 /// Numbers, remembers and writes queued upstream messages, gathering whatever is waiting into
-/// one write; a heartbeat after a second of nothing to send.
-async fn send(mut write: WriteHalf, upstream: &mut mpsc::Receiver<Upstream>, memory: &Memory) -> anyhow::Error {
+/// one write; a heartbeat after a second of nothing to send; a goodbye on `shutdown` (the kernel
+/// then logs this frontend's users out at once, rather than keep them for its next process).
+async fn send(
+    mut write: WriteHalf,
+    upstream: &mut mpsc::Receiver<Upstream>,
+    memory: &Memory,
+    sessions: &Sessions,
+    shutdown: &CancellationToken,
+) -> anyhow::Error {
     let mut buf = BytesMut::new();
     let mut heartbeat = BytesMut::new();
     Upstream::Heartbeat.encode(&mut heartbeat);
@@ -271,6 +312,12 @@ async fn send(mut write: WriteHalf, upstream: &mut mpsc::Receiver<Upstream>, mem
             upstream.recv().await
         };
         let first = tokio::select! {
+            _ = shutdown.cancelled() => {
+                let mut bye = BytesMut::new();
+                Upstream::Bye.encode(&mut bye);
+                let _ = tokio::time::timeout(Duration::from_secs(1), write.write_all(&bye)).await;
+                return anyhow!("stopping");
+            }
             first = next => match first {
                 Some(first) => first,
                 None => return anyhow!("every client sender is gone"),
@@ -294,7 +341,10 @@ async fn send(mut write: WriteHalf, upstream: &mut mpsc::Receiver<Upstream>, mem
                 let seq = unacked.next;
                 unacked.next += 1;
                 let line_of = match &m {
-                    Upstream::Line { session, .. } => Some(*session),
+                    Upstream::Line { session, .. } => {
+                        sessions.line_numbered(*session, seq);
+                        Some(*session)
+                    }
                     _ => None,
                 };
                 unacked.frames.push_back(Sent {

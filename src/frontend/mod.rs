@@ -7,6 +7,8 @@
 //! - [`client`]: one client connection: throttled reading, the writer, timeouts.
 //! - [`session`]: this frontend's sessions and the flow of lines to the kernel.
 //! - [`outbox`]: each client's bounded outgoing queue.
+//! - [`handoff`]: clients parked with the supervisor, adopted from a previous process, and the
+//!   hand-over.
 //! - [`link`]: the kernel connection: hello, heartbeats, reconnects, frames both ways.
 //! - [`telnet`] and [`tcp`]: telnet framing (pure) and the telnet server.
 //! - [`http`], [`websocket`] and [`web`]: HTTP requests and WebSocket framing (pure), and the web
@@ -17,6 +19,7 @@ pub mod accept;
 pub mod admission;
 pub mod args;
 pub mod client;
+pub mod handoff;
 pub mod http;
 pub mod link;
 pub mod listen;
@@ -37,7 +40,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use link::Link;
-use session::Sessions;
+use session::{Adopted, Sessions};
 
 /// Which protocol a frontend serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,8 +104,22 @@ pub struct Options {
     pub motd: String,
 }
 
-/// Serves clients on `listener` (see [`listen::listener`]) until `shutdown`.
-pub async fn run(options: Options, listener: std::net::TcpListener, shutdown: CancellationToken) -> Result<()> {
+/// How long a new process waits for the supervisor to hand it the clients it parked.
+const ADOPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a hand-over waits for lines to be acknowledged and outboxes to be written.
+const HAND_OVER_FLUSH: Duration = Duration::from_secs(2);
+/// How long a stopping frontend waits for its goodbye to reach the kernel.
+const BYE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Serves clients on `listener` (see [`listen::listener`]) until `shutdown`. With a `handoff`
+/// socket (see [`crate::handoff`]) it first adopts the clients a previous process left, parks a
+/// copy of each new one, and hands them all over when the supervisor asks.
+pub async fn run(
+    options: Options,
+    listener: std::net::TcpListener,
+    handoff: Option<std::os::fd::OwnedFd>,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let addr = listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(name = %options.name, kind = %options.kind, %addr, "listening");
@@ -113,51 +130,169 @@ pub async fn run(options: Options, listener: std::net::TcpListener, shutdown: Ca
 
     tokio::spawn(crate::memory::trim_when_idle());
     tokio::spawn(crate::notify::watchdog());
+    let hand_over = CancellationToken::new();
+    let (store, adoption) = match handoff {
+        Some(fd) => {
+            let channel = crate::handoff::socket::Channel::new(fd)?;
+            let adoption = match tokio::time::timeout(ADOPT_TIMEOUT, handoff::adopt(&channel)).await {
+                Ok(Ok(adoption)) => adoption,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not adopt the clients of the previous process");
+                    handoff::Adoption::default()
+                }
+                Err(_) => {
+                    tracing::warn!("no adoption from the supervisor within {ADOPT_TIMEOUT:?}");
+                    handoff::Adoption::default()
+                }
+            };
+            (Some(handoff::start(channel, hand_over.clone())), adoption)
+        }
+        None => (None, handoff::Adoption::default()),
+    };
+    let taken: Vec<u32> = adoption.clients.iter().map(|(_, slot, _)| *slot).collect();
     // The link task owns the receiver and lives as long as the process.
     let (upstream, upstream_rx) = mpsc::channel(session::UPSTREAM);
     let greeting = (!options.motd.is_empty()).then_some(crate::chat::Event::Greeting { motd: options.motd });
-    match options.kind {
-        Kind::Tcp => {
-            let color = options.color;
-            let greeting = greeting.map(|event| render::telnet(&event, color));
-            let sessions = Arc::new(Sessions::new(upstream, None).greeting(greeting));
-            let link = Link {
-                name: options.name,
-                socket: options.kernel,
-                sessions: sessions.clone(),
-                render: move |event: &crate::chat::Event| render::telnet(event, color),
-            };
-            tokio::spawn(link.run(upstream_rx, shutdown.clone(), crate::notify::ready));
-            let telnet = tcp::Telnet {
-                sessions,
-                color,
-                limits,
-            };
-            tcp::serve(listener, Arc::new(telnet), shutdown).await;
+    let (sessions, link, serving): (Arc<Sessions>, _, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) =
+        match options.kind {
+            Kind::Tcp => {
+                let color = options.color;
+                let greeting = greeting.map(|event| render::telnet(&event, color));
+                let sessions = Arc::new(
+                    Sessions::new(upstream, None)
+                        .greeting(greeting)
+                        .store(store)
+                        .positions(adoption.state.clone(), &taken),
+                );
+                let (adopted, resume) = register(&sessions, adoption);
+                let link = Link {
+                    name: options.name,
+                    socket: options.kernel,
+                    resume,
+                    sessions: sessions.clone(),
+                    render: move |event: &crate::chat::Event| render::telnet(event, color),
+                };
+                let link = tokio::spawn(link.run(upstream_rx, shutdown.clone(), crate::notify::ready));
+                let telnet = tcp::Telnet {
+                    sessions: sessions.clone(),
+                    color,
+                    limits,
+                };
+                let serving = Box::pin(tcp::serve(listener, Arc::new(telnet), adopted, shutdown.clone()));
+                (sessions, link, serving)
+            }
+            Kind::Ws => {
+                let greeting = greeting.map(|event| web::render(&event));
+                let sessions = Arc::new(
+                    Sessions::new(upstream, Some(web::goodbye()))
+                        .greeting(greeting)
+                        .store(store)
+                        .positions(adoption.state.clone(), &taken),
+                );
+                let (adopted, resume) = register(&sessions, adoption);
+                let sweeping = sessions.clone();
+                tokio::spawn(async move { sweeping.sweep(websocket::ping(b""), limits.ping_interval).await });
+                let link = Link {
+                    name: options.name,
+                    socket: options.kernel,
+                    resume,
+                    sessions: sessions.clone(),
+                    render: web::render,
+                };
+                let link = tokio::spawn(link.run(upstream_rx, shutdown.clone(), crate::notify::ready));
+                let hosts = http::Hosts {
+                    bound: addr.ip(),
+                    allowed: options.allowed_hosts,
+                };
+                let web = web::Web {
+                    sessions: sessions.clone(),
+                    limits,
+                    hosts,
+                };
+                let serving = Box::pin(web::serve(listener, Arc::new(web), adopted, shutdown.clone()));
+                (sessions, link, serving)
+            }
+        };
+    tokio::select! {
+        () = serving => {
+            // Stopping for good: the link says goodbye, so the kernel logs our users out now.
+            let _ = tokio::time::timeout(BYE_TIMEOUT, link).await;
         }
-        Kind::Ws => {
-            let greeting = greeting.map(|event| web::render(&event));
-            let sessions = Arc::new(Sessions::new(upstream, Some(web::goodbye())).greeting(greeting));
-            let sweeping = sessions.clone();
-            tokio::spawn(async move { sweeping.sweep(websocket::ping(b""), limits.ping_interval).await });
-            let link = Link {
-                name: options.name,
-                socket: options.kernel,
-                sessions: sessions.clone(),
-                render: web::render,
-            };
-            tokio::spawn(link.run(upstream_rx, shutdown.clone(), crate::notify::ready));
-            let hosts = http::Hosts {
-                bound: addr.ip(),
-                allowed: options.allowed_hosts,
-            };
-            let web = web::Web {
-                sessions,
-                limits,
-                hosts,
-            };
-            web::serve(listener, Arc::new(web), shutdown).await;
-        }
+        () = hand_over.cancelled() => hand_over_and_exit(&sessions).await,
     }
     Ok(())
+}
+
+/// Registers the adopted clients as sessions (before the link's first hello names them), and
+/// makes each descriptor a socket of this runtime again. Returns them with where the kernel is to
+/// resume: the last frame that reached every one of them (see [`crate::handoff::state`]).
+#[allow(clippy::type_complexity)]
+fn register(
+    sessions: &Sessions,
+    adoption: handoff::Adoption,
+) -> (Vec<(Adopted, tokio::net::TcpStream)>, Option<(u64, u64)>) {
+    let position = adoption.state.as_ref().and_then(|s| s.position());
+    let count = adoption.clients.len();
+    let mut resume = position;
+    let registered: Vec<_> = adoption
+        .clients
+        .into_iter()
+        .filter_map(|(id, slot, fd)| {
+            let sent = crate::handoff::state::bytes_written(std::os::fd::AsFd::as_fd(&fd)).ok();
+            let stream = std::net::TcpStream::from(fd);
+            let peer = stream
+                .peer_addr()
+                .unwrap_or(std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpStream::from_std(stream));
+            match stream {
+                Ok(stream) => {
+                    let (adopted, reached) = sessions.adopt(id, slot, peer, position.map(|(_, seq)| seq), sent);
+                    if let (Some((epoch, at)), Some(reached)) = (resume, reached) {
+                        resume = Some((epoch, at.min(reached)));
+                    }
+                    Some((adopted, stream))
+                }
+                Err(e) => {
+                    tracing::warn!(session = id, error = %e, "could not adopt a client");
+                    if let Some(store) = sessions.parking() {
+                        store.release(id);
+                    }
+                    None
+                }
+            }
+        })
+        .collect();
+    if count > 0 {
+        tracing::info!(
+            clients = registered.len(),
+            ?resume,
+            "adopted the clients of the previous process"
+        );
+    }
+    (registered, resume)
+}
+
+/// The supervisor asked for a hand-over (`restart NAME`): read no client any more (what they send
+/// waits in their sockets), wait until the kernel has every line read so far and every client has
+/// its output, and exit without a goodbye. The kernel keeps our sessions for the next process,
+/// which adopts the connections the supervisor holds.
+async fn hand_over_and_exit(sessions: &Sessions) -> ! {
+    sessions.stop_reading();
+    let started = tokio::time::Instant::now();
+    let deadline = started + HAND_OVER_FLUSH;
+    let settled = |sessions: &Sessions| sessions.settled() && sessions.parking().is_none_or(|s| s.is_idle());
+    while !settled(sessions) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tracing::info!(
+        clients = sessions.len(),
+        flushed = settled(sessions),
+        took = ?started.elapsed(),
+        "handing the clients over to the next process"
+    );
+    // No destructor runs: the connections stay open (the supervisor holds them) and the kernel
+    // hears no goodbye.
+    std::process::exit(0)
 }

@@ -1,7 +1,6 @@
 //! The telnet server: the accept loop with its limits, and per client the telnet decoder driving
 //! the shared client loop ([`client`](super::client)).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::accept::{self, Refusals};
 use super::admission::Admission;
-use super::client::{self, Decode, Input};
-use super::session::Sessions;
+use super::client::{self, Decode, Input, Opening};
+use super::session::{Adopted, Sessions};
 use super::telnet::{Decoder, Item};
 use super::{Limits, render};
 use crate::chat::{ChatError, Event};
@@ -32,6 +31,10 @@ impl Telnet {
 struct Telnet854(Decoder);
 
 impl Decode for Telnet854 {
+    fn partial(&self) -> bool {
+        self.0.partial()
+    }
+
     fn next(&mut self, input: &mut &[u8]) -> Option<Input> {
         Some(match self.0.next(input)? {
             Item::Line(line) => Input::Line(line),
@@ -41,9 +44,24 @@ impl Decode for Telnet854 {
     }
 }
 
-pub async fn serve(listener: TcpListener, telnet: Arc<Telnet>, shutdown: CancellationToken) {
+/// Serves the clients a previous process left (`adopted`), and new ones until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    telnet: Arc<Telnet>,
+    adopted: Vec<(Adopted, TcpStream)>,
+    shutdown: CancellationToken,
+) {
     let limits = telnet.limits;
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
+    for (adopted, stream) in adopted {
+        let ticket = admission.adopt(adopted.peer.ip());
+        let telnet = telnet.clone();
+        tokio::spawn(async move {
+            connection(stream, Opening::Adopted(adopted), &telnet).await;
+            drop(ticket);
+        });
+    }
+
     let refusals = Refusals {
         full: telnet.render(&Event::Error(ChatError::ServerFull)),
         per_ip: telnet.render(&Event::Error(ChatError::TooManyConnections)),
@@ -51,19 +69,30 @@ pub async fn serve(listener: TcpListener, telnet: Arc<Telnet>, shutdown: Cancell
     accept::serve(listener, admission, refusals, shutdown, move |stream, peer, ticket| {
         let telnet = telnet.clone();
         async move {
-            connection(stream, peer, &telnet).await;
+            connection(stream, Opening::New(peer), &telnet).await;
             drop(ticket);
         }
     })
     .await;
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, telnet: &Telnet) {
-    let decoder = Telnet854(Decoder::new(telnet.limits.max_line));
+async fn connection(stream: TcpStream, opening: Opening, telnet: &Telnet) {
+    let mut decoder = Telnet854(Decoder::new(telnet.limits.max_line));
+    if let Opening::Adopted(adopted) = &opening {
+        use crate::handoff::state::{HELD, PARTIAL};
+        if adopted.input & PARTIAL != 0 {
+            // The start of its line died with the previous process: the rest is dropped.
+            decoder.0.skip_line();
+        }
+        if adopted.input & (PARTIAL | HELD) != 0 {
+            adopted.tell(telnet.render(&Event::LineLost));
+        }
+    }
     let render = |event: &Event| telnet.render(event);
+    let peer = stream.peer_addr().ok();
     let end = client::serve(
         stream,
-        peer,
+        opening,
         &telnet.sessions,
         decoder,
         &telnet.limits,
@@ -71,5 +100,5 @@ async fn connection(stream: TcpStream, peer: SocketAddr, telnet: &Telnet) {
         Bytes::new(),
     )
     .await;
-    tracing::debug!(%peer, ?end, "telnet client gone");
+    tracing::debug!(?peer, ?end, "telnet client gone");
 }

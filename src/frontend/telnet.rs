@@ -64,6 +64,16 @@ impl Decoder {
         }
     }
 
+    /// Whether part of a line (or of a command) waits for the rest.
+    pub fn partial(&self) -> bool {
+        !self.line.is_empty() || self.state != State::Data
+    }
+
+    /// Drops everything up to the next end of line: its start died with an earlier process.
+    pub fn skip_line(&mut self) {
+        self.skipping = true;
+    }
+
     /// Decodes from the front of `input` up to the next item and returns it, leaving the rest in
     /// `input`; `None` once `input` is used up (an unfinished line stays in the decoder).
     pub fn next(&mut self, input: &mut &[u8]) -> Option<Item> {

@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::accept::{self, Refusals};
 use super::admission::Admission;
-use super::client::{self, Decode, Input};
+use super::client::{self, Decode, Input, Opening};
 use super::http::{self, Hosts, Route};
-use super::session::Sessions;
+use super::session::{Adopted, Sessions};
 use super::websocket::{self, Item};
 use super::{Limits, render};
 use crate::chat::{ChatError, Event, SyntaxError};
@@ -55,6 +55,10 @@ struct Rfc6455 {
 }
 
 impl Decode for Rfc6455 {
+    fn partial(&self) -> bool {
+        self.decoder.partial()
+    }
+
     fn next(&mut self, input: &mut &[u8]) -> Option<Input> {
         Some(match self.decoder.next(input)? {
             Item::Text(text) => {
@@ -76,9 +80,30 @@ impl Decode for Rfc6455 {
     }
 }
 
-pub async fn serve(listener: TcpListener, web: Arc<Web>, shutdown: CancellationToken) {
+/// Serves the WebSockets a previous process left (`adopted`), and new clients until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    web: Arc<Web>,
+    adopted: Vec<(Adopted, TcpStream)>,
+    shutdown: CancellationToken,
+) {
     let limits = web.limits;
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
+    for (mut adopted, stream) in adopted {
+        let ticket = admission.adopt(adopted.peer.ip());
+        if adopted.input & crate::handoff::state::PARTIAL != 0 {
+            // It died mid-frame: where the next frame starts is unknown. The page reconnects.
+            adopted.close_with(websocket::close(websocket::SERVICE_RESTART, "server restarted"));
+        } else if adopted.input & crate::handoff::state::HELD != 0 {
+            // Whole messages it had sent died with the previous process.
+            adopted.tell(render(&Event::LineLost));
+        }
+        let web = web.clone();
+        tokio::spawn(async move {
+            websocket(stream, Opening::Adopted(adopted), &web, Bytes::new()).await;
+            drop(ticket);
+        });
+    }
     let refusals = Refusals {
         full: http::refusal(503, &Event::Error(ChatError::ServerFull).plain()),
         per_ip: http::refusal(429, &Event::Error(ChatError::TooManyConnections).plain()),
@@ -120,13 +145,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, web: &Web) {
                 // so that the request's read buffer is not kept for the connection's lifetime.
                 let first = Bytes::copy_from_slice(&buf);
                 drop(buf);
-                let decoder = Rfc6455 {
-                    decoder: websocket::Decoder::new(web.limits.max_line + 2, web.message_cap()),
-                    max_line: web.limits.max_line,
-                };
-                let end = client::serve(stream, peer, &web.sessions, decoder, &web.limits, &render, first).await;
-                tracing::debug!(%peer, ?end, "web client gone");
-                return;
+                return websocket(stream, Opening::New(peer), web, first).await;
             }
         };
         if !send(&mut stream, &response, web).await || close {
@@ -136,6 +155,17 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, web: &Web) {
             buf = BytesMut::new();
         }
     }
+}
+
+/// Serves a WebSocket (its handshake done) until it ends; `first`: its bytes already read.
+async fn websocket(stream: TcpStream, opening: Opening, web: &Web, first: Bytes) {
+    let decoder = Rfc6455 {
+        decoder: websocket::Decoder::new(web.limits.max_line + 2, web.message_cap()),
+        max_line: web.limits.max_line,
+    };
+    let peer = stream.peer_addr().ok();
+    let end = client::serve(stream, opening, &web.sessions, decoder, &web.limits, &render, first).await;
+    tracing::debug!(?peer, ?end, "web client gone");
 }
 
 /// Reads until a whole request head is in `buf`; `None` if the client closed first.

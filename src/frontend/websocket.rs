@@ -23,6 +23,8 @@ pub const GOING_AWAY: u16 = 1001;
 pub const PROTOCOL_ERROR: u16 = 1002;
 pub const INVALID_DATA: u16 = 1007;
 pub const TOO_BIG: u16 = 1009;
+/// The server is restarting; the client may reconnect (RFC 6455 registry).
+pub const SERVICE_RESTART: u16 = 1012;
 
 /// Longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
 const MAX_HEADER: usize = 14;
@@ -84,6 +86,11 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// Whether part of a frame or of a fragmented message waits for the rest.
+    pub fn partial(&self) -> bool {
+        self.header_len > 0 || self.frame.is_some() || self.message.is_some()
+    }
+
     /// Lines up to `max_line` bytes; a message past `max_message` fails the connection.
     pub fn new(max_line: usize, max_message: usize) -> Self {
         Self {

@@ -14,7 +14,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{Input, Progress};
+use super::hub::{self, Input, Progress};
 use crate::chat::FrontendId;
 use crate::heartbeat::{Beat, SILENT_TICKS};
 use crate::quiet::{ReadHalf, WriteHalf};
@@ -40,7 +40,7 @@ pub async fn serve(
         }
     };
     let mut frames = FramedRead::new(read, wire::codec());
-    let (name, instance, first, sessions) = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
+    let (name, instance, first, sessions, resume) = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
         Ok(Some(Ok(body))) => match Upstream::decode(&body) {
             Ok(Upstream::Hello {
                 version: wire::VERSION,
@@ -48,7 +48,8 @@ pub async fn serve(
                 instance,
                 first,
                 sessions,
-            }) => (frontend, instance, first, sessions),
+                resume,
+            }) => (frontend, instance, first, sessions, resume),
             Ok(Upstream::Census) => {
                 census(write, &hub).await;
                 return;
@@ -91,6 +92,7 @@ pub async fn serve(
         name: name.clone(),
         instance,
         sessions,
+        resume,
         outbox,
         progress: progress.clone(),
     };
@@ -98,9 +100,15 @@ pub async fn serve(
         return;
     }
 
-    let hung = tokio::select! {
+    // Whether its sessions wait for its next process: unless it said goodbye, a frontend whose
+    // connection ends crashed or hung, and its clients are parked with the supervisor.
+    let wait = tokio::select! {
         end = read_frames(id, &name, first, frames, &hub) => match end {
-            ReadEnd::Closed => false,
+            ReadEnd::Bye => false,
+            ReadEnd::Closed => {
+                tracing::warn!(frontend = %name, id, "frontend closed its connection without a goodbye; its sessions wait {:?} for it", hub::GRACE);
+                true
+            }
             ReadEnd::Silent => {
                 tracing::warn!(frontend = %name, id, "frontend sent nothing for {:?}: hung; its sessions wait for it", wire::HEARTBEAT_TIMEOUT);
                 true
@@ -112,9 +120,9 @@ pub async fn serve(
         },
         result = write_outbox(write, outbox_rx, &progress, &written) => {
             if let Err(e) = result {
-                tracing::warn!(frontend = %name, error = %e, "lost frontend");
+                tracing::warn!(frontend = %name, error = %e, "lost frontend; its sessions wait {:?} for it", hub::GRACE);
             }
-            false
+            true
         }
         _ = progress.let_go.cancelled() => false,
         _ = shutdown.cancelled() => false,
@@ -122,7 +130,7 @@ pub async fn serve(
     progress.closed.store(true, Ordering::Release);
     written.notify_one();
     tracing::info!(frontend = %name, id, "frontend detached");
-    let _ = hub.send(Input::Detach { frontend: id, hung }).await;
+    let _ = hub.send(Input::Detach { frontend: id, wait }).await;
 }
 
 /// Answers an observer (the supervisor's `status`) whose first frame is a census request: one
@@ -140,7 +148,9 @@ async fn census(mut stream: WriteHalf, hub: &mpsc::Sender<Input>) {
 
 /// Why a frontend's frames ended.
 enum ReadEnd {
-    /// It closed the connection.
+    /// It said goodbye: it stops for good.
+    Bye,
+    /// It closed the connection without a goodbye.
     Closed,
     /// It sent nothing, not even a heartbeat, for [`wire::HEARTBEAT_TIMEOUT`].
     Silent,
@@ -181,6 +191,7 @@ async fn read_frames(
         };
         match message {
             Upstream::Heartbeat => continue,
+            Upstream::Bye => return ReadEnd::Bye,
             Upstream::Hello { .. } | Upstream::Census => {
                 return ReadEnd::Malformed(anyhow::anyhow!("malformed frame: {message:?} after the hello"));
             }

@@ -15,10 +15,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::backoff;
 use super::lifecycle::{Action, Event, Lifecycle, Note, READY_TIMEOUT, State};
 use super::logfile::ChildLog;
+use super::parked::{self, Parked};
 use super::spawn::{self, Process};
 use super::unavailable::Answering;
 use super::watchdog::{self, Notice, Watchdog};
 use crate::config::{Restart, Server};
+use crate::handoff::Message;
+use crate::handoff::socket::Channel;
 
 /// What a child is.
 #[derive(Debug, Clone)]
@@ -159,7 +162,19 @@ async fn supervise(spec: Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Send
         answering: None,
         timer: None,
         events: VecDeque::new(),
+        handoff: None,
+        parked: Arc::new(Mutex::new(Parked::default())),
+        state: None,
+        hand_over: false,
     };
+    if let Role::Frontend { server, .. } = &spec.role {
+        // A slot per connection it may hold.
+        let slots = server.max_connections.min(u32::MAX as usize - 1) as u32;
+        match crate::handoff::state::State::create(&spec.name, slots) {
+            Ok(fd) => run.state = Some(Arc::new(fd)),
+            Err(e) => tracing::warn!(name = %spec.name, error = %e, "no position file: a restart may lose lines"),
+        }
+    }
     run.execute(first);
     // Replies owed, sent once the child is no longer stopping.
     let mut owed: Vec<(oneshot::Sender<State>, State)> = Vec::new();
@@ -181,6 +196,13 @@ async fn supervise(spec: Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Send
             (s.state, s.pid, s.restarts) = (state, pid, lifecycle.restarts());
             changed
         });
+        if state.unavailable() && run.process.is_none() {
+            // Stopped for good (or failed): nobody will adopt its clients.
+            let closed = lock(&run.parked).clear();
+            if closed > 0 {
+                tracing::info!(name = %spec.name, closed, "closed the connections its clients had parked");
+            }
+        }
         if state != State::Stopping {
             for (done, before) in owed.drain(..) {
                 let _ = done.send(before);
@@ -202,6 +224,21 @@ async fn supervise(spec: Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Send
                 }
                 continue;
             }
+            received = recv_handoff(&run.handoff) => {
+                match received {
+                    Ok(Some((message, fds))) => {
+                        if !lock(&run.parked).apply(message, fds) {
+                            tracing::warn!(name = %spec.name, "unexpected handoff message from the frontend");
+                        }
+                    }
+                    Ok(None) => run.handoff = None,
+                    Err(e) => {
+                        tracing::warn!(name = %spec.name, error = %e, "handoff socket failed; its clients no longer outlive it");
+                        run.handoff = None;
+                    }
+                }
+                continue;
+            }
             exited = wait(&mut run.process) => {
                 let mut process = run.process.take().expect("waited on it");
                 // Its last words (on `down` the supervisor exits next) go to its log first.
@@ -219,6 +256,8 @@ async fn supervise(spec: Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Send
             request = ctl.recv(), if !ending => match request {
                 Some(Ctl { request, done }) => {
                     owed.push((done, lifecycle.state()));
+                    // A restart hands the clients over to the next process (a stop does not).
+                    run.hand_over = request == Event::Restart;
                     request
                 }
                 None => {
@@ -246,6 +285,14 @@ struct Run<'a> {
     timer: Timer,
     /// Events that actions caused (a spawn's outcome, `READY=1`), applied before waiting again.
     events: VecDeque<Event>,
+    /// Our end of the current process's handoff socket (a frontend).
+    handoff: Option<Arc<Channel>>,
+    /// Its clients' connections, kept across its restarts.
+    parked: Arc<Mutex<Parked>>,
+    /// Its position file (see [`crate::handoff::state`]), kept across its restarts.
+    state: Option<Arc<std::os::fd::OwnedFd>>,
+    /// The next stop is a restart's: ask for a hand-over instead of sending SIGTERM.
+    hand_over: bool,
 }
 
 impl Run<'_> {
@@ -255,7 +302,9 @@ impl Run<'_> {
         for action in actions {
             match action {
                 Action::Spawn => match Process::spawn(self.spec, &self.log) {
-                    Ok((process, notify)) => {
+                    Ok((process, notify, handoff)) => {
+                        self.hand_over = false;
+                        self.handoff = handoff.and_then(|fd| self.adopt(fd));
                         self.notify = Some(notify);
                         self.watchdog = Some(Watchdog::new(self.spec.watchdog, tokio::time::Instant::now()));
                         self.process = Some(process);
@@ -267,6 +316,9 @@ impl Run<'_> {
                     }
                 },
                 Action::Kill(signal) => {
+                    if signal == nix::sys::signal::Signal::SIGTERM && self.hand_over && self.ask_hand_over() {
+                        continue;
+                    }
                     if let Some(process) = &self.process {
                         process.signal(signal);
                     }
@@ -326,6 +378,47 @@ impl Run<'_> {
         }
     }
 
+    /// Serves a new process's handoff socket: sends it every parked connection (on a task of its
+    /// own, since a large adoption waits for the process to read it).
+    fn adopt(&self, fd: std::os::fd::OwnedFd) -> Option<Arc<Channel>> {
+        let channel = match Channel::new(fd) {
+            Ok(channel) => Arc::new(channel),
+            Err(e) => {
+                tracing::warn!(name = %self.spec.name, error = %e, "cannot serve the handoff socket");
+                return None;
+            }
+        };
+        let (name, parked) = (self.spec.name.clone(), self.parked.clone());
+        let state = self.state.clone()?;
+        let sending = channel.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match parked::adopt(sending, state, parked).await {
+                Ok(0) => {}
+                Ok(clients) => {
+                    tracing::info!(name = %name, clients, took = ?started.elapsed(), "handed its parked clients to the new process")
+                }
+                Err(e) => tracing::warn!(name = %name, error = %e, "could not hand the parked clients over"),
+            }
+        });
+        Some(channel)
+    }
+
+    /// Asks the process to hand its clients over and exit; false if it cannot be asked.
+    fn ask_hand_over(&self) -> bool {
+        let Some(channel) = &self.handoff else { return false };
+        match channel.try_send(&Message::HandOver, &[]) {
+            Ok(()) => {
+                tracing::info!(name = %self.spec.name, "asked it to hand its clients over");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(name = %self.spec.name, error = %e, "could not ask for a hand-over; stopping it");
+                false
+            }
+        }
+    }
+
     /// Applies what a notify datagram says.
     fn notices(&mut self, datagram: &[u8]) {
         for notice in watchdog::notices(datagram) {
@@ -348,6 +441,18 @@ async fn recv(notify: &Option<UnixDatagram>, buf: &mut [u8]) -> std::io::Result<
         Some(notify) => notify.recv(buf).await,
         None => std::future::pending().await,
     }
+}
+
+/// The next packet on the handoff socket; pending without one.
+async fn recv_handoff(handoff: &Option<Arc<Channel>>) -> std::io::Result<Option<(Message, Vec<std::os::fd::OwnedFd>)>> {
+    match handoff {
+        Some(channel) => channel.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn lock(parked: &Mutex<Parked>) -> std::sync::MutexGuard<'_, Parked> {
+    parked.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The exit of the process; pending without one.

@@ -4,6 +4,7 @@
 //!
 //! - [`lifecycle`]: a child's states and what to do on each event (pure).
 //! - [`child`]: one child's task, carrying out its lifecycle; [`spawn`]: starting its process.
+//! - [`parked`]: a frontend's client connections, kept across its restarts; the open-file limit.
 //! - [`backoff`]: restart delays and the crash-loop rule (pure).
 //! - [`watchdog`]: notify messages and when a silent child counts as hung (pure).
 //! - [`plan`]: what an edit of the config changes (pure); [`watch`]: noticing the edit.
@@ -21,6 +22,7 @@ pub mod lifecycle;
 pub mod lock;
 pub mod logfile;
 pub mod logs;
+pub mod parked;
 pub mod plan;
 pub mod spawn;
 pub mod unavailable;
@@ -65,6 +67,9 @@ pub fn up(config_path: &Path) -> Result<()> {
 fn run_up(config: Config) -> Result<()> {
     crate::kernel::socket::private_dir(&config.run_dir)?;
     let _lock = lock::Lock::take(&config.run_dir, &config.path)?;
+    if let Some(problem) = parked::raise_fd_limit(&config) {
+        tracing::warn!("{problem}");
+    }
 
     // Every address is bound before any child starts, so a port in use stops `up` cleanly.
     let mut listeners = BTreeMap::new();

@@ -1,6 +1,8 @@
 //! Starting a child process: its command line, its own process group with a parent-death signal,
-//! its notify socket, the listening socket it inherits, and its output copied into its log file.
+//! its notify socket, the listening socket and (a frontend) the handoff socket it inherits, and its
+//! output copied into its log file.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -26,12 +28,17 @@ pub struct Process {
 
 impl Process {
     /// Starts the child of `spec`, its output going to `log`; with the socket where its
-    /// `READY=1` and `WATCHDOG=1` arrive.
-    pub fn spawn(spec: &Spec, log: &ChildLog) -> Result<(Self, UnixDatagram)> {
+    /// `READY=1` and `WATCHDOG=1` arrive, and (a frontend) our end of its handoff socket.
+    pub fn spawn(spec: &Spec, log: &ChildLog) -> Result<(Self, UnixDatagram, Option<OwnedFd>)> {
         let _ = std::fs::remove_file(&spec.notify_socket);
         let notify = UnixDatagram::bind(&spec.notify_socket)
             .with_context(|| format!("binding {}", spec.notify_socket.display()))?;
-        let mut child = tokio::process::Command::from(command(spec)?)
+        let mut command = command(spec)?;
+        let handoff = match spec.role {
+            Role::Frontend { .. } => Some(hand_off(&mut command)?),
+            Role::Kernel { .. } => None,
+        };
+        let mut child = tokio::process::Command::from(command)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("spawning {}", spec.name))?;
@@ -52,6 +59,7 @@ impl Process {
                 output,
             },
             notify,
+            handoff,
         ))
     }
 
@@ -136,6 +144,33 @@ fn command(spec: &Spec) -> Result<std::process::Command> {
         });
     }
     Ok(command)
+}
+
+/// Gives the child its end of a new handoff socket as fd [`handoff::FD`](crate::handoff::FD),
+/// named by `$CHAT_HANDOFF_FD`; returns our end. Call it after the listener's hand-over (fd 3).
+fn hand_off(command: &mut std::process::Command) -> Result<OwnedFd> {
+    use crate::handoff::{ENV, FD};
+    let (ours, theirs) = crate::handoff::socket::pair().context("creating a handoff socket")?;
+    // Above the descriptors the child gets, so that placing fd 3 cannot clobber it.
+    let theirs =
+        nix::fcntl::fcntl(&theirs, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(16)).context("placing a handoff socket")?;
+    // SAFETY: fcntl just made this descriptor, and nothing else owns it.
+    let theirs = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(theirs) };
+    let raw = theirs.as_raw_fd();
+    command.env(ENV, FD.to_string());
+    // SAFETY: runs between fork and exec; it only calls dup2, which is async-signal-safe, and
+    // allocates nothing. The closure keeps our copy of the child's end open until the command is
+    // dropped, after the spawn.
+    unsafe {
+        command.pre_exec(move || {
+            let _keep = &theirs;
+            // dup2 clears close-on-exec on the copy; the copy is the child's to keep.
+            let copy = nix::unistd::dup2_raw(std::os::fd::BorrowedFd::borrow_raw(raw), FD)?;
+            std::mem::forget(copy);
+            Ok(())
+        });
+    }
+    Ok(ours)
 }
 
 /// Copies a child's output into its log file, panic messages included.

@@ -20,12 +20,17 @@ impl Upstream {
                 for _ in 0..count {
                     sessions.push((r.u64()?, r.login()?));
                 }
+                let resume = match r.u8()? {
+                    0 => None,
+                    _ => Some((r.u64()?, r.u64()?)),
+                };
                 Upstream::Hello {
                     version,
                     frontend,
                     instance,
                     first,
                     sessions,
+                    resume,
                 }
             }
             OPEN => Upstream::Open { session: r.u64()? },
@@ -36,6 +41,7 @@ impl Upstream {
             CLOSED => Upstream::Closed { session: r.u64()? },
             CENSUS => Upstream::Census,
             HEARTBEAT_UP => Upstream::Heartbeat,
+            BYE => Upstream::Bye,
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "frontend frame",
@@ -94,6 +100,11 @@ impl Downstream {
             }
             ACK => Downstream::Ack { seq: r.u64()? },
             HEARTBEAT_DOWN => Downstream::Heartbeat,
+            SYNC => Downstream::Sync {
+                epoch: r.u64()?,
+                next: r.u64()?,
+                applied: r.u64()?,
+            },
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "kernel frame",
@@ -232,6 +243,7 @@ impl Reader<'_> {
                 })
             }
             9 => Event::Greeting { motd: self.string()? },
+            10 => Event::LineLost,
             tag => return Err(DecodeError::UnknownTag { what: "event", tag }),
         })
     }

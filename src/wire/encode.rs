@@ -14,6 +14,7 @@ impl Upstream {
                 instance,
                 first,
                 sessions,
+                resume,
             } => {
                 dst.put_u8(HELLO);
                 dst.put_slice(MAGIC);
@@ -25,6 +26,14 @@ impl Upstream {
                 for (session, login) in sessions {
                     dst.put_u64(*session);
                     put_login(dst, login.as_ref());
+                }
+                match resume {
+                    None => dst.put_u8(0),
+                    Some((epoch, seq)) => {
+                        dst.put_u8(1);
+                        dst.put_u64(*epoch);
+                        dst.put_u64(*seq);
+                    }
                 }
             }
             Upstream::Open { session } => {
@@ -42,6 +51,7 @@ impl Upstream {
             }
             Upstream::Census => dst.put_u8(CENSUS),
             Upstream::Heartbeat => dst.put_u8(HEARTBEAT_UP),
+            Upstream::Bye => dst.put_u8(BYE),
         });
     }
 }
@@ -85,6 +95,12 @@ impl Downstream {
                     dst.put_u64(*seq);
                 }
                 Downstream::Heartbeat => dst.put_u8(HEARTBEAT_DOWN),
+                Downstream::Sync { epoch, next, applied } => {
+                    dst.put_u8(SYNC);
+                    dst.put_u64(*epoch);
+                    dst.put_u64(*next);
+                    dst.put_u64(*applied);
+                }
                 Downstream::Deliver { .. } => unreachable!("handled above"),
             }),
         }
@@ -133,6 +149,7 @@ pub fn encode_event(event: &Event) -> Bytes {
             dst.put_u8(9);
             put_str(&mut dst, motd);
         }
+        Event::LineLost => dst.put_u8(10),
         Event::Error(error) => {
             dst.put_u8(8);
             dst.put_u8(error_code(error));

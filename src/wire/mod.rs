@@ -13,12 +13,17 @@
 //!
 //! frontend → kernel
 //!   0x01 Hello    "CHAT" version:u16 frontend:string instance:u64 first:u64 count:u32 (session:u64 login)*
+//!                 resume                             resume = 0:u8 | 1:u8 epoch:u64 seq:u64
 //!   0x02 Open     session:u64
 //!   0x03 Line     session:u64 line:string
 //!   0x04 Closed   session:u64
 //!   0x05 Census                                      as a first frame instead of a hello: how many
 //!                                                    users each frontend has (for `status`)
 //!   0x06 Heartbeat                                   sent after a second without other frames
+//!   0x07 Bye                                         the frontend stops for good: log its users
+//!                                                    out now (without it, a closed connection
+//!                                                    keeps them for a grace period: the frontend
+//!                                                    crashed, and its next process adopts them)
 //! kernel → frontend
 //!   0x81 Welcome  "CHAT" version:u16
 //!   0x82 Deliver  origin count:u32 session:u64* event   one frame per frontend per event;
@@ -28,10 +33,17 @@
 //!   0x85 Census   count:u32 (frontend:string users:u64)*
 //!   0x86 Ack      seq:u64                            every frame up to seq has been applied
 //!   0x87 Heartbeat                                   sent after a second without other frames
+//!   0x88 Sync     epoch:u64 next:u64 applied:u64     Deliver, Named and Close frames after it are
+//!                                                    numbered, the first `next`; sent once per
+//!                                                    connection (after a hello that resumes: the
+//!                                                    frames after `seq` come next, again);
+//!                                                    `applied`: the last frame of this frontend's
+//!                                                    previous connection the kernel applied
 //!
 //! origin   = instance:u64 seq:u64                    the input that caused it; instance 0: none
 //! event    = 1 Login name | 2 Logout name | 3 Private time from to text | 4 Public time from text
 //!          | 5 WhoAmI raw:u8 name | 6 UserList raw:u8 count:u32 name* | 7 Help | 8 Error code:u8 [name]
+//!          | 9 Greeting motd | 10 LineLost
 //! ```
 //!
 //! Heartbeats are not numbered. Each side sends one after [`HEARTBEAT`] without sending anything
@@ -42,6 +54,13 @@
 //! census request instead of a hello: it gets one census frame and the connection closes); the version is
 //! [`VERSION`] and the kernel refuses any other. Decoding checks every length against the bytes
 //! actually present before allocating, so a hostile frame costs at most its own size.
+//!
+//! # Losing nothing when a frontend's process changes
+//! The kernel numbers what it sends each frontend (by name), and keeps the recent frames for a
+//! while (see `kernel::hub`); a frontend records the number of each frame it has handled. A new
+//! process of that frontend (one that adopted the old one's clients, see [`crate::handoff`]) says
+//! hello with `resume` set to the old one's position, and the kernel sends again every frame
+//! after it, followed by the live ones. Positions belong to one kernel process (its `epoch`).
 //!
 //! # Losing nothing when the kernel restarts
 //! The frames a frontend sends after its hello are numbered implicitly: the first is `first`, each
@@ -59,7 +78,7 @@ use thiserror::Error;
 use crate::chat::{ChatError, Event, Login, SessionId, SyntaxError};
 
 /// The protocol version a hello and a welcome carry.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Idle time after which either side sends a heartbeat.
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Silence after which either side takes the other for hung.
@@ -83,6 +102,9 @@ pub enum Upstream {
         /// The number of the first frame after this hello.
         first: u64,
         sessions: Vec<(SessionId, Option<Login>)>,
+        /// The kernel epoch and number of the last frame this frontend (or the process before it)
+        /// handled: the kernel sends every later one again.
+        resume: Option<(u64, u64)>,
     },
     Open {
         session: SessionId,
@@ -98,6 +120,8 @@ pub enum Upstream {
     Census,
     /// Still here; not numbered.
     Heartbeat,
+    /// Stopping for good; not numbered.
+    Bye,
 }
 
 /// Kernel → frontend.
@@ -128,6 +152,14 @@ pub enum Downstream {
     },
     /// Still here.
     Heartbeat,
+    /// Deliver, Named and Close frames from here on are numbered, the first `next`. `applied`:
+    /// the last frame of this frontend's previous connection (its previous process, maybe) that
+    /// the kernel applied, 0 for none; a line numbered after it died with that process.
+    Sync {
+        epoch: u64,
+        next: u64,
+        applied: u64,
+    },
 }
 
 /// Who of a frontend's sessions an event is for.
@@ -170,6 +202,7 @@ const LINE: u8 = 0x03;
 const CLOSED: u8 = 0x04;
 const CENSUS: u8 = 0x05;
 const HEARTBEAT_UP: u8 = 0x06;
+const BYE: u8 = 0x07;
 const WELCOME: u8 = 0x81;
 const DELIVER: u8 = 0x82;
 const NAMED: u8 = 0x83;
@@ -177,6 +210,7 @@ const CLOSE: u8 = 0x84;
 const CENSUS_REPLY: u8 = 0x85;
 const ACK: u8 = 0x86;
 const HEARTBEAT_DOWN: u8 = 0x87;
+const SYNC: u8 = 0x88;
 
 /// Every error an event can carry, by its code on the wire: the one place codes are spelled.
 /// `NotFound` is followed by the name that was not found.

@@ -40,6 +40,7 @@ fn all_events() -> Vec<Event> {
         },
         Event::Help,
         Event::Greeting { motd: s("hello") },
+        Event::LineLost,
         Event::Error(ChatError::NotFound(s("zed"))),
     ];
     for (code, error) in &ERRORS {
@@ -88,6 +89,7 @@ fn upstream_round_trips() {
             frontend: s("twisted"),
             instance: 99,
             first: 12,
+            resume: Some((7, 41)),
             sessions: vec![
                 (1, None),
                 (
@@ -107,6 +109,7 @@ fn upstream_round_trips() {
         Upstream::Closed { session: 7 },
         Upstream::Census,
         Upstream::Heartbeat,
+        Upstream::Bye,
     ];
     let mut buf = BytesMut::new();
     for m in &messages {
@@ -134,6 +137,11 @@ fn downstream_round_trips() {
         },
         Downstream::Ack { seq: 77 },
         Downstream::Heartbeat,
+        Downstream::Sync {
+            epoch: 3,
+            next: 1,
+            applied: 9,
+        },
     ];
     for (i, event) in all_events().into_iter().enumerate() {
         let origin = (i % 2 == 1).then_some(Origin {
@@ -182,6 +190,7 @@ fn every_truncation_is_an_error() {
         instance: 1,
         first: 1,
         sessions: vec![(1, Some(Login { name: s("x"), seq: 2 }))],
+        resume: None,
     }
     .encode(&mut buf);
     let body = &buf[4..];

@@ -148,6 +148,7 @@ impl WireFrontend {
             instance: 1,
             first: 1,
             sessions,
+            resume: None,
         })
         .await;
         assert_eq!(me.recv().await, Some(Downstream::Welcome { version: wire::VERSION }));
@@ -185,7 +186,7 @@ impl WireFrontend {
     pub async fn recv(&mut self) -> Option<Downstream> {
         loop {
             match self.recv_any().await? {
-                Downstream::Ack { .. } | Downstream::Heartbeat => continue,
+                Downstream::Ack { .. } | Downstream::Heartbeat | Downstream::Sync { .. } => continue,
                 other => return Some(other),
             }
         }
@@ -318,6 +319,18 @@ impl Telnet {
         self.until(&format!("[SYSTEM INFO] - [{name}] login to chat.")).await;
     }
 
+    /// Reads lines until one contains `needle`; returns those before it.
+    pub async fn until_has(&mut self, needle: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            let line = self.line().await;
+            if line.contains(needle) {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+
     /// True once the server has closed the connection.
     pub async fn closed(&mut self) -> bool {
         while self.raw_line().await.is_some() {}
@@ -384,6 +397,18 @@ impl Web {
 
     pub async fn until(&mut self, expected: &str) {
         while self.text().await != expected {}
+    }
+
+    /// Reads responses until one contains `needle`; returns those before it.
+    pub async fn until_has(&mut self, needle: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            let text = self.text().await;
+            if text.contains(needle) {
+                return before;
+            }
+            before.push(text);
+        }
     }
 
     pub async fn login(&mut self, name: &str) {
@@ -457,6 +482,7 @@ impl Up {
 fn options() -> chat_harness::Options {
     chat_harness::Options {
         wait: WAIT,
+        keep_dir: std::env::var_os("KEEP_DIR").is_some(),
         ..chat_harness::Options::default()
     }
 }

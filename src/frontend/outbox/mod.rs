@@ -20,6 +20,8 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::handoff::state::Slot;
+
 /// Bytes waiting for one client before it is dropped. One message always fits in an empty queue,
 /// however large.
 pub const OUTBOX_BYTES: usize = 1 << 20;
@@ -88,6 +90,16 @@ struct Queue {
     /// Close after what is queued (the user logged out, or the client said goodbye).
     close: bool,
     dropped: Option<Dropped>,
+    /// Bytes ever queued, and ever written.
+    pushed: u64,
+    written: u64,
+    /// For each kernel frame queued and not yet all written: where its bytes end (in `pushed`)
+    /// and its number.
+    marks: VecDeque<(u64, u64)>,
+    /// The number of the last kernel frame all written.
+    written_seq: u64,
+    /// Bytes written to the socket before this outbox (by an earlier process).
+    base: u64,
 }
 
 impl Queue {
@@ -105,6 +117,8 @@ struct Shared {
     wake: Notify,
     /// Wakes whoever waits for a client that was behind: shared by every outbox of a frontend.
     room: Arc<Notify>,
+    /// Where how far its output is written is recorded for the next process, if anywhere.
+    slot: Option<Slot>,
 }
 
 /// The pushing side; cheap to clone.
@@ -126,7 +140,11 @@ pub enum Next {
 }
 
 /// A new, empty outbox; `room` is signalled when the client catches up after being behind.
-pub fn outbox(room: Arc<Notify>) -> (Outbox, OutboxRx) {
+///
+/// `slot`, if any, is kept up to date with the number of the last kernel frame all written (see
+/// [`push_numbered`](Outbox::push_numbered)) and whether more waits; it starts at `written_seq`.
+/// `base`: the bytes an earlier process wrote to the socket.
+pub fn outbox(room: Arc<Notify>, slot: Option<Slot>, written_seq: u64, base: u64) -> (Outbox, OutboxRx) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue {
             items: VecDeque::new(),
@@ -137,10 +155,16 @@ pub fn outbox(room: Arc<Notify>) -> (Outbox, OutboxRx) {
             behind_since: None,
             close: false,
             dropped: None,
+            pushed: 0,
+            written: 0,
+            marks: VecDeque::new(),
+            written_seq,
+            base,
         }),
         heard: AtomicU32::new(0),
         wake: Notify::new(),
         room,
+        slot,
     });
     (Outbox(shared.clone()), OutboxRx(shared))
 }
@@ -150,21 +174,35 @@ impl Outbox {
     /// puts it behind (broadcasts: yes; replies to its own commands: no, or a client could hold
     /// everyone up with commands whose answers it does not read).
     pub fn push(&self, message: Bytes, wait: bool) -> Pushed {
-        self.push_with(message, wait, Instant::now)
+        self.push_with(message, wait, 0, Instant::now)
+    }
+
+    /// Queues the rendering of kernel frame number `seq` (see [`crate::handoff::state`]).
+    pub fn push_numbered(&self, message: Bytes, wait: bool, seq: u64) -> Pushed {
+        self.push_with(message, wait, seq, Instant::now)
     }
 
     pub fn push_at(&self, message: Bytes, wait: bool, now: Instant) -> Pushed {
-        self.push_with(message, wait, || now)
+        self.push_with(message, wait, 0, || now)
     }
 
     /// The clock is read only when the client falls behind: a push is on the hot path of every
     /// delivery.
-    fn push_with(&self, message: Bytes, wait: bool, now: impl FnOnce() -> Instant) -> Pushed {
+    fn push_with(&self, message: Bytes, wait: bool, seq: u64, now: impl FnOnce() -> Instant) -> Pushed {
         let mut queue = self.lock();
         let pushed = match Self::add(&mut queue, message, now) {
             Pushed::Behind if !wait => Pushed::Queued,
             other => other,
         };
+        if seq > 0 && matches!(pushed, Pushed::Queued | Pushed::Behind) {
+            let end = queue.pushed;
+            queue.marks.push_back((end, seq));
+            if queue.marks.len() == 1
+                && let Some(slot) = &self.0.slot
+            {
+                slot.set_output(queue.written_seq, true);
+            }
+        }
         drop(queue);
         if pushed != Pushed::Ignored {
             self.0.wake.notify_one();
@@ -175,7 +213,9 @@ impl Outbox {
     /// Queues a pong, replacing one that is still unsent.
     pub fn push_pong(&self, pong: Bytes) -> Pushed {
         let mut queue = self.lock();
-        if let Some(at) = queue.pong {
+        // Replacing bytes already counted would move the kernel frames' marks: only while none
+        // waits (a pong and a broadcast rarely wait together).
+        if let Some(at) = queue.pong.filter(|_| queue.marks.is_empty()) {
             let old = std::mem::replace(&mut queue.items[at], pong);
             queue.queued = queue.queued - old.len() + queue.items[at].len();
             return Pushed::Queued;
@@ -202,6 +242,7 @@ impl Outbox {
             return Pushed::Dropped;
         }
         queue.queued += message.len();
+        queue.pushed += message.len() as u64;
         queue.items.push_back(message);
         if queue.behind_since.is_none() && queue.waiting() > BEHIND_BYTES {
             queue.behind_since = Some(now());
@@ -215,6 +256,7 @@ impl Outbox {
         queue.items = VecDeque::new();
         queue.queued = 0;
         queue.pong = None;
+        queue.marks = VecDeque::new();
     }
 
     /// Drops the client now (true if this call did it).
@@ -267,6 +309,15 @@ impl Outbox {
     }
 
     /// Why the client was dropped, if it was.
+    /// Where this client's progress is recorded for the next process, if anywhere.
+    pub fn slot(&self) -> Option<&Slot> {
+        self.0.slot.as_ref()
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.lock().waiting() == 0
+    }
+
     pub fn dropped(&self) -> Option<Dropped> {
         self.lock().dropped
     }
@@ -327,11 +378,43 @@ impl OutboxRx {
         }
     }
 
+    /// `n` bytes of the batch are about to be written: if the process dies inside that write,
+    /// the next one cannot know how much reached the client (see [`crate::handoff::state`]).
+    pub fn writing(&self, n: usize) {
+        let Some(slot) = &self.0.slot else { return };
+        if n == 0 {
+            slot.set_writing(0, 0);
+            return;
+        }
+        let queue = self.lock();
+        let end = queue.written + n as u64;
+        let completes = queue
+            .marks
+            .iter()
+            .take_while(|(e, _)| *e <= end)
+            .last()
+            .map_or(0, |(_, seq)| *seq);
+        slot.set_writing(completes, queue.base + end);
+    }
+
     /// `n` bytes of the batch reached the socket.
     pub fn sent(&self, n: usize) {
         let mut queue = self.lock();
         queue.writing = queue.writing.saturating_sub(n);
         queue.blocked_since = None;
+        queue.written += n as u64;
+        let written = queue.written;
+        if queue.marks.front().is_some_and(|(end, _)| *end <= written) {
+            while let Some((_, seq)) = queue.marks.pop_front_if(|(end, _)| *end <= written) {
+                queue.written_seq = seq;
+            }
+            if queue.marks.is_empty() {
+                queue.marks = VecDeque::new();
+            }
+            if let Some(slot) = &self.0.slot {
+                slot.set_output(queue.written_seq, !queue.marks.is_empty());
+            }
+        }
         if queue.behind_since.is_some() && queue.waiting() <= BEHIND_BYTES {
             queue.behind_since = None;
             drop(queue);

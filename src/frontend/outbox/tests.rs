@@ -3,7 +3,7 @@
 use super::*;
 
 fn new() -> (Outbox, OutboxRx) {
-    outbox(Arc::new(Notify::new()))
+    outbox(Arc::new(Notify::new()), None, 0, 0)
 }
 
 fn bytes(n: usize) -> Bytes {
@@ -123,7 +123,7 @@ async fn a_link_waits_a_while_and_not_for_a_shut_socket() {
 async fn catching_up_wakes_the_link() {
     let start = Instant::now();
     let room = Arc::new(Notify::new());
-    let (tx, mut rx) = outbox(room.clone());
+    let (tx, mut rx) = outbox(room.clone(), None, 0, 0);
     tx.push_at(bytes(BEHIND_BYTES + 100), true, start);
     let mut batch = VecDeque::new();
     rx.next(&mut batch).await;
@@ -134,4 +134,23 @@ async fn catching_up_wakes_the_link() {
     woken.await;
     assert!(!tx.is_behind());
     assert_eq!(tx.wait_until(start, LIMITS), None, "caught up");
+}
+
+#[tokio::test]
+async fn the_slot_says_how_far_the_kernel_frames_are_written() {
+    use crate::handoff::state::{PENDING, Slot, State};
+    let state = State::map(&State::create("test", 4).unwrap()).unwrap();
+    let slot = Slot::new(&state, 2).unwrap();
+    let (tx, mut rx) = outbox(Arc::new(Notify::new()), Some(slot.clone()), 10, 0);
+    tx.push_numbered(Bytes::from_static(b"eleven"), true, 11);
+    tx.push(Bytes::from_static(b"reply"), false);
+    tx.push_numbered(Bytes::from_static(b"twelve"), true, 12);
+    assert_eq!(slot.read().0, 10 | PENDING, "pending from the first push");
+    let mut batch = VecDeque::new();
+    assert_eq!(rx.next(&mut batch).await, Next::Send);
+    // "eleven" and half of "reply".
+    rx.sent(8);
+    assert_eq!(slot.read().0, 11 | PENDING);
+    rx.sent(3 + 6);
+    assert_eq!(slot.read().0, 12, "all written: nothing pending");
 }

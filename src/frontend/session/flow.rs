@@ -97,7 +97,7 @@ impl Sessions {
     /// The kernel acknowledged a line of `id`: room for one more.
     pub fn acked(&self, id: SessionId) {
         if let Some(entry) = self.lock().get_mut(&id) {
-            entry.inflight = entry.inflight.saturating_sub(1);
+            entry.set_inflight(entry.inflight.saturating_sub(1));
         }
     }
 
@@ -123,7 +123,7 @@ impl Session<'_> {
         let counted = match sessions.lock().get_mut(&self.id) {
             None => return Ok(()), // dropped meanwhile
             Some(entry) if entry.inflight < MAX_INFLIGHT => {
-                entry.inflight += 1;
+                entry.set_inflight(entry.inflight + 1);
                 true
             }
             Some(_) => false,
@@ -148,7 +148,7 @@ impl Session<'_> {
             let room = match sessions.lock().get_mut(&self.id) {
                 None => return Ok(()),
                 Some(entry) if entry.inflight < MAX_INFLIGHT => {
-                    entry.inflight += 1;
+                    entry.set_inflight(entry.inflight + 1);
                     true
                 }
                 Some(_) => false,
@@ -281,7 +281,7 @@ mod tests {
             );
             clients.push((session, out));
         }
-        sessions.deliver_logged_in(&Bytes::from(vec![b'x'; BEHIND_BYTES + 1]));
+        sessions.deliver_logged_in(&Bytes::from(vec![b'x'; BEHIND_BYTES + 1]), 1);
         let mut batches: Vec<_> = clients.iter().map(|_| std::collections::VecDeque::new()).collect();
         for ((_, out), batch) in clients.iter_mut().zip(&mut batches) {
             out.next(batch).await;
@@ -310,7 +310,7 @@ mod tests {
             out.next(&mut batch).await;
             slow.push((session, out));
         }
-        sessions.deliver_logged_in(&Bytes::from(vec![b'y'; 10]));
+        sessions.deliver_logged_in(&Bytes::from(vec![b'y'; 10]), 2);
         for (_, out) in &slow {
             out.sent(1);
         }
@@ -323,7 +323,7 @@ mod tests {
             "nobody dropped"
         );
         // The budget is spent: for a while the link does not wait at all.
-        sessions.deliver_logged_in(&Bytes::from(vec![b'z'; BEHIND_BYTES]));
+        sessions.deliver_logged_in(&Bytes::from(vec![b'z'; BEHIND_BYTES]), 3);
         let started = Instant::now();
         sessions.hold_back().await;
         assert!(

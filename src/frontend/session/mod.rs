@@ -21,8 +21,10 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use super::client::End;
+use super::handoff::Store;
 use super::outbox::{Dropped, Outbox, OutboxRx, Pushed, outbox};
 use crate::chat::{ChatError, Event, Login, SessionId};
+use crate::handoff::state::{PENDING, Slot, State, UNACKED};
 use crate::throttle::{TimeBudget, Warnings};
 use crate::wire::Upstream;
 
@@ -38,6 +40,35 @@ struct Entry {
     /// Lines sent to the kernel, not yet acknowledged.
     inflight: u32,
     peer: SocketAddr,
+}
+
+impl Entry {
+    fn set_inflight(&mut self, inflight: u32) {
+        if let Some(slot) = self.outbox.slot() {
+            if (self.inflight == 0) != (inflight == 0) {
+                slot.set_input(UNACKED, inflight > 0);
+            }
+            if inflight > self.inflight {
+                // A new line: no frame carries it yet.
+                slot.set_line(0);
+            }
+        }
+        self.inflight = inflight;
+    }
+}
+
+/// The position file (see [`crate::handoff::state`]) and its free slots.
+struct Positions {
+    state: Arc<State>,
+    free: Mutex<Vec<u32>>,
+}
+
+/// For the clients adopted from a previous process, the number of the last kernel frame that
+/// reached them: frames sent again up to it are not delivered to them twice.
+#[derive(Default)]
+struct Floors {
+    of: HashMap<SessionId, u64>,
+    highest: u64,
 }
 
 /// Every live session of this frontend, and the sending half of the link to the kernel.
@@ -68,6 +99,41 @@ pub struct Sessions {
     greeting: Option<Bytes>,
     /// The ping round (see [`sweep`](Self::sweep)).
     round: AtomicU32,
+    /// Where copies of the connections are parked, when a supervisor keeps them.
+    store: Option<Store>,
+    /// Cancelled when this process hands its clients over: nobody's input is read any more.
+    reading: tokio_util::sync::CancellationToken,
+    positions: Option<Positions>,
+    floors: Mutex<Floors>,
+    /// Adopted clients whose latest line may have died with the previous process: the number of
+    /// the frame that carried it (0: none did). The kernel says which it applied.
+    unsure: Mutex<HashMap<SessionId, u64>>,
+}
+
+impl Adopted {
+    /// Queues a message for the client, before anything else.
+    pub fn tell(&self, message: Bytes) {
+        self.outbox.push(message, false);
+    }
+
+    /// Sends `last` and closes, reading nothing more from it.
+    pub fn close_with(&mut self, last: Bytes) {
+        self.tell(last);
+        self.outbox.close();
+        self.read = false;
+    }
+}
+
+/// A client a previous process of this server left connected, registered and not yet served.
+pub struct Adopted {
+    pub id: SessionId,
+    pub peer: SocketAddr,
+    /// What the previous process left of its input (see [`crate::handoff::state`]).
+    pub input: u64,
+    /// Whether its input is to be read.
+    pub read: bool,
+    outbox: Outbox,
+    rx: OutboxRx,
 }
 
 /// A client connection's handle on its session; closing it (on drop) tells the kernel.
@@ -97,7 +163,190 @@ impl Sessions {
             goodbye,
             greeting: None,
             round: AtomicU32::new(0),
+            store: None,
+            reading: tokio_util::sync::CancellationToken::new(),
+            positions: None,
+            floors: Mutex::new(Floors::default()),
+            unsure: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The link numbered client `id`'s latest line as frame `frame`: recorded for the next
+    /// process, should this one die before the kernel applies it.
+    pub fn line_numbered(&self, id: SessionId, frame: u64) {
+        if self.positions.is_some()
+            && let Some(entry) = self.lock().get(&id)
+            && let Some(slot) = entry.outbox.slot()
+        {
+            slot.set_line(frame);
+        }
+    }
+
+    /// The kernel applied the previous process's frames up to `applied`: each adopted client
+    /// whose latest line came after (or never reached the kernel) is told it was lost.
+    pub fn lines_lost_after(&self, applied: u64, notice: &Bytes) -> usize {
+        let unsure = std::mem::take(&mut *lock(&self.unsure));
+        let lost: Vec<SessionId> = unsure
+            .into_iter()
+            .filter(|(_, frame)| *frame == 0 || *frame > applied)
+            .map(|(id, _)| id)
+            .collect();
+        self.deliver(&lost, notice, 0);
+        lost.len()
+    }
+
+    /// Records each client's progress in `state`; `taken` are the slots of adopted clients.
+    pub fn positions(self, state: Option<Arc<State>>, taken: &[u32]) -> Self {
+        let positions = state.map(|state| {
+            let taken: std::collections::HashSet<u32> = taken.iter().copied().collect();
+            let free = (0..state.slots()).rev().filter(|s| !taken.contains(s)).collect();
+            Positions {
+                state,
+                free: Mutex::new(free),
+            }
+        });
+        Self { positions, ..self }
+    }
+
+    /// The kernel frame `seq` (of kernel `epoch`) is handled: recorded for the next process.
+    pub fn handled(&self, epoch: u64, seq: u64) {
+        if let Some(p) = &self.positions {
+            p.state.set_position(epoch, seq);
+        }
+    }
+
+    /// A free slot for a new client, reset.
+    fn slot(&self) -> Option<Slot> {
+        let p = self.positions.as_ref()?;
+        let index = lock(&p.free).pop()?;
+        let slot = Slot::new(&p.state, index)?;
+        slot.reset(0);
+        Some(slot)
+    }
+
+    fn free_slot(&self, slot: Option<&Slot>) {
+        if let (Some(p), Some(slot)) = (&self.positions, slot) {
+            slot.reset(0);
+            lock(&p.free).push(slot.index());
+        }
+    }
+
+    /// Whether kernel frame `seq` (0: none, a message of this process's own) already reached
+    /// adopted client `id` (through the previous process).
+    fn reached(floors: &Floors, id: SessionId, seq: u64) -> bool {
+        seq > 0 && seq <= floors.highest && floors.of.get(&id).is_some_and(|floor| seq <= *floor)
+    }
+
+    /// Parks a copy of every client's connection in `store`.
+    pub fn store(self, store: Option<Store>) -> Self {
+        Self { store, ..self }
+    }
+
+    pub fn parking(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// Registers a client a previous process of this server left connected, under its session
+    /// id: the kernel knows it already (it says so, with its login, after the hello), so the
+    /// kernel is not told and the client not greeted. Call it before the first hello.
+    ///
+    /// `slot` is where the previous process recorded its progress and `position` the last kernel
+    /// frame that process handled. Returns the client with the last frame that reached it (every
+    /// one up to `position`, unless some of its output was still unwritten): frames sent again
+    /// up to that one are not delivered to it twice.
+    ///
+    /// `sent`: the bytes ever written to its socket, which tells whether a write under way when
+    /// the previous process died went through.
+    pub fn adopt(
+        &self,
+        id: SessionId,
+        slot: u32,
+        peer: SocketAddr,
+        position: Option<u64>,
+        sent: Option<u64>,
+    ) -> (Adopted, Option<u64>) {
+        self.next.fetch_max(id + 1, Ordering::Relaxed);
+        let slot = self.positions.as_ref().and_then(|p| Slot::new(&p.state, slot));
+        let (output, input, line) = slot.as_ref().map_or((0, 0, 0), Slot::read);
+        let (writing, write_end) = slot.as_ref().map_or((0, 0), Slot::was_writing);
+        tracing::debug!(
+            session = id,
+            output,
+            input,
+            line,
+            writing,
+            write_end,
+            ?sent,
+            ?position,
+            "adopting a client"
+        );
+        use crate::handoff::state::{HELD, PARTIAL};
+        // Held or partial input is certainly lost, and its client told at once (see `tcp` and
+        // `web`); lines sent and unacknowledged may have been applied: the kernel says.
+        if input & UNACKED != 0 && input & (PARTIAL | HELD) == 0 {
+            lock(&self.unsure).insert(id, line);
+        }
+        let reached = if output & PENDING != 0 {
+            let written = output & !PENDING;
+            // A write under way at its death: done if the socket took every byte of it.
+            let went_through = writing > written && sent.is_some_and(|sent| sent >= write_end);
+            Some(if went_through { writing } else { written })
+        } else {
+            position
+        };
+        if let Some(slot) = &slot {
+            slot.reset(reached.unwrap_or(0));
+        }
+        if let Some(reached) = reached {
+            let mut floors = lock(&self.floors);
+            floors.of.insert(id, reached);
+            floors.highest = floors.highest.max(reached);
+        }
+        let (outbox, rx) = outbox(self.room.clone(), slot, reached.unwrap_or(0), sent.unwrap_or(0));
+        outbox.heard(self.round.load(Ordering::Relaxed));
+        let entry = Entry {
+            outbox: outbox.clone(),
+            login: None,
+            inflight: 0,
+            peer,
+        };
+        self.lock().insert(id, entry);
+        let adopted = Adopted {
+            id,
+            peer,
+            input,
+            read: true,
+            outbox,
+            rx,
+        };
+        (adopted, reached)
+    }
+
+    /// The handle on an adopted client's session.
+    pub fn resume(&self, adopted: Adopted) -> (Session<'_>, OutboxRx) {
+        let session = Session {
+            id: adopted.id,
+            peer: adopted.peer,
+            sessions: self,
+            outbox: adopted.outbox,
+        };
+        (session, adopted.rx)
+    }
+
+    /// Stops reading every client (a hand-over: what they send waits in their sockets for the
+    /// next process).
+    pub fn stop_reading(&self) {
+        self.reading.cancel();
+    }
+
+    /// Completes once clients are no longer read.
+    pub async fn reading_stopped(&self) {
+        self.reading.cancelled().await
+    }
+
+    /// Whether every line sent to the kernel is acknowledged and every outbox is written out.
+    pub fn settled(&self) -> bool {
+        self.lock().values().all(|e| e.inflight == 0 && e.outbox.is_idle())
     }
 
     /// Greets every client with `greeting` as it connects.
@@ -108,7 +357,7 @@ impl Sessions {
     /// Registers a new client and tells the kernel. Returns its handle and the outbox receiver.
     pub async fn open(&self, peer: SocketAddr) -> (Session<'_>, OutboxRx) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (outbox, rx) = outbox(self.room.clone());
+        let (outbox, rx) = outbox(self.room.clone(), self.slot(), 0, 0);
         outbox.heard(self.round.load(Ordering::Relaxed));
         if let Some(greeting) = &self.greeting {
             // First in a new, empty outbox: before any reply, and it always fits.
@@ -134,13 +383,17 @@ impl Sessions {
         (session, rx)
     }
 
-    /// Delivers a rendered message to `to` (replies and private messages: the link never waits
-    /// for a client these put behind).
-    pub fn deliver(&self, to: &[SessionId], message: &Bytes) {
+    /// Delivers a rendered message, kernel frame `seq`, to `to` (replies and private messages: the
+    /// link never waits for a client these put behind).
+    pub fn deliver(&self, to: &[SessionId], message: &Bytes, seq: u64) {
+        let floors = lock(&self.floors);
         let mut entries = self.lock();
         for id in to {
+            if Self::reached(&floors, *id, seq) {
+                continue;
+            }
             if let Some(entry) = entries.get(id) {
-                let pushed = entry.outbox.push(message.clone(), false);
+                let pushed = entry.outbox.push_numbered(message.clone(), false, seq);
                 if !self.pushed(*id, entry, pushed) {
                     entries.remove(id);
                 }
@@ -148,13 +401,18 @@ impl Sessions {
         }
     }
 
-    /// Delivers a rendered message to every logged-in session (a broadcast).
-    pub fn deliver_logged_in(&self, message: &Bytes) {
+    /// Delivers a rendered message, kernel frame `seq`, to every logged-in session (a broadcast).
+    pub fn deliver_logged_in(&self, message: &Bytes, seq: u64) {
+        let mut floors = lock(&self.floors);
+        if !floors.of.is_empty() && seq > floors.highest {
+            // Past what any adopted client had: no more to skip.
+            *floors = Floors::default();
+        }
         self.lock().retain(|id, entry| {
-            if entry.login.is_none() {
+            if entry.login.is_none() || Self::reached(&floors, *id, seq) {
                 return true;
             }
-            let pushed = entry.outbox.push(message.clone(), true);
+            let pushed = entry.outbox.push_numbered(message.clone(), true, seq);
             self.pushed(*id, entry, pushed)
         });
     }
@@ -234,6 +492,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Session<'_> {
+    /// Its slot in the position file ([`NO_SLOT`](crate::handoff::NO_SLOT): none).
+    pub fn slot(&self) -> u32 {
+        self.outbox.slot().map_or(crate::handoff::NO_SLOT, Slot::index)
+    }
+
+    /// Records, for the next process should this one die, whether input read from the client
+    /// is not yet all handed to the kernel (`held`: it would be lost) and whether it may end in
+    /// the middle of a line (`partial`: the rest of that line is to be skipped).
+    pub fn input_held(&self, held: bool, partial: bool) {
+        use crate::handoff::state::{HELD, PARTIAL};
+        if let Some(slot) = self.outbox.slot() {
+            slot.set_input(HELD, held);
+            slot.set_input(PARTIAL, partial);
+        }
+    }
+
     /// Queues a reply the frontend makes itself (an error, a telnet answer).
     pub fn reply(&self, message: Bytes) {
         let pushed = self.outbox.push(message, false);
@@ -295,6 +569,7 @@ impl Session<'_> {
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         self.sessions.lock().remove(&self.id);
+        self.sessions.free_slot(self.outbox.slot());
         let closed = Upstream::Closed { session: self.id };
         if let Err(mpsc::error::TrySendError::Full(closed)) = self.sessions.upstream.try_send(closed) {
             // Never lose a close: the kernel would keep a ghost user. Finish it off the hot path.

@@ -9,6 +9,12 @@ use super::*;
 pub(super) struct Detached {
     pub(super) name: String,
     pub(super) until: Instant,
+    /// What it is sent meanwhile, numbered and kept for its next process's replay.
+    pub(super) feed: Feed,
+    /// Frames encoded for it since the last flush (kept, never written).
+    pub(super) pending: BytesMut,
+    /// The last of its frames applied.
+    pub(super) last_applied: u64,
 }
 
 /// The sessions of a frontend that did not come back in time, logged out for everyone: if it
@@ -23,14 +29,22 @@ const REMEMBER: Duration = Duration::from_secs(600);
 
 impl Hub {
     /// Keeps a frontend's sessions for [`GRACE`], waiting for its hello.
-    pub(super) fn detach(&mut self, id: FrontendId, f: Frontend) {
+    pub(super) fn detach(&mut self, id: FrontendId, mut f: Frontend) {
         f.progress.let_go.cancel();
         self.stalls.remove(&id);
+        // What was never handed to its writer is kept for the replay like the rest.
+        let now = Instant::now();
+        if !f.pending.is_empty() {
+            f.feed.keep(f.pending.split().freeze(), now);
+        }
         self.detached.insert(
             id,
             Detached {
                 name: f.name,
-                until: Instant::now() + GRACE,
+                until: now + GRACE,
+                feed: f.feed,
+                pending: BytesMut::new(),
+                last_applied: f.last_applied,
             },
         );
     }
@@ -45,6 +59,12 @@ impl Hub {
 
     /// Logs out the users of frontends that did not come back in time.
     pub(super) fn expire(&mut self, now: Instant) {
+        for f in self.frontends.values_mut() {
+            f.feed.expire(now);
+        }
+        for d in self.detached.values_mut() {
+            d.feed.expire(now);
+        }
         let expired: Vec<FrontendId> = self
             .detached
             .iter()
@@ -68,7 +88,13 @@ impl Hub {
     }
 
     pub(super) fn next_expiry(&self) -> Option<Instant> {
-        self.detached.values().map(|d| d.until).min()
+        let kept = self.frontends.values().filter_map(|f| f.feed.expiry());
+        let detached = self
+            .detached
+            .values()
+            .flat_map(|d| [Some(d.until), d.feed.expiry()])
+            .flatten();
+        kept.chain(detached).min()
     }
 
     pub(super) fn any_behind(&self) -> bool {

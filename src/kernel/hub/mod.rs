@@ -26,6 +26,7 @@
 //! logged out at once. That is [`detach`].
 
 mod detach;
+mod feed;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use super::ledger::Ledger;
 use crate::chat::{Chat, FrontendId, Login, Output, SessionId, SessionKey};
 use crate::wire::{self, Downstream, Origin, Upstream};
 use detach::{Detached, LoggedOut};
+use feed::Feed;
 
 /// Inputs waiting for the hub, across all frontends; a full queue pushes back on their readers.
 pub const QUEUE: usize = 4096;
@@ -83,6 +85,9 @@ pub enum Input {
         name: String,
         instance: u64,
         sessions: Vec<(SessionId, Option<Login>)>,
+        /// Where the frontend (or the process before it) left off, to be sent again what came
+        /// after: this kernel's epoch and a frame number.
+        resume: Option<(u64, u64)>,
         outbox: mpsc::UnboundedSender<(u64, Bytes)>,
         progress: Arc<Progress>,
     },
@@ -92,9 +97,9 @@ pub enum Input {
         seq: u64,
         message: Upstream,
     },
-    /// The frontend's connection ended: it closed (`hung` false: its users are logged out) or
-    /// went silent (`hung`: its sessions wait for it).
-    Detach { frontend: FrontendId, hung: bool },
+    /// The frontend's connection ended: it said goodbye (`wait` false: its users are logged out
+    /// now), or it crashed or went silent (`wait`: its sessions wait [`GRACE`] for its hello).
+    Detach { frontend: FrontendId, wait: bool },
     /// The kernel is stopping: send every acknowledgement now, and say when everything handed to
     /// the writers is written (so that the frontends replay nothing that was applied).
     Flush { done: tokio::sync::oneshot::Sender<()> },
@@ -115,6 +120,10 @@ struct Frontend {
     applied: Option<u64>,
     /// Its newest frame confirmed and not yet acknowledged, and when the acknowledgement is due.
     ack: Option<(u64, Instant)>,
+    /// What it is sent, numbered, and the recent part kept.
+    feed: Feed,
+    /// The last of its frames applied, ever (told to its next connection).
+    last_applied: u64,
 }
 
 impl Frontend {
@@ -133,7 +142,10 @@ impl Frontend {
 pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written: Arc<Notify>) {
     // `written` is signalled by the writers after each write, so that waiting acknowledgements
     // and a paused hub look again.
-    let mut hub = Hub::default();
+    let mut hub = Hub {
+        epoch: epoch(),
+        ..Hub::default()
+    };
     let mut restoring = Restoring {
         expect: expect.into_iter().collect(),
         held: VecDeque::new(),
@@ -238,6 +250,8 @@ impl Restoring {
 
 #[derive(Default)]
 struct Hub {
+    /// Tells this kernel process's frame numbers apart from any other's.
+    epoch: u64,
     chat: Chat,
     frontends: HashMap<FrontendId, Frontend>,
     detached: HashMap<FrontendId, Detached>,
@@ -251,10 +265,64 @@ struct Hub {
     origin: Option<Origin>,
     batch: u64,
     unconfirmed: Ledger,
+    /// The hello of a frontend whose previous connection has not ended yet, and the frames after
+    /// it, held until that connection's last frames are applied.
+    held: VecDeque<Input>,
+    holding: HashSet<FrontendId>,
 }
 
 impl Hub {
     fn handle(&mut self, input: Input) {
+        if let Some(input) = self.hold(input) {
+            self.apply(input);
+        }
+    }
+
+    /// Holds what a frontend sends while its previous connection (a process that died a moment
+    /// ago, say) has not ended: the frames still unread on that connection come first. Returns
+    /// `input` unless it was held. The previous connection's end releases them (see
+    /// [`Hub::release`]).
+    fn hold(&mut self, input: Input) -> Option<Input> {
+        match &input {
+            Input::Attach { frontend, name, .. } if self.frontends.values().any(|f| &f.name == name) => {
+                tracing::info!(frontend = %name, "its previous connection has not ended yet: waiting for it");
+                self.holding.insert(*frontend);
+            }
+            Input::Frame { frontend, .. } | Input::Detach { frontend, .. } if self.holding.contains(frontend) => {}
+            _ => return Some(input),
+        }
+        self.held.push_back(input);
+        None
+    }
+
+    /// Applies what was held for the frontends named `name`, in order.
+    fn release(&mut self, name: &str) {
+        let ids: HashSet<FrontendId> = self
+            .held
+            .iter()
+            .filter_map(|input| match input {
+                Input::Attach { frontend, name: n, .. } if n == name => Some(*frontend),
+                _ => None,
+            })
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        self.holding.retain(|id| !ids.contains(id));
+        let (mine, others): (VecDeque<Input>, VecDeque<Input>) = self.held.drain(..).partition(|input| match input {
+            Input::Attach { frontend, .. } | Input::Frame { frontend, .. } | Input::Detach { frontend, .. } => {
+                ids.contains(frontend)
+            }
+            _ => false,
+        });
+        self.held = others;
+        for input in mine {
+            self.encode();
+            self.handle(input);
+        }
+    }
+
+    fn apply(&mut self, input: Input) {
         self.origin = None;
         match input {
             Input::Attach {
@@ -262,6 +330,7 @@ impl Hub {
                 name,
                 instance,
                 sessions,
+                resume,
                 outbox,
                 progress,
             } => {
@@ -281,6 +350,8 @@ impl Hub {
                         progress,
                         applied: None,
                         ack: None,
+                        feed: Feed::default(),
+                        last_applied: 0,
                     },
                 );
                 match before.split_last() {
@@ -289,11 +360,16 @@ impl Hub {
                             self.detached.remove(id);
                             self.chat.frontend_gone(*id, &mut self.out);
                         }
-                        self.detached.remove(&old);
+                        let mut away = self.detached.remove(&old).expect("listed above");
+                        if !away.pending.is_empty() {
+                            away.feed.keep(away.pending.split().freeze(), Instant::now());
+                        }
                         tracing::info!(frontend = %self.frontends[&frontend].name, "frontend is back: its sessions carry on");
                         self.chat.reattach(old, frontend, sessions, &mut self.out);
+                        self.resume(frontend, away.feed, away.last_applied, resume);
                     }
                     None => {
+                        self.sync(frontend, 0);
                         let now = Instant::now();
                         self.logged_out.retain(|_, l| l.until > now);
                         match self.logged_out.remove(&self.frontends[&frontend].name) {
@@ -311,6 +387,7 @@ impl Hub {
                     return; // let go of; its reader has not noticed yet
                 };
                 f.applied = Some(seq);
+                f.last_applied = seq;
                 self.origin = Some(Origin {
                     instance: f.instance,
                     seq,
@@ -327,18 +404,21 @@ impl Hub {
                         }
                     }
                     Upstream::Closed { session } => self.chat.close(key(session), &mut self.out),
-                    Upstream::Hello { .. } | Upstream::Census | Upstream::Heartbeat => {
+                    Upstream::Hello { .. } | Upstream::Census | Upstream::Heartbeat | Upstream::Bye => {
                         unreachable!("the connection keeps these from the hub")
                     }
                 }
             }
-            Input::Detach { frontend, hung } => {
+            Input::Detach { frontend, wait } => {
                 if let Some(f) = self.frontends.remove(&frontend) {
-                    if hung {
+                    let name = f.name.clone();
+                    if wait {
                         self.detach(frontend, f);
                     } else {
                         self.chat.frontend_gone(frontend, &mut self.out);
                     }
+                    self.encode();
+                    self.release(&name);
                 }
             }
             // Taken by the run loop; answered at once if it ever got here.
@@ -357,42 +437,117 @@ impl Hub {
         self.encode();
     }
 
-    /// Encodes the outputs into each frontend's pending buffer.
+    /// Starts a new frontend's numbering: its frames from here on are numbered from its feed's
+    /// next number.
+    fn sync(&mut self, frontend: FrontendId, applied: u64) {
+        let epoch = self.epoch;
+        let f = self.frontends.get_mut(&frontend).expect("attached");
+        Downstream::Sync {
+            epoch,
+            next: f.feed.next(),
+            applied,
+        }
+        .encode(&mut f.pending);
+    }
+
+    /// A frontend came back with `feed`, what it was sent while away: if its hello says where it
+    /// (or its previous process) left off, and that is still kept, it gets what it has not handled
+    /// first; then the logins of its sessions, which its new process does not know yet, and the
+    /// rest numbered as usual.
+    fn resume(&mut self, frontend: FrontendId, feed: Feed, applied: u64, resume: Option<(u64, u64)>) {
+        let epoch = self.epoch;
+        let replay = resume.and_then(|(from, after)| (from == epoch).then(|| (after, feed.since(after))));
+        let f = self.frontends.get_mut(&frontend).expect("attached");
+        f.feed = feed;
+        match replay {
+            Some((after, Some(frames))) => {
+                // The logins first, unnumbered: the replay is for sessions as they are now.
+                let mut rest = Vec::with_capacity(self.out.len());
+                for output in self.out.drain(..) {
+                    match output {
+                        Output::Named { key, login } if key.frontend == frontend => Downstream::Named {
+                            session: key.session,
+                            login,
+                        }
+                        .encode(&mut f.pending),
+                        other => rest.push(other),
+                    }
+                }
+                self.out = rest;
+                Downstream::Sync {
+                    epoch,
+                    next: after + 1,
+                    applied,
+                }
+                .encode(&mut f.pending);
+                tracing::info!(frontend = %f.name, from = after + 1, to = f.feed.next(), bytes = frames.len(), "sending again what its last process did not handle");
+                f.pending.extend_from_slice(&frames);
+                // What is pending is not numbered anew (the replayed frames have their numbers):
+                // hand it over now, kept out of the feed.
+                let bytes = f.pending.split().freeze();
+                f.progress.queued.fetch_add(bytes.len(), Ordering::AcqRel);
+                let _ = f.outbox.send((self.batch, bytes));
+            }
+            Some((after, None)) => {
+                tracing::warn!(frontend = %f.name, after, next = f.feed.next(), "cannot send again what its last process did not handle: no longer kept");
+                self.sync(frontend, applied);
+            }
+            None => self.sync(frontend, applied),
+        }
+    }
+
+    /// Where a frontend's frames go: its pending buffer and feed, attached or away.
+    fn sink(&mut self, id: FrontendId) -> Option<(&mut BytesMut, &mut Feed)> {
+        if let Some(f) = self.frontends.get_mut(&id) {
+            return Some((&mut f.pending, &mut f.feed));
+        }
+        self.detached.get_mut(&id).map(|d| (&mut d.pending, &mut d.feed))
+    }
+
+    /// Encodes the outputs into each frontend's pending buffer, numbered.
     fn encode(&mut self) {
-        for output in self.out.drain(..) {
+        let origin = self.origin;
+        let out = std::mem::take(&mut self.out);
+        for output in &out {
             match output {
                 Output::Deliver { event, to } => {
-                    let body = wire::encode_event(&event);
+                    let body = wire::encode_event(event);
                     for (frontend, sessions) in to {
-                        if let Some(f) = self.frontends.get_mut(&frontend) {
-                            wire::encode_deliver(&mut f.pending, Some(&sessions), self.origin, &body);
+                        if let Some((pending, feed)) = self.sink(*frontend) {
+                            wire::encode_deliver(pending, Some(sessions), origin, &body);
+                            feed.numbered();
                         }
                     }
                 }
                 Output::Broadcast { event, to } => {
-                    let body = wire::encode_event(&event);
+                    let body = wire::encode_event(event);
                     for (frontend, _) in to {
-                        if let Some(f) = self.frontends.get_mut(&frontend) {
-                            wire::encode_deliver(&mut f.pending, None, self.origin, &body);
+                        if let Some((pending, feed)) = self.sink(*frontend) {
+                            wire::encode_deliver(pending, None, origin, &body);
+                            feed.numbered();
                         }
                     }
                 }
                 Output::Named { key, login } => {
-                    if let Some(f) = self.frontends.get_mut(&key.frontend) {
+                    if let Some((pending, feed)) = self.sink(key.frontend) {
                         Downstream::Named {
                             session: key.session,
-                            login,
+                            login: login.clone(),
                         }
-                        .encode(&mut f.pending);
+                        .encode(pending);
+                        feed.numbered();
                     }
                 }
                 Output::Close(key) => {
-                    if let Some(f) = self.frontends.get_mut(&key.frontend) {
-                        Downstream::Close { session: key.session }.encode(&mut f.pending);
+                    if let Some((pending, feed)) = self.sink(key.frontend) {
+                        Downstream::Close { session: key.session }.encode(pending);
+                        feed.numbered();
                     }
                 }
             }
         }
+        self.out = out;
+        self.out.clear();
     }
 
     /// Hands each frontend its pending frames as one batch, with its acknowledgement if one waits
@@ -418,10 +573,17 @@ impl Hub {
                 continue;
             }
             let bytes = f.pending.split().freeze();
+            f.feed.keep(bytes.clone(), now);
             f.progress.queued.fetch_add(bytes.len(), Ordering::AcqRel);
             // A writer that is gone has a detach on its way.
             let _ = f.outbox.send((batch, bytes));
             after.push((*id, batch));
+        }
+        // Frontends that are away: what they are sent is kept for their replay.
+        for d in self.detached.values_mut() {
+            if !d.pending.is_empty() {
+                d.feed.keep(d.pending.split().freeze(), now);
+            }
         }
         for (id, f) in &mut self.frontends {
             if let Some(seq) = f.applied.take() {
@@ -459,6 +621,14 @@ impl Hub {
             }
         }
     }
+}
+
+/// A number that tells this kernel process apart from every other (its frame numbers start over).
+fn epoch() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (u64::from(std::process::id()) << 40)) | 1
 }
 
 #[cfg(test)]

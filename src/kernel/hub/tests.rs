@@ -18,6 +18,7 @@ fn attach(id: FrontendId, name: &str, sessions: Vec<(SessionId, Option<Login>)>)
         name: name.into(),
         instance: u64::from(id),
         sessions,
+        resume: None,
         outbox: tx,
         progress: progress.clone(),
     };

@@ -1,0 +1,184 @@
+//! The frontend's side of the connection handoff (see [`crate::handoff`]): adopting the clients
+//! a previous process of this server left connected, parking a copy of each new client with the
+//! supervisor and releasing it when the session ends, and the supervisor's request to hand over.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::chat::SessionId;
+use crate::handoff::socket::Channel;
+use crate::handoff::state::State;
+use crate::handoff::{MAX_FDS, MAX_RELEASES, Message, Parked};
+use crate::throttle::Warnings;
+
+/// What a client task asks of the handoff task.
+enum Request {
+    Park(Parked, OwnedFd),
+    Release(SessionId),
+}
+
+/// The client tasks' handle: cheap to clone, never waits.
+#[derive(Clone)]
+pub struct Store {
+    requests: mpsc::UnboundedSender<Request>,
+    /// Requests not yet written to the socket.
+    outstanding: Arc<AtomicUsize>,
+    warnings: Arc<Warnings>,
+}
+
+impl Store {
+    /// Hands a copy of a new client's connection to the supervisor, with its slot.
+    pub fn park(&self, session: SessionId, slot: u32, socket: &impl AsFd) {
+        match socket.as_fd().try_clone_to_owned() {
+            Ok(copy) => self.request(Request::Park((session, slot), copy)),
+            // At the open-file limit: this client is served, but would not outlive this process.
+            Err(e) => crate::warn_limited!(self.warnings, session, error = %e, "could not park a client's connection"),
+        }
+    }
+
+    /// The session ended: the supervisor closes its copy.
+    pub fn release(&self, session: SessionId) {
+        self.request(Request::Release(session));
+    }
+
+    /// Whether every park and release has reached the supervisor's socket.
+    pub fn is_idle(&self) -> bool {
+        self.outstanding.load(Ordering::Acquire) == 0
+    }
+
+    fn request(&self, request: Request) {
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
+        if self.requests.send(request).is_err() {
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// What the supervisor hands a new process: the server's position file, and the clients a
+/// previous process left (session, slot, connection), in the order they were parked.
+#[derive(Default)]
+pub struct Adoption {
+    pub state: Option<std::sync::Arc<State>>,
+    pub clients: Vec<(SessionId, u32, OwnedFd)>,
+}
+
+/// Reads the adoption until the supervisor says that was all.
+pub async fn adopt(channel: &Channel) -> std::io::Result<Adoption> {
+    let mut adoption = Adoption::default();
+    loop {
+        match channel.recv().await? {
+            Some((Message::State, fds)) => match fds.first().map(State::map) {
+                Some(Ok(state)) => adoption.state = Some(state),
+                Some(Err(e)) => tracing::warn!(error = %e, "cannot map the position file"),
+                None => {}
+            },
+            Some((Message::Adopt(list), fds)) => adoption
+                .clients
+                .extend(list.into_iter().zip(fds).map(|((id, slot), fd)| (id, slot, fd))),
+            Some((Message::Adopted, _)) | None => return Ok(adoption),
+            Some((other, _)) => {
+                tracing::warn!(message = ?other, "unexpected handoff message before the adoption ended")
+            }
+        }
+    }
+}
+
+/// Starts the task that carries parks and releases to the supervisor, in order, as few packets as
+/// it can; `hand_over` is cancelled when the supervisor asks this process to hand over.
+pub fn start(channel: Channel, hand_over: CancellationToken) -> Store {
+    let (requests, rx) = mpsc::unbounded_channel();
+    let outstanding = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(serve(Arc::new(channel), rx, outstanding.clone(), hand_over));
+    Store {
+        requests,
+        outstanding,
+        warnings: Arc::new(Warnings::new(1, 5)),
+    }
+}
+
+async fn serve(
+    channel: Arc<Channel>,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+    outstanding: Arc<AtomicUsize>,
+    hand_over: CancellationToken,
+) {
+    let mut pending: Vec<Request> = Vec::new();
+    loop {
+        tokio::select! {
+            received = channel.recv() => match received {
+                Ok(Some((Message::HandOver, _))) => {
+                    tracing::info!("the supervisor asks for a hand-over");
+                    hand_over.cancel();
+                }
+                Ok(Some((other, _))) => tracing::warn!(message = ?other, "unexpected handoff message"),
+                Ok(None) | Err(_) => {
+                    // The supervisor is gone (and we go with it): nothing more to park.
+                    tracing::warn!("the handoff socket closed");
+                    return;
+                }
+            },
+            count = rx.recv_many(&mut pending, 4 * MAX_FDS) => {
+                if count == 0 {
+                    return;
+                }
+                if let Err(e) = send(&channel, &mut pending).await {
+                    tracing::warn!(error = %e, "could not reach the supervisor's handoff socket");
+                    return;
+                }
+                outstanding.fetch_sub(count, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+/// Sends `pending` in order: each run of parks or of releases as few packets as it takes.
+async fn send(channel: &Channel, pending: &mut Vec<Request>) -> std::io::Result<()> {
+    let mut parks: Vec<(Parked, OwnedFd)> = Vec::new();
+    let mut releases: Vec<SessionId> = Vec::new();
+    for request in pending.drain(..) {
+        match request {
+            Request::Park(id, fd) => {
+                if !releases.is_empty() {
+                    flush_releases(channel, &mut releases).await?;
+                }
+                parks.push((id, fd));
+                if parks.len() == MAX_FDS {
+                    flush_parks(channel, &mut parks).await?;
+                }
+            }
+            Request::Release(id) => {
+                if !parks.is_empty() {
+                    flush_parks(channel, &mut parks).await?;
+                }
+                releases.push(id);
+                if releases.len() == MAX_RELEASES {
+                    flush_releases(channel, &mut releases).await?;
+                }
+            }
+        }
+    }
+    if !parks.is_empty() {
+        flush_parks(channel, &mut parks).await?;
+    }
+    if !releases.is_empty() {
+        flush_releases(channel, &mut releases).await?;
+    }
+    Ok(())
+}
+
+async fn flush_parks(channel: &Channel, parks: &mut Vec<(Parked, OwnedFd)>) -> std::io::Result<()> {
+    let ids = parks.iter().map(|(parked, _)| *parked).collect();
+    let fds: Vec<RawFd> = parks.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
+    channel.send(&Message::Park(ids), &fds).await?;
+    // Our copies go now; the supervisor holds its own.
+    parks.clear();
+    Ok(())
+}
+
+async fn flush_releases(channel: &Channel, releases: &mut Vec<SessionId>) -> std::io::Result<()> {
+    channel.send(&Message::Release(std::mem::take(releases)), &[]).await
+}

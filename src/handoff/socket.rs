@@ -1,0 +1,203 @@
+//! The handoff socket's I/O: packets with descriptors (`SCM_RIGHTS`) over a `SOCK_SEQPACKET`
+//! socket pair, on the tokio reactor.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
+};
+use tokio::io::unix::AsyncFd;
+
+use super::{MAX_FDS, MAX_PACKET, Message};
+
+/// One end of a handoff socket.
+pub struct Channel(AsyncFd<OwnedFd>);
+
+/// A new socket pair: (the supervisor's end, the frontend's end), both close-on-exec.
+pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    Ok(socketpair(AddressFamily::Unix, SockType::SeqPacket, None, flags)?)
+}
+
+impl Channel {
+    /// Serves `fd` (a non-blocking `SOCK_SEQPACKET` socket) on the current runtime.
+    pub fn new(fd: OwnedFd) -> io::Result<Self> {
+        // SAFETY: the `AsyncFd` owns the descriptor: it stays open, and the same, until the
+        // `AsyncFd` is dropped (and deregistered).
+        Ok(Self(unsafe { AsyncFd::register(fd) }?))
+    }
+
+    /// The frontend's end, inherited as `$CHAT_HANDOFF_FD`; `None` without it (run by hand or by
+    /// systemd). The variable is removed, so that nothing this process starts inherits it.
+    ///
+    /// Call it before any thread starts (it changes the environment).
+    pub fn inherited() -> Option<OwnedFd> {
+        let value = std::env::var(super::ENV).ok()?;
+        // SAFETY: no other thread runs yet (see above).
+        unsafe { std::env::remove_var(super::ENV) };
+        let fd: RawFd = value.parse().ok()?;
+        let borrowed = (fd >= 3).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })?;
+        match nix::sys::socket::getsockopt(&borrowed, nix::sys::socket::sockopt::SockType) {
+            Ok(SockType::SeqPacket) => {}
+            _ => {
+                tracing::warn!(
+                    fd,
+                    "{} names no SOCK_SEQPACKET socket; no connection handoff",
+                    super::ENV
+                );
+                return None;
+            }
+        }
+        // SAFETY: the supervisor gave this descriptor to this process alone (checked above to be
+        // a socket of the expected type), and nothing else here owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+        Some(fd)
+    }
+
+    /// Sends one packet with its descriptors (`message.fds()` of them, at most [`MAX_FDS`]).
+    pub async fn send(&self, message: &Message, fds: &[RawFd]) -> io::Result<()> {
+        debug_assert_eq!(message.fds(), fds.len());
+        debug_assert!(fds.len() <= MAX_FDS);
+        let bytes = message.encode();
+        loop {
+            let mut guard = self.0.writable().await?;
+            match guard.try_io(|inner| send_now(inner.as_raw_fd(), &bytes, fds)) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends a packet now if the socket has room; `WouldBlock` if not.
+    pub fn try_send(&self, message: &Message, fds: &[RawFd]) -> io::Result<()> {
+        send_now(self.0.as_raw_fd(), &message.encode(), fds)
+    }
+
+    /// Waits until a packet could be sent.
+    pub async fn writable(&self) -> io::Result<()> {
+        let mut guard = self.0.writable().await?;
+        guard.clear_ready();
+        Ok(())
+    }
+
+    /// The next packet and the descriptors that came with it; `None` once the peer is gone.
+    pub async fn recv(&self) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
+        loop {
+            let mut guard = self.0.readable().await?;
+            match guard.try_io(|inner| recv_now(inner.as_raw_fd())) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+fn send_now(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let iov = [IoSlice::new(bytes)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    sendmsg::<()>(fd, &iov, cmsgs, flags, None)?;
+    Ok(())
+}
+
+fn recv_now(fd: RawFd) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
+    let mut buf = vec![0u8; MAX_PACKET];
+    // Room for the most a packet may carry, so that a well-formed one is never truncated.
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let (bytes, flags, fds) = {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
+        let received = recvmsg::<()>(fd, &mut iov, Some(&mut space), flags)?;
+        let mut fds = Vec::new();
+        // On MSG_CTRUNC nix refuses to walk the control messages: whatever arrived then stays
+        // open, which only a peer breaking the protocol can cause (it is our own child).
+        if let Ok(cmsgs) = received.cmsgs() {
+            for cmsg in cmsgs {
+                if let ControlMessageOwned::ScmRights(received) = cmsg {
+                    // SAFETY: the kernel just installed these descriptors in our table for us.
+                    fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                }
+            }
+        }
+        (received.bytes, received.flags, fds)
+    };
+    if bytes == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    if flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a handoff packet was truncated",
+        ));
+    }
+    let message =
+        Message::decode(&buf[..bytes]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    if message.fds() != fds.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a handoff packet names {} sessions but carries {} descriptors",
+                message.fds(),
+                fds.len()
+            ),
+        ));
+    }
+    Ok(Some((message, fds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn descriptors_cross_with_their_sessions_in_batches() {
+        let (a, b) = pair().unwrap();
+        let (a, b) = (Channel::new(a).unwrap(), Channel::new(b).unwrap());
+        // 300 descriptors: two packets.
+        let files: Vec<std::fs::File> = (0..300).map(|_| std::fs::File::open("/dev/null").unwrap()).collect();
+        let raw: Vec<RawFd> = files.iter().map(|f| f.as_raw_fd()).collect();
+        let mut got = Vec::new();
+        let sending = async {
+            for (i, chunk) in raw.chunks(MAX_FDS).enumerate() {
+                let ids = (0..chunk.len() as u64).map(|n| (n + (i * MAX_FDS) as u64, 0)).collect();
+                a.send(&Message::Park(ids), chunk).await.unwrap();
+            }
+            a.send(&Message::Adopted, &[]).await.unwrap();
+        };
+        let receiving = async {
+            loop {
+                match b.recv().await.unwrap().unwrap() {
+                    (Message::Park(ids), fds) => got.extend(ids.into_iter().map(|(id, _)| id).zip(fds)),
+                    (Message::Adopted, fds) => {
+                        assert!(fds.is_empty());
+                        break;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        };
+        tokio::join!(sending, receiving);
+        assert_eq!(got.len(), 300);
+        assert!(got.iter().enumerate().all(|(i, (id, _))| *id == i as u64));
+        drop(a);
+        assert!(b.recv().await.unwrap().is_none(), "the peer's end closed");
+    }
+
+    #[tokio::test]
+    async fn a_packet_whose_descriptors_do_not_match_is_refused() {
+        let (a, b) = pair().unwrap();
+        let b = Channel::new(b).unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        send_now(
+            a.as_raw_fd(),
+            &Message::Park(vec![(1, 0), (2, 1)]).encode(),
+            &[file.as_raw_fd()],
+        )
+        .unwrap();
+        let err = b.recv().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}

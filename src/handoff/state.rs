@@ -1,0 +1,323 @@
+//! Where a frontend's process leaves off, kept in a small shared memory file (a memfd) that the
+//! supervisor creates for each server and hands to each of its processes, so that it outlives any
+//! one of them, crash included: the kernel frame it handled last, and for each client (by slot)
+//! how far its output was written and whether some of its input was still on its way.
+//!
+//! Every word is an atomic the process stores as it goes (no system call); its next process
+//! reads them once, before serving. Layout, in native-endian u64 words:
+//!
+//! ```text
+//! 0  magic        marks a file laid out like this
+//! 1  epoch        the kernel process the position belongs to (0: none yet)
+//! 2  position     the number of the last kernel frame handled
+//! 8+5i   output of slot i    the number of the last frame whose line for it was all written,
+//!                            | PENDING while some of its output is not yet written
+//! 9+5i   input of slot i     PARTIAL | UNACKED | HELD (see below)
+//! 10+5i  line of slot i      the number of the frame that carried its latest line to the
+//!                            kernel; 0 while that line waits for one
+//! 11+5i  writing of slot i   the last frame a write under way would complete; 0: none
+//! 12+5i  write end of slot i where that write would end, in bytes written to the socket ever
+//! ```
+//!
+//! A process that dies inside a write to a client leaves the next one unsure how much of it
+//! reached the socket; the socket itself knows how many bytes were ever written to it
+//! ([`bytes_written`]), which settles it.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const MAGIC: u64 = u64::from_be_bytes(*b"CHATPOS1");
+const HEADER_WORDS: usize = 8;
+const SLOT_WORDS: usize = 5;
+/// Output of a client's session not yet written (the frames after its number may not have
+/// reached it).
+pub const PENDING: u64 = 1 << 63;
+/// The client had sent part of a line, which died with the process.
+pub const PARTIAL: u64 = 1;
+/// The client had lines sent to the kernel and not acknowledged, which may have died with it.
+pub const UNACKED: u64 = 2;
+/// Input read from the client was not yet all handed to the kernel: it died with the process.
+pub const HELD: u64 = 4;
+
+/// A mapped position file.
+pub struct State {
+    words: NonNull<AtomicU64>,
+    len: usize,
+    slots: u32,
+}
+
+// SAFETY: the mapping is only ever accessed through atomics, and lives as long as the `State`.
+unsafe impl Send for State {}
+// SAFETY: as above.
+unsafe impl Sync for State {}
+
+impl State {
+    /// A new position file with room for `slots` clients.
+    pub fn create(name: &str, slots: u32) -> io::Result<OwnedFd> {
+        use nix::sys::memfd::{MFdFlags, memfd_create};
+        let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC)?;
+        let len = (HEADER_WORDS + SLOT_WORDS * slots as usize) * 8;
+        nix::unistd::ftruncate(&fd, len as i64)?;
+        Ok(fd)
+    }
+
+    /// Maps a position file; the descriptor may be closed afterwards.
+    pub fn map(fd: &OwnedFd) -> io::Result<Arc<Self>> {
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap};
+        let len = nix::sys::stat::fstat(fd)?.st_size as usize;
+        let words = len / 8;
+        if words < HEADER_WORDS {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "a position file too small"));
+        }
+        let size = NonZeroUsize::new(len).expect("checked above");
+        // SAFETY: a fresh shared mapping of a whole file we hold; it is only accessed as atomics
+        // (u64-aligned: mappings are page-aligned), and unmapped on drop.
+        let ptr = unsafe {
+            mmap(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                fd,
+                0,
+            )?
+        };
+        let state = Self {
+            words: ptr.cast(),
+            len,
+            slots: ((words - HEADER_WORDS) / SLOT_WORDS) as u32,
+        };
+        let magic = state.word(0);
+        if magic.load(Ordering::Acquire) != MAGIC {
+            magic.store(MAGIC, Ordering::Release);
+        }
+        Ok(Arc::new(state))
+    }
+
+    fn word(&self, i: usize) -> &AtomicU64 {
+        assert!(i < self.len / 8);
+        // SAFETY: in bounds (checked), aligned, and valid for the life of `self`.
+        unsafe { &*self.words.as_ptr().add(i) }
+    }
+
+    /// How many client slots it has.
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    /// The last kernel frame handled: its kernel's epoch and number.
+    pub fn position(&self) -> Option<(u64, u64)> {
+        let epoch = self.word(1).load(Ordering::Acquire);
+        (epoch != 0).then(|| (epoch, self.word(2).load(Ordering::Acquire)))
+    }
+
+    pub fn set_position(&self, epoch: u64, seq: u64) {
+        self.word(1).store(epoch, Ordering::Relaxed);
+        self.word(2).store(seq, Ordering::Release);
+    }
+
+    /// Slot `i`'s output word.
+    pub fn output(&self, slot: u32) -> &AtomicU64 {
+        assert!(slot < self.slots);
+        self.word(HEADER_WORDS + SLOT_WORDS * slot as usize)
+    }
+
+    /// Slot `i`'s input word.
+    pub fn input(&self, slot: u32) -> &AtomicU64 {
+        assert!(slot < self.slots);
+        self.word(HEADER_WORDS + SLOT_WORDS * slot as usize + 1)
+    }
+
+    /// Slot `i`'s line word.
+    pub fn line(&self, slot: u32) -> &AtomicU64 {
+        assert!(slot < self.slots);
+        self.word(HEADER_WORDS + SLOT_WORDS * slot as usize + 2)
+    }
+
+    /// Slot `i`'s writing word.
+    pub fn writing(&self, slot: u32) -> &AtomicU64 {
+        assert!(slot < self.slots);
+        self.word(HEADER_WORDS + SLOT_WORDS * slot as usize + 3)
+    }
+
+    /// Slot `i`'s write-end word.
+    pub fn write_end(&self, slot: u32) -> &AtomicU64 {
+        assert!(slot < self.slots);
+        self.word(HEADER_WORDS + SLOT_WORDS * slot as usize + 4)
+    }
+}
+
+/// One client's slot in a position file.
+#[derive(Clone)]
+pub struct Slot {
+    state: Arc<State>,
+    index: u32,
+}
+
+impl Slot {
+    /// Slot `index` of `state`, if it has one.
+    pub fn new(state: &Arc<State>, index: u32) -> Option<Self> {
+        (index < state.slots()).then(|| Self {
+            state: state.clone(),
+            index,
+        })
+    }
+
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Records how far the client's output is written, and whether more waits.
+    pub fn set_output(&self, written: u64, pending: bool) {
+        let word = if pending { written | PENDING } else { written };
+        self.state.output(self.index).store(word, Ordering::Relaxed);
+    }
+
+    /// Sets or clears an input flag ([`PARTIAL`], [`UNACKED`]).
+    pub fn set_input(&self, flag: u64, on: bool) {
+        let word = self.state.input(self.index);
+        if on {
+            word.fetch_or(flag, Ordering::Relaxed);
+        } else {
+            word.fetch_and(!flag, Ordering::Relaxed);
+        }
+    }
+
+    /// Records the last frame the write under way would complete (0: no write under way) and
+    /// where, in bytes ever written to the socket, that write would end.
+    pub fn set_writing(&self, frame: u64, end: u64) {
+        self.state.write_end(self.index).store(end, Ordering::Relaxed);
+        self.state.writing(self.index).store(frame, Ordering::Relaxed);
+    }
+
+    /// The write under way when the previous process died: the last frame it would have
+    /// completed (0: none) and where it would have ended.
+    pub fn was_writing(&self) -> (u64, u64) {
+        (
+            self.state.writing(self.index).load(Ordering::Relaxed),
+            self.state.write_end(self.index).load(Ordering::Relaxed),
+        )
+    }
+
+    /// Records the number of the frame that carried the client's latest line (0: it waits for
+    /// one).
+    pub fn set_line(&self, frame: u64) {
+        self.state.line(self.index).store(frame, Ordering::Relaxed);
+    }
+
+    /// What the process before left here: (output word, input word, line word).
+    pub fn read(&self) -> (u64, u64, u64) {
+        (
+            self.state.output(self.index).load(Ordering::Relaxed),
+            self.state.input(self.index).load(Ordering::Relaxed),
+            self.state.line(self.index).load(Ordering::Relaxed),
+        )
+    }
+
+    /// A fresh start for a new client.
+    pub fn reset(&self, written: u64) {
+        self.set_output(written, false);
+        self.state.input(self.index).store(0, Ordering::Relaxed);
+        self.set_line(0);
+        self.set_writing(0, 0);
+    }
+}
+
+/// How many bytes were ever written to the accepted TCP socket `socket`, by any process: those
+/// the peer acknowledged (`tcpi_bytes_acked`) and those still queued (`SIOCOUTQ`).
+pub fn bytes_written(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    // `struct tcp_info` up to `tcpi_bytes_acked` (Linux 4.1), at offset 120; glibc's copy of the
+    // struct stops before it.
+    const BYTES_ACKED: usize = 120;
+    let mut info = [0u8; BYTES_ACKED + 8];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: the buffer and its length are valid for the call, which writes at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if (len as usize) < info.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "tcp_info without tcpi_bytes_acked",
+        ));
+    }
+    let acked = u64::from_ne_bytes(info[BYTES_ACKED..].try_into().expect("8 bytes"));
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int to the pointer it is given.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(acked + queued.max(0) as u64)
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, of this length, used by nobody after this.
+        let _ = unsafe { nix::sys::mman::munmap(self.words.cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_one_process_stores_the_next_one_reads() {
+        let fd = State::create("test", 100).unwrap();
+        let first = State::map(&fd).unwrap();
+        assert_eq!(first.slots(), 100);
+        assert_eq!(first.position(), None);
+        first.set_position(7, 42);
+        first.output(99).store(41 | PENDING, Ordering::Relaxed);
+        first.input(3).store(PARTIAL, Ordering::Relaxed);
+        drop(first);
+        let next = State::map(&fd).unwrap();
+        assert_eq!(next.position(), Some((7, 42)));
+        assert_eq!(next.output(99).load(Ordering::Relaxed), 41 | PENDING);
+        assert_eq!(next.input(3).load(Ordering::Relaxed), PARTIAL);
+        assert_eq!(next.input(4).load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_socket_knows_how_many_bytes_were_written_to_it() {
+        use std::io::Write;
+        use std::os::fd::AsFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        assert_eq!(bytes_written(server.as_fd()).unwrap(), 0);
+        let mut copy = server.try_clone().unwrap();
+        copy.write_all(&[7u8; 1000]).unwrap();
+        drop(copy);
+        assert_eq!(
+            bytes_written(server.as_fd()).unwrap(),
+            1000,
+            "counted across descriptors"
+        );
+        // (On the connecting side the count includes the SYN: clients are always accepted here.)
+        drop(client);
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_slot_past_the_end_is_refused() {
+        let fd = State::create("test", 2).unwrap();
+        State::map(&fd).unwrap().output(2);
+    }
+}

@@ -1,0 +1,199 @@
+//! What the hub sends one frontend (by name), numbered, and the recent part of it kept, so that
+//! a new process of that frontend, adopting the old one's clients, gets again every frame the old
+//! one had not handled (see [`wire`](crate::wire)). Pure: bytes in, bytes out.
+//!
+//! The numbered frames are `Deliver`, `Named` and `Close`; the kernel and the frontend count them
+//! alike from the `Sync` frame that starts each connection. What is kept is the batches as they
+//! were handed to the writer (acknowledgements included, which a replay skips), for
+//! [`KEEP`] and at most [`KEEP_BYTES`]: enough for a crashed frontend's next process, which
+//! comes back within the kernel's grace, and no more.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::time::Instant;
+
+/// How long sent frames are kept for a replay: the grace a vanished frontend has, and more.
+pub const KEEP: Duration = Duration::from_secs(10);
+/// Bytes kept for a replay, per frontend, at most.
+pub const KEEP_BYTES: usize = 16 << 20;
+
+/// Frame tags that are numbered (see [`wire`](crate::wire)).
+const NUMBERED: [u8; 3] = [0x82, 0x83, 0x84];
+
+/// One frontend's numbered frames.
+#[derive(Debug)]
+pub struct Feed {
+    /// The number of the next numbered frame.
+    next: u64,
+    /// Numbered frames encoded and not yet handed over.
+    unsent: u64,
+    kept: VecDeque<Kept>,
+    kept_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Kept {
+    /// The number of its first numbered frame.
+    first: u64,
+    frames: Bytes,
+    at: Instant,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self {
+            next: 1,
+            unsent: 0,
+            kept: VecDeque::new(),
+            kept_bytes: 0,
+        }
+    }
+}
+
+impl Feed {
+    /// The number of the next numbered frame.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// A numbered frame was encoded.
+    pub fn numbered(&mut self) {
+        self.next += 1;
+        self.unsent += 1;
+    }
+
+    /// Keeps a batch handed over (or, for a frontend that is away, encoded), holding every
+    /// numbered frame encoded since the last one; forgets what is too old or too much.
+    pub fn keep(&mut self, frames: Bytes, now: Instant) {
+        let first = self.next - std::mem::take(&mut self.unsent);
+        self.kept_bytes += frames.len();
+        self.kept.push_back(Kept { first, frames, at: now });
+        while self.kept_bytes > KEEP_BYTES && self.kept.len() > 1 {
+            self.forget_oldest();
+        }
+        self.expire(now);
+    }
+
+    /// Forgets what was kept longer than [`KEEP`].
+    pub fn expire(&mut self, now: Instant) {
+        while self.kept.front().is_some_and(|k| k.at + KEEP <= now) {
+            self.forget_oldest();
+        }
+    }
+
+    /// When the oldest kept batch is due to be forgotten.
+    pub fn expiry(&self) -> Option<Instant> {
+        self.kept.front().map(|k| k.at + KEEP)
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some(k) = self.kept.pop_front() {
+            self.kept_bytes -= k.frames.len();
+        }
+    }
+
+    /// Every numbered frame after `after`, in order (nothing if `after` is the newest); `None`
+    /// if some of them are no longer kept, or `after` was never sent.
+    pub fn since(&self, after: u64) -> Option<BytesMut> {
+        if after >= self.next {
+            return None;
+        }
+        let oldest = self.kept.front().map_or(self.next, |k| k.first);
+        if after + 1 < oldest {
+            return None;
+        }
+        let mut out = BytesMut::new();
+        for kept in &self.kept {
+            let mut seq = kept.first;
+            let mut rest = &kept.frames[..];
+            while rest.len() >= 4 {
+                let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+                let (frame, tail) = rest.split_at(4 + len);
+                rest = tail;
+                if len > 0 && NUMBERED.contains(&frame[4]) {
+                    if seq > after {
+                        out.put_slice(frame);
+                    }
+                    seq += 1;
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Downstream;
+
+    fn frames(messages: &[Downstream]) -> Bytes {
+        let mut buf = BytesMut::new();
+        for m in messages {
+            m.encode(&mut buf);
+        }
+        buf.freeze()
+    }
+
+    fn close(session: u64) -> Downstream {
+        Downstream::Close { session }
+    }
+
+    fn decode(mut bytes: &[u8]) -> Vec<Downstream> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+            out.push(Downstream::decode(&bytes[4..4 + len]).unwrap());
+            bytes = &bytes[4 + len..];
+        }
+        out
+    }
+
+    #[test]
+    fn a_replay_is_every_numbered_frame_after_the_position_acknowledgements_left_out() {
+        let now = Instant::now();
+        let mut feed = Feed::default();
+        // Frames 1 and 2, with an acknowledgement between them.
+        feed.numbered();
+        feed.numbered();
+        feed.keep(frames(&[close(1), Downstream::Ack { seq: 9 }, close(2)]), now);
+        // Frame 3.
+        feed.numbered();
+        feed.keep(frames(&[close(3)]), now);
+        assert_eq!(feed.next(), 4);
+        assert_eq!(decode(&feed.since(0).unwrap()), vec![close(1), close(2), close(3)]);
+        assert_eq!(decode(&feed.since(1).unwrap()), vec![close(2), close(3)]);
+        assert_eq!(decode(&feed.since(3).unwrap()), vec![]);
+        assert!(feed.since(4).is_none(), "never sent");
+    }
+
+    #[test]
+    fn what_is_forgotten_cannot_be_replayed() {
+        let now = Instant::now();
+        let mut feed = Feed::default();
+        feed.numbered();
+        feed.keep(frames(&[close(1)]), now);
+        feed.numbered();
+        feed.keep(frames(&[close(2)]), now + KEEP / 2);
+        feed.expire(now + KEEP);
+        assert!(feed.since(0).is_none(), "frame 1 is gone");
+        assert_eq!(decode(&feed.since(1).unwrap()), vec![close(2)]);
+        assert_eq!(feed.expiry(), Some(now + KEEP / 2 + KEEP));
+        feed.expire(now + 2 * KEEP);
+        assert_eq!(decode(&feed.since(2).unwrap()), vec![], "nothing missed");
+        assert!(feed.since(1).is_none());
+    }
+
+    #[test]
+    fn the_bound_in_bytes_forgets_the_oldest_first() {
+        let now = Instant::now();
+        let mut feed = Feed::default();
+        let big = Bytes::from(vec![0u8; KEEP_BYTES / 2 + 1]);
+        for _ in 0..3 {
+            feed.keep(big.clone(), now);
+        }
+        assert_eq!(feed.kept.len(), 1);
+    }
+}
