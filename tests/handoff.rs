@@ -249,3 +249,37 @@ fn the_supervisor_keeps_no_copy_of_a_connection_that_ended() {
         a.until_has("alice").await;
     });
 }
+
+/// A reload that changes a server in a way its next process can take over (not its kind or
+/// address) hands its clients over, as `restart NAME` does.
+#[test]
+fn a_reload_that_changes_a_server_keeps_its_clients() {
+    let mut up = Up::start(&config());
+    let (twisted, old) = up.listening("twisted");
+    let (tornado, _) = up.listening("tornado");
+    run(LIMIT, async {
+        let mut a = Telnet::connect(twisted).await;
+        let mut c = Telnet::connect(tornado).await;
+        a.login("alice").await;
+        c.login("carol").await;
+        a.until_has("[carol] login to chat.").await;
+        let changed = config().replacen("name = \"twisted\"\n", "name = \"twisted\"\ninput_burst = 50\n", 1);
+        assert_ne!(changed, config());
+        tokio::task::block_in_place(|| {
+            up.write_config(&changed);
+            up.wait_for("changed: its next process takes its clients over");
+        });
+        let (_, new) = tokio::task::block_in_place(|| up.listening("twisted"));
+        assert_ne!(new, old);
+        c.send("msgall after the reload").await;
+        let seen = a.until_has("[carol]: after the reload").await;
+        assert!(
+            !seen.iter().any(|l| l.contains("logout") || l.contains("login")),
+            "{seen:?}"
+        );
+        let seen = c.until_has("[carol]: after the reload").await;
+        assert!(seen.is_empty(), "{seen:?}");
+        a.send("whoami").await;
+        a.until_has("alice").await;
+    });
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::{Scene, Telnet, Web, run, within};
+use util::{Scene, Telnet, Up, Web, run, server, within};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -153,5 +153,54 @@ fn chromium_on_a_phone_screen_fits_and_shows_the_user_list() {
         for measure in stdout.lines().filter(|l| l.starts_with("measure:")) {
             eprintln!("{measure}");
         }
+    });
+}
+
+/// The page across its server's death (kill -9: the WebSocket is handed to the next process, the
+/// page notices nothing) and a stop and start (the WebSocket closes: the page reconnects quietly,
+/// under the same name, without showing the login panel).
+#[test]
+fn chromium_rides_out_its_server_dying_and_restarting() {
+    require("node", "install Node.js");
+    require("chromium", "run scripts/install-test-deps.sh");
+    assert!(
+        e2e().join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run scripts/install-test-deps.sh"
+    );
+    let mut up = Up::start(&format!("{}{}", server("twisted", "tcp"), server("web", "ws")));
+    let (tcp_addr, _) = up.listening("twisted");
+    let (ws_addr, web_pid) = up.listening("web");
+    run(LIMIT, async {
+        let mut tuser = Telnet::connect(tcp_addr).await;
+        tuser.login("tuser").await;
+        let browser = script(
+            "node",
+            &[e2e().join("reconnect.mjs").into(), format!("http://{ws_addr}/").into()],
+        );
+        tuser.until("[SYSTEM INFO] - [webuser] login to chat.").await;
+
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(web_pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        tokio::task::block_in_place(|| up.listening("web"));
+        tuser.send("msgall after the kill").await;
+        let seen = tuser.until_has("after the kill").await;
+        assert!(seen.is_empty(), "the kill showed on the telnet side: {seen:?}");
+
+        let out = tokio::task::block_in_place(|| up.cli(&["stop", "web"]));
+        assert!(out.status.success(), "{out:?}");
+        tuser.until("[SYSTEM INFO] - [webuser] logout from chat.").await;
+        let out = tokio::task::block_in_place(|| up.cli(&["start", "web"]));
+        assert!(out.status.success(), "{out:?}");
+        tuser.until("[SYSTEM INFO] - [webuser] login to chat.").await;
+        tuser.send("msgall after the restart").await;
+
+        let output = within("the browser script", browser.wait_with_output()).await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "browser script failed:\n{stdout}\n{stderr}");
+        assert!(stdout.trim_end().ends_with("OK"), "{stdout}");
     });
 }

@@ -82,8 +82,11 @@ pub struct RunArgs {
     /// Restarts measured per restart scenario.
     #[arg(long, default_value_t = 10)]
     pub restarts: usize,
+    /// Clients of the frontend killed and restarted in the handoff scenario.
+    #[arg(long, default_value_t = 5000)]
+    pub handoff_clients: usize,
     /// Scenarios to run (default all): fanout, fanout-5000, burst, web-cpu, latency, idle,
-    /// login-storm, frontend-restart, kernel-restart, start-stop.
+    /// login-storm, frontend-restart, kernel-restart, handoff, start-stop.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The chat-supervisor to measure (default: the one beside chat-bench).
@@ -212,6 +215,9 @@ async fn run_all(args: RunArgs) -> Result<Value> {
     }
     if scenario(&args, "kernel-restart") {
         out.insert("kernel_restart".into(), restart::kernel(&args).await?);
+    }
+    if scenario(&args, "handoff") {
+        out.insert("handoff".into(), scenarios::handoff::run(&args).await?);
     }
     if scenario(&args, "start-stop") {
         out.insert("start_stop".into(), start_stop::run(&args).await?);

@@ -256,6 +256,52 @@ fn rows(f: &Value) -> Vec<[String; 4]> {
             verdict(median.as_f64().map(|m| m <= 100_000.0)).into(),
         ]);
     }
+    let ho = &f["handoff"];
+    if !ho.is_null() {
+        for (event, label, pause) in [
+            ("kill", "frontend `kill -9`", 250_000.0),
+            ("restart", "`restart NAME`", 100_000.0),
+        ] {
+            let e = &ho["events"][event];
+            let load = format!(
+                "{label} with {} clients, a line every {} ms",
+                ho["clients"], ho["line_every_ms"]
+            );
+            for (what, key) in [
+                ("clients disconnected", "disconnected"),
+                ("lines lost", "lost"),
+                ("lines twice", "duplicated"),
+            ] {
+                let n = e[key].as_u64();
+                rows.push([
+                    format!("{load}: {what}"),
+                    "0".into(),
+                    n.map_or("n/a".into(), |n| format!("{n} of {}", e["expected"])),
+                    verdict(n.map(|n| n == 0)).into(),
+                ]);
+            }
+            let seen = &e["pause_us"];
+            rows.push([
+                format!("{load}: the pause a client saw (largest jump in delivery time between two lines)"),
+                format!("<= {} ms", pause / 1000.0),
+                format!(
+                    "{} (with nothing killed {}; longest delivery {}, with nothing killed {})",
+                    ms(seen),
+                    ms(&ho["events"]["steady"]["pause_us"]),
+                    ms(&e["delivery"]["max_us"]),
+                    ms(&ho["events"]["steady"]["delivery"]["max_us"])
+                ),
+                verdict(seen.as_f64().map(|l| l <= pause)).into(),
+            ]);
+        }
+        let per = ho["supervisor_kib_per_parked_connection"].as_f64();
+        rows.push([
+            format!("supervisor memory per parked connection, {} parked", ho["clients"]),
+            "-".into(),
+            per.map_or("n/a".into(), |p| format!("{p:.2} KiB")),
+            "-".into(),
+        ]);
+    }
     let kr = &f["kernel_restart"];
     if !kr.is_null() {
         for (label, key) in [

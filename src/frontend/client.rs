@@ -92,8 +92,9 @@ impl std::fmt::Display for End {
 pub enum Opening {
     /// A new client: a new session, and its connection parked with the supervisor.
     New(SocketAddr),
-    /// A client a previous process of this server served (already parked).
-    Adopted(Adopted),
+    /// A client a previous process of this server served (already parked); boxed, so that every
+    /// connection's task stays small.
+    Adopted(Box<Adopted>),
 }
 
 /// Serves one client until it ends; both halves of its socket are closed on return.
@@ -118,7 +119,7 @@ pub async fn serve(
             }
             (session, outbox)
         }
-        Opening::Adopted(adopted) => sessions.resume(adopted),
+        Opening::Adopted(adopted) => sessions.resume(*adopted),
     };
     let (read, write) = stream.into_split();
     let parked = sessions.parking().map(|store| Parked {
@@ -127,18 +128,8 @@ pub async fn serve(
         socket: std::os::fd::AsRawFd::as_raw_fd(write.as_ref()),
     });
     let mut bucket = TokenBucket::new(limits.input_rate, limits.input_burst, Instant::now());
-    let reading = async {
-        if !reads {
-            return std::future::pending().await;
-        }
-        tokio::select! {
-            end = read_in(&read, first, &session, &mut decoder, &mut bucket, render) => end,
-            // Handing over: what the client sends waits in its socket for the next process.
-            () = sessions.reading_stopped() => std::future::pending().await,
-        }
-    };
     let end = tokio::select! {
-        end = reading => end,
+        end = read_in(&read, reads, first, &session, &mut decoder, &mut bucket, render) => end,
         end = write_out(&write, &mut outbox, &session, limits.send_timeout) => end,
     };
     session.ended(&end);
@@ -164,8 +155,11 @@ impl Drop for Parked<'_> {
     }
 }
 
+/// Reads the client until it ends (`reads` false: never; and not once this process hands its
+/// clients over: what they send then waits in their sockets for the next process).
 async fn read_in(
     read: &OwnedReadHalf,
+    reads: bool,
     first: Bytes,
     session: &Session<'_>,
     decoder: &mut impl Decode,
@@ -174,19 +168,35 @@ async fn read_in(
 ) -> End {
     // Held only while it has bytes: an idle client keeps no read buffer. The rarely taken waits
     // (a throttled or a behind client) are boxed, so that every idle connection's task stays small.
+    if !reads {
+        return std::future::pending().await;
+    }
     let mut buf = BytesMut::from(&first[..]);
     drop(first);
+    // Bytes read from the socket ever (by this process and earlier ones).
+    let mut consumed = session.read_base;
     loop {
         if buf.is_empty() {
             buf = BytesMut::new();
             if read.readable().await.is_err() {
                 return End::Client;
             }
+            if session.handing_over() {
+                return std::future::pending().await;
+            }
             buf.reserve(READ_CHUNK);
+            // Until what it reads is recorded, a read is a moment where input could die unseen.
+            session.reading(Some(consumed));
             match read.try_read_buf(&mut buf) {
                 Ok(0) => return End::Client,
-                Ok(_) => session.heard(),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                Ok(n) => {
+                    session.heard();
+                    consumed += n as u64;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    session.reading(None);
+                    continue;
+                }
                 Err(_) => return End::Client,
             }
         }
@@ -201,6 +211,7 @@ async fn read_in(
         }
         buf.clear();
         session.input_held(!items.is_empty(), decoder.partial());
+        session.reading(None);
         for item in items {
             // Each item costs a token; without one the client waits, unread. So does a client
             // with more output waiting than it reads.
@@ -214,7 +225,11 @@ async fn read_in(
             }
             match item {
                 Input::Line(line) => {
-                    if let Err(error) = session.line(line).await {
+                    let sent = match session.line_now(line) {
+                        Ok(()) => Ok(()),
+                        Err(wait) => Box::pin(session.line_after(wait)).await,
+                    };
+                    if let Err(error) = sent {
                         session.error(error, render);
                     }
                 }

@@ -238,7 +238,11 @@ fn register(
         .clients
         .into_iter()
         .filter_map(|(id, slot, fd)| {
-            let sent = crate::handoff::state::bytes_written(std::os::fd::AsFd::as_fd(&fd)).ok();
+            let socket = std::os::fd::AsFd::as_fd(&fd);
+            let counts = (
+                crate::handoff::state::bytes_written(socket).ok(),
+                crate::handoff::state::bytes_read(socket).ok(),
+            );
             let stream = std::net::TcpStream::from(fd);
             let peer = stream
                 .peer_addr()
@@ -248,7 +252,7 @@ fn register(
                 .and_then(|()| tokio::net::TcpStream::from_std(stream));
             match stream {
                 Ok(stream) => {
-                    let (adopted, reached) = sessions.adopt(id, slot, peer, position.map(|(_, seq)| seq), sent);
+                    let (adopted, reached) = sessions.adopt(id, slot, peer, position.map(|(_, seq)| seq), counts);
                     if let (Some((epoch, at)), Some(reached)) = (resume, reached) {
                         resume = Some((epoch, at.min(reached)));
                     }

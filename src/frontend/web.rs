@@ -100,7 +100,7 @@ pub async fn serve(
         }
         let web = web.clone();
         tokio::spawn(async move {
-            websocket(stream, Opening::Adopted(adopted), &web, Bytes::new()).await;
+            websocket(stream, Opening::Adopted(Box::new(adopted)), &web, Bytes::new()).await;
             drop(ticket);
         });
     }
@@ -163,9 +163,8 @@ async fn websocket(stream: TcpStream, opening: Opening, web: &Web, first: Bytes)
         decoder: websocket::Decoder::new(web.limits.max_line + 2, web.message_cap()),
         max_line: web.limits.max_line,
     };
-    let peer = stream.peer_addr().ok();
     let end = client::serve(stream, opening, &web.sessions, decoder, &web.limits, &render, first).await;
-    tracing::debug!(?peer, ?end, "web client gone");
+    tracing::debug!(?end, "web client gone");
 }
 
 /// Reads until a whole request head is in `buf`; `None` if the client closed first.

@@ -10,18 +10,21 @@
 //! 0  magic        marks a file laid out like this
 //! 1  epoch        the kernel process the position belongs to (0: none yet)
 //! 2  position     the number of the last kernel frame handled
-//! 8+5i   output of slot i    the number of the last frame whose line for it was all written,
+//! 8+6i   output of slot i    the number of the last frame whose line for it was all written,
 //!                            | PENDING while some of its output is not yet written
-//! 9+5i   input of slot i     PARTIAL | UNACKED | HELD (see below)
-//! 10+5i  line of slot i      the number of the frame that carried its latest line to the
+//! 9+6i   input of slot i     PARTIAL | UNACKED | HELD (see below)
+//! 10+6i  line of slot i      the number of the frame that carried its latest line to the
 //!                            kernel; 0 while that line waits for one
-//! 11+5i  writing of slot i   the last frame a write under way would complete; 0: none
-//! 12+5i  write end of slot i where that write would end, in bytes written to the socket ever
+//! 11+6i  writing of slot i   the last frame a write under way would complete; 0: none
+//! 12+6i  write end of slot i where that write would end, in bytes written to the socket ever
+//! 13+6i  reading of slot i   1 + the bytes read from the socket ever, before a read under way;
+//!                            0: none
 //! ```
 //!
 //! A process that dies inside a write to a client leaves the next one unsure how much of it
-//! reached the socket; the socket itself knows how many bytes were ever written to it
-//! ([`bytes_written`]), which settles it.
+//! reached the socket, and one that dies just after a read, before it could record what it read,
+//! leaves it unsure whether input died with it; the socket itself knows how many bytes were ever
+//! written to it and read from it ([`bytes_written`], [`bytes_read`]), which settles both.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -32,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"CHATPOS1");
 const HEADER_WORDS: usize = 8;
-const SLOT_WORDS: usize = 5;
+const SLOT_WORDS: usize = 6;
 /// Output of a client's session not yet written (the frames after its number may not have
 /// reached it).
 pub const PENDING: u64 = 1 << 63;
@@ -149,6 +152,12 @@ impl State {
         assert!(slot < self.slots);
         self.word(HEADER_WORDS + SLOT_WORDS * slot as usize + 4)
     }
+
+    /// Slot `i`'s reading word.
+    pub fn reading(&self, slot: u32) -> &AtomicU64 {
+        assert!(slot < self.slots);
+        self.word(HEADER_WORDS + SLOT_WORDS * slot as usize + 5)
+    }
 }
 
 /// One client's slot in a position file.
@@ -203,6 +212,19 @@ impl Slot {
         )
     }
 
+    /// Records that a read is under way, `before` bytes having been read from the socket ever
+    /// (`None`: no read under way).
+    pub fn set_reading(&self, before: Option<u64>) {
+        self.state
+            .reading(self.index)
+            .store(before.map_or(0, |b| b + 1), Ordering::Relaxed);
+    }
+
+    /// The read under way when the previous process died: the bytes read ever before it.
+    pub fn was_reading(&self) -> Option<u64> {
+        self.state.reading(self.index).load(Ordering::Relaxed).checked_sub(1)
+    }
+
     /// Records the number of the frame that carried the client's latest line (0: it waits for
     /// one).
     pub fn set_line(&self, frame: u64) {
@@ -224,18 +246,32 @@ impl Slot {
         self.state.input(self.index).store(0, Ordering::Relaxed);
         self.set_line(0);
         self.set_writing(0, 0);
+        self.set_reading(None);
     }
 }
 
 /// How many bytes were ever written to the accepted TCP socket `socket`, by any process: those
 /// the peer acknowledged (`tcpi_bytes_acked`) and those still queued (`SIOCOUTQ`).
 pub fn bytes_written(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
+    let acked = tcp_info_u64(socket, TCPI_BYTES_ACKED)?;
+    Ok(acked + queue(socket, nix::libc::TIOCOUTQ)?)
+}
+
+/// How many bytes were ever read from the TCP socket `socket`, by any process: those received
+/// (`tcpi_bytes_received`) less those waiting to be read (`SIOCINQ`).
+pub fn bytes_read(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
+    let received = tcp_info_u64(socket, TCPI_BYTES_RECEIVED)?;
+    Ok(received.saturating_sub(queue(socket, nix::libc::FIONREAD)?))
+}
+
+/// Offsets in `struct tcp_info` (Linux 4.1 and later); glibc's copy of the struct stops before.
+const TCPI_BYTES_ACKED: usize = 120;
+const TCPI_BYTES_RECEIVED: usize = 128;
+
+fn tcp_info_u64(socket: std::os::fd::BorrowedFd<'_>, offset: usize) -> io::Result<u64> {
     use nix::libc;
     use std::os::fd::AsRawFd;
-    // `struct tcp_info` up to `tcpi_bytes_acked` (Linux 4.1), at offset 120; glibc's copy of the
-    // struct stops before it.
-    const BYTES_ACKED: usize = 120;
-    let mut info = [0u8; BYTES_ACKED + 8];
+    let mut info = [0u8; TCPI_BYTES_RECEIVED + 8];
     let mut len = info.len() as libc::socklen_t;
     // SAFETY: the buffer and its length are valid for the call, which writes at most `len` bytes.
     let rc = unsafe {
@@ -250,20 +286,24 @@ pub fn bytes_written(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    if (len as usize) < info.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "tcp_info without tcpi_bytes_acked",
-        ));
+    if (len as usize) < offset + 8 {
+        return Err(io::Error::new(io::ErrorKind::Unsupported, "a tcp_info too short"));
     }
-    let acked = u64::from_ne_bytes(info[BYTES_ACKED..].try_into().expect("8 bytes"));
-    let mut queued: libc::c_int = 0;
-    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int to the pointer it is given.
-    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+    Ok(u64::from_ne_bytes(
+        info[offset..offset + 8].try_into().expect("8 bytes"),
+    ))
+}
+
+/// Bytes in a socket queue: `TIOCOUTQ` (not yet acknowledged) or `FIONREAD` (not yet read).
+fn queue(socket: std::os::fd::BorrowedFd<'_>, request: nix::libc::Ioctl) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let mut queued: nix::libc::c_int = 0;
+    // SAFETY: both requests write one int to the pointer they are given.
+    let rc = unsafe { nix::libc::ioctl(socket.as_raw_fd(), request, &mut queued) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(acked + queued.max(0) as u64)
+    Ok(queued.max(0) as u64)
 }
 
 impl Drop for State {
@@ -311,7 +351,18 @@ mod tests {
             "counted across descriptors"
         );
         // (On the connecting side the count includes the SYN: clients are always accepted here.)
-        drop(client);
+        let mut client = client;
+        client.write_all(b"hello\n").unwrap();
+        let mut server = server;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while tcp_info_u64(server.as_fd(), TCPI_BYTES_RECEIVED).unwrap() < 6 {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::yield_now();
+        }
+        assert_eq!(bytes_read(server.as_fd()).unwrap(), 0, "received, not yet read");
+        let mut three = [0u8; 3];
+        std::io::Read::read_exact(&mut server, &mut three).unwrap();
+        assert_eq!(bytes_read(server.as_fd()).unwrap(), 3);
     }
 
     #[test]

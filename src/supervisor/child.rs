@@ -83,6 +83,18 @@ pub struct Status {
 pub struct Ctl {
     pub request: Event,
     pub done: oneshot::Sender<State>,
+    /// A stop on the way to a successor (a reload that changed the server): the process hands
+    /// its clients over, and they stay parked for the next handle.
+    pub hand_over: bool,
+}
+
+/// What a frontend's clients need across its processes, even across handles (a reload that
+/// changes the server hands them from the old handle to the new one): their parked connections
+/// and the server's position file.
+#[derive(Clone, Default)]
+pub struct Carry {
+    parked: Arc<Mutex<Parked>>,
+    state: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 /// The supervisor's handle on a child's task. Dropping it (its `ctl` sender) stops the child and
@@ -91,11 +103,18 @@ pub struct Handle {
     pub spec: Spec,
     ctl: mpsc::Sender<Ctl>,
     pub status: watch::Receiver<Status>,
+    carry: Carry,
 }
 
 impl Handle {
     /// Starts the task, which starts the child.
     pub fn start(spec: Spec) -> Self {
+        Self::start_with(spec, None)
+    }
+
+    /// Starts the task with what an earlier handle of the same server carried (see
+    /// [`Handle::hand_over_and_end`]), or afresh.
+    pub fn start_with(spec: Spec, carry: Option<Carry>) -> Self {
         let (ctl, ctl_rx) = mpsc::channel(8);
         let (status_tx, status) = watch::channel(Status {
             state: State::Starting,
@@ -103,19 +122,47 @@ impl Handle {
             since: None,
             restarts: 0,
         });
-        tokio::spawn(supervise(spec.clone(), ctl_rx, status_tx));
-        Self { spec, ctl, status }
+        let carry = carry.unwrap_or_else(|| Carry::new(&spec));
+        tokio::spawn(supervise(spec.clone(), carry.clone(), ctl_rx, status_tx));
+        Self {
+            spec,
+            ctl,
+            status,
+            carry,
+        }
     }
 
     /// Sends `start`, `stop` or `restart`, waits for it to be carried out, and returns the state
     /// the child was in before.
     pub async fn request(&self, request: Event) -> State {
+        self.request_with(request, false).await
+    }
+
+    async fn request_with(&self, request: Event, hand_over: bool) -> State {
         let (done, wait) = oneshot::channel();
         let before = self.status.borrow().state;
-        if self.ctl.send(Ctl { request, done }).await.is_err() {
+        if self
+            .ctl
+            .send(Ctl {
+                request,
+                done,
+                hand_over,
+            })
+            .await
+            .is_err()
+        {
             return before;
         }
         wait.await.unwrap_or(before)
+    }
+
+    /// Stops the child the way a restart does (it hands its clients over), ends the task, and
+    /// returns the clients for the next handle of the server ([`Handle::start_with`]).
+    pub async fn hand_over_and_end(self) -> Carry {
+        self.request_with(Event::Stop, true).await;
+        let carry = self.carry.clone();
+        self.stop_and_end().await;
+        carry
     }
 
     /// Stops the child and waits until its task has ended.
@@ -143,7 +190,30 @@ pub async fn settled(mut status: watch::Receiver<Status>) -> State {
 /// The one timer of a child (see [`lifecycle`](super::lifecycle)): when, and the event it makes.
 type Timer = Option<(tokio::time::Instant, Event)>;
 
-async fn supervise(spec: Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Sender<Status>) {
+impl Carry {
+    /// A fresh one: nothing parked, and (a frontend) a new position file with a slot per
+    /// connection it may hold.
+    fn new(spec: &Spec) -> Self {
+        let state = match &spec.role {
+            Role::Frontend { server, .. } => {
+                let slots = server.max_connections.min(u32::MAX as usize - 1) as u32;
+                crate::handoff::state::State::create(&spec.name, slots)
+                    .map_err(
+                        |e| tracing::warn!(name = %spec.name, error = %e, "no position file: a restart may lose lines"),
+                    )
+                    .ok()
+                    .map(Arc::new)
+            }
+            Role::Kernel { .. } => None,
+        };
+        Self {
+            parked: Arc::new(Mutex::new(Parked::default())),
+            state,
+        }
+    }
+}
+
+async fn supervise(spec: Spec, carry: Carry, mut ctl: mpsc::Receiver<Ctl>, status: watch::Sender<Status>) {
     let log = match ChildLog::open(&spec.log_dir, &spec.name, spec.log_keep) {
         Ok(log) => log,
         Err(e) => {
@@ -163,18 +233,11 @@ async fn supervise(spec: Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Send
         timer: None,
         events: VecDeque::new(),
         handoff: None,
-        parked: Arc::new(Mutex::new(Parked::default())),
-        state: None,
+        parked: carry.parked,
+        state: carry.state,
         hand_over: false,
+        successor: false,
     };
-    if let Role::Frontend { server, .. } = &spec.role {
-        // A slot per connection it may hold.
-        let slots = server.max_connections.min(u32::MAX as usize - 1) as u32;
-        match crate::handoff::state::State::create(&spec.name, slots) {
-            Ok(fd) => run.state = Some(Arc::new(fd)),
-            Err(e) => tracing::warn!(name = %spec.name, error = %e, "no position file: a restart may lose lines"),
-        }
-    }
     run.execute(first);
     // Replies owed, sent once the child is no longer stopping.
     let mut owed: Vec<(oneshot::Sender<State>, State)> = Vec::new();
@@ -196,7 +259,7 @@ async fn supervise(spec: Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Send
             (s.state, s.pid, s.restarts) = (state, pid, lifecycle.restarts());
             changed
         });
-        if state.unavailable() && run.process.is_none() {
+        if state.unavailable() && run.process.is_none() && !run.successor {
             // Stopped for good (or failed): nobody will adopt its clients.
             let closed = lock(&run.parked).clear();
             if closed > 0 {
@@ -254,10 +317,12 @@ async fn supervise(spec: Spec, mut ctl: mpsc::Receiver<Ctl>, status: watch::Send
                 Event::WatchdogExpired
             }
             request = ctl.recv(), if !ending => match request {
-                Some(Ctl { request, done }) => {
+                Some(Ctl { request, done, hand_over }) => {
                     owed.push((done, lifecycle.state()));
-                    // A restart hands the clients over to the next process (a stop does not).
-                    run.hand_over = request == Event::Restart;
+                    // A restart hands the clients over to the next process (a stop does not,
+                    // unless a successor handle takes them).
+                    run.hand_over = request == Event::Restart || hand_over;
+                    run.successor |= hand_over;
                     request
                 }
                 None => {
@@ -293,6 +358,8 @@ struct Run<'a> {
     state: Option<Arc<std::os::fd::OwnedFd>>,
     /// The next stop is a restart's: ask for a hand-over instead of sending SIGTERM.
     hand_over: bool,
+    /// A successor handle takes the parked clients: they stay open when this one stops.
+    successor: bool,
 }
 
 impl Run<'_> {

@@ -138,13 +138,19 @@ impl Supervisor {
     }
 
     fn start_server(&mut self, server: &Server) {
+        self.start_server_with(server, None);
+    }
+
+    /// Starts `server`, with the clients an earlier handle of it carried, if any.
+    fn start_server_with(&mut self, server: &Server, carry: Option<child::Carry>) {
         let listener = self.listeners[&server.name].clone();
         let role = Role::Frontend {
             server: server.clone(),
             listener,
         };
         let spec = self.spec(&server.name, role, server.restart);
-        self.servers.insert(server.name.clone(), Handle::start(spec));
+        self.servers
+            .insert(server.name.clone(), Handle::start_with(spec, carry));
     }
 
     async fn run(mut self) -> Result<()> {
@@ -400,8 +406,26 @@ impl Supervisor {
             };
         }
 
+        // A server changed in a way its next process can take over (not its kind or address)
+        // hands its clients over, as `restart NAME` does; the others stop.
+        let taken_over = |handle: &Handle| {
+            plan.restarted.iter().any(|s| match &handle.spec.role {
+                Role::Frontend { server, .. } => server.name == s.name && server.kind == s.kind,
+                Role::Kernel { .. } => false,
+            })
+        };
         let stopping: Vec<Handle> = plan.to_stop().filter_map(|name| self.servers.remove(name)).collect();
-        futures_util::future::join_all(stopping.into_iter().map(Handle::stop_and_end)).await;
+        let (handing, ending): (Vec<Handle>, Vec<Handle>) = stopping.into_iter().partition(|h| taken_over(h));
+        let handed = futures_util::future::join_all(handing.into_iter().map(|h| async move {
+            let name = h.spec.name.clone();
+            (name, h.hand_over_and_end().await)
+        }));
+        let (handed, _) = futures_util::future::join(
+            handed,
+            futures_util::future::join_all(ending.into_iter().map(Handle::stop_and_end)),
+        )
+        .await;
+        let mut carried: BTreeMap<String, child::Carry> = handed.into_iter().collect();
         for name in &plan.removed {
             self.listeners.remove(name);
             tracing::info!(name, "removed");
@@ -410,10 +434,13 @@ impl Supervisor {
         for server in plan.to_start() {
             if plan.added.contains(server) {
                 tracing::info!(name = %server.name, "added");
+            } else if carried.contains_key(&server.name) {
+                tracing::info!(name = %server.name, "changed: its next process takes its clients over");
             } else {
                 tracing::info!(name = %server.name, "changed: restarting");
             }
-            self.start_server(server);
+            let carry = carried.remove(&server.name);
+            self.start_server_with(server, carry);
         }
         *self.expect.lock().unwrap_or_else(|e| e.into_inner()) = new.servers.iter().map(|s| s.name.clone()).collect();
         self.config = new;

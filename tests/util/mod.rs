@@ -482,7 +482,10 @@ impl Up {
 fn options() -> chat_harness::Options {
     chat_harness::Options {
         wait: WAIT,
+        // A failing run can be looked into: `KEEP_DIR=1` keeps its directory (logs included),
+        // `CHAT_TEST_LOG` sets the processes' `RUST_LOG`.
         keep_dir: std::env::var_os("KEEP_DIR").is_some(),
+        rust_log: std::env::var("CHAT_TEST_LOG").unwrap_or_else(|_| chat_harness::Options::default().rust_log),
         ..chat_harness::Options::default()
     }
 }

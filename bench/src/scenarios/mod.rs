@@ -3,6 +3,7 @@
 
 pub mod burst;
 pub mod fanout;
+pub mod handoff;
 pub mod idle;
 pub mod large_fanout;
 pub mod latency;

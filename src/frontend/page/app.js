@@ -18,6 +18,10 @@ let pendingName = null;  // login sent, not yet confirmed
 let wantName = null;     // log in again with this name after a reconnect
 let retry = 0;
 let retryTimer = null;
+// Reconnecting after a close while logged in: the chat stays on screen, and a short note says
+// when it is back, under the same name. Past this many failed tries the login panel comes back.
+let reconnecting = false;
+const QUIET_TRIES = 12;
 // Who is online, oldest login first: fetched once with /userlist after logging in, then kept
 // up to date from the login and logout lines every user receives (asking again on each of them
 // would make a login storm cost the server users x users names).
@@ -58,10 +62,21 @@ function connect() {
   ws.onclose = () => {
     if (socket !== ws) return;
     socket = null;
-    if (myName) wantName = myName;
-    showLoggedOut();
-    const delay = Math.min(10000, 250 * 2 ** retry++);
-    setState("offline", "offline, retrying in " + Math.ceil(delay / 1000) + " s");
+    if (myName) {
+      wantName = myName;
+      reconnecting = true;
+    }
+    // A server restart closes with 1012 and is back at once: the first try comes quickly, and
+    // while the chat stays on screen the tries stay a second apart at most.
+    const delay = retry === 0 ? 100 : Math.min(reconnecting ? 1000 : 10000, 250 * 2 ** retry);
+    retry++;
+    if (reconnecting && retry <= QUIET_TRIES) {
+      setState("connecting", "reconnecting…");
+    } else {
+      reconnecting = false;
+      showLoggedOut();
+      setState("offline", "offline, retrying in " + Math.ceil(delay / 1000) + " s");
+    }
     retryTimer = setTimeout(connect, delay);
   };
 }
@@ -111,6 +126,14 @@ function receive(data) {
     if (what === "login to chat" && who === pendingName) {
       pendingName = null;
       wantName = null;
+      if (reconnecting) {
+        // Back under the same name: a short note instead of the login line.
+        reconnecting = false;
+        myName = who;
+        if (send("/userlist")) listsAsked.push(false);
+        notice("reconnected");
+        return;
+      }
       showLoggedIn(who);
     } else if (what === "logout from chat" && who === myName) {
       wantName = null;
@@ -123,6 +146,11 @@ function receive(data) {
       showUsers(users);
     }
   } else if (pendingName && text.startsWith("[ERROR] - ")) {
+    if (reconnecting) {
+      // The name could not be taken back: now the login panel.
+      reconnecting = false;
+      showLoggedOut();
+    }
     ui.loginError.textContent = text.slice("[ERROR] - ".length);
     if (text === "[ERROR] - Already login!") showLoggedIn(pendingName);
     pendingName = null;

@@ -112,12 +112,38 @@ impl Sessions {
     }
 }
 
+/// Why a line must wait before it goes to the kernel.
+pub enum Wait {
+    /// The queue to the kernel is full (the line has its place among those in flight).
+    Room(Upstream),
+    /// The client has [`MAX_INFLIGHT`] lines unacknowledged.
+    Inflight(Upstream),
+}
+
 impl Session<'_> {
     /// Forwards one input line to the kernel, waiting while this client has [`MAX_INFLIGHT`]
     /// lines unacknowledged or the queue is full. Returns `server busy` instead when the kernel
     /// is down and this line is past those bounds. The wait, rare, is boxed: an idle client's
     /// task stays small.
     pub async fn line(&self, line: String) -> Result<(), ChatError> {
+        match self.line_now(line) {
+            Ok(()) => Ok(()),
+            Err(wait) => self.line_after(wait).await,
+        }
+    }
+
+    /// Forwards a line after the wait [`line_now`](Self::line_now) said it needs.
+    pub async fn line_after(&self, wait: Wait) -> Result<(), ChatError> {
+        match wait {
+            Wait::Room(message) => self.send(message).await,
+            Wait::Inflight(message) => self.line_waiting(message).await,
+        }
+    }
+
+    /// Forwards a line if that needs no wait (the usual case); otherwise says which wait it needs.
+    /// Apart from [`line`](Self::line), so that the waits, rare, take no room in every
+    /// connection's task.
+    pub fn line_now(&self, line: String) -> Result<(), Wait> {
         let sessions = self.sessions;
         let message = Upstream::Line { session: self.id, line };
         let counted = match sessions.lock().get_mut(&self.id) {
@@ -128,13 +154,12 @@ impl Session<'_> {
             }
             Some(_) => false,
         };
-        if counted {
-            match sessions.upstream.try_send(message) {
-                Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(message)) => Box::pin(self.send(message)).await,
-            }
-        } else {
-            Box::pin(self.line_waiting(message)).await
+        if !counted {
+            return Err(Wait::Inflight(message));
+        }
+        match sessions.upstream.try_send(message) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(message)) => Err(Wait::Room(message)),
         }
     }
 
@@ -180,7 +205,8 @@ impl Session<'_> {
                 Ok(())
             }
             _ = self.kernel_down() => {
-                self.sessions.acked(self.id);
+                self.sessions.line_unsent(self.id);
+                self.sessions.acks_done();
                 Err(ChatError::ServerBusy)
             }
         }

@@ -29,7 +29,7 @@ use crate::throttle::{TimeBudget, Warnings};
 use crate::wire::Upstream;
 
 pub use super::outbox::{BEHIND_BYTES, OUTBOX_BYTES};
-pub use flow::{HOLD_BACK, HOLD_SHARE, MAX_INFLIGHT};
+pub use flow::{HOLD_BACK, HOLD_SHARE, MAX_INFLIGHT, Wait};
 
 /// Messages waiting for the kernel link, across all clients.
 pub const UPSTREAM: usize = 16384;
@@ -39,6 +39,8 @@ struct Entry {
     login: Option<Login>,
     /// Lines sent to the kernel, not yet acknowledged.
     inflight: u32,
+    /// Lines handed to the link and not yet numbered by it.
+    unnumbered: u32,
     peer: SocketAddr,
 }
 
@@ -53,6 +55,9 @@ impl Entry {
                 slot.set_line(0);
             }
         }
+        if inflight > self.inflight {
+            self.unnumbered += 1;
+        }
         self.inflight = inflight;
     }
 }
@@ -60,7 +65,16 @@ impl Entry {
 /// The position file (see [`crate::handoff::state`]) and its free slots.
 struct Positions {
     state: Arc<State>,
-    free: Mutex<Vec<u32>>,
+    slots: Mutex<Slots>,
+}
+
+/// Slot allocation: lowest first, so that the pages touched stay few.
+struct Slots {
+    /// Given back, to reuse first.
+    free: Vec<u32>,
+    /// Never given out yet from here on, but for the adopted clients' ones.
+    fresh: u32,
+    taken: std::collections::HashSet<u32>,
 }
 
 /// For the clients adopted from a previous process, the number of the last kernel frame that
@@ -102,7 +116,7 @@ pub struct Sessions {
     /// Where copies of the connections are parked, when a supervisor keeps them.
     store: Option<Store>,
     /// Cancelled when this process hands its clients over: nobody's input is read any more.
-    reading: tokio_util::sync::CancellationToken,
+    handing_over: std::sync::atomic::AtomicBool,
     positions: Option<Positions>,
     floors: Mutex<Floors>,
     /// Adopted clients whose latest line may have died with the previous process: the number of
@@ -132,6 +146,8 @@ pub struct Adopted {
     pub input: u64,
     /// Whether its input is to be read.
     pub read: bool,
+    /// Bytes read from its socket before this process.
+    read_base: u64,
     outbox: Outbox,
     rx: OutboxRx,
 }
@@ -140,6 +156,8 @@ pub struct Adopted {
 pub struct Session<'a> {
     pub id: SessionId,
     pub peer: SocketAddr,
+    /// Bytes read from its socket before this process (by an earlier one).
+    pub read_base: u64,
     sessions: &'a Sessions,
     /// The client's own outbox, for replies the frontend makes itself.
     outbox: Outbox,
@@ -164,7 +182,7 @@ impl Sessions {
             greeting: None,
             round: AtomicU32::new(0),
             store: None,
-            reading: tokio_util::sync::CancellationToken::new(),
+            handing_over: std::sync::atomic::AtomicBool::new(false),
             positions: None,
             floors: Mutex::new(Floors::default()),
             unsure: Mutex::new(HashMap::new()),
@@ -174,11 +192,23 @@ impl Sessions {
     /// The link numbered client `id`'s latest line as frame `frame`: recorded for the next
     /// process, should this one die before the kernel applies it.
     pub fn line_numbered(&self, id: SessionId, frame: u64) {
-        if self.positions.is_some()
-            && let Some(entry) = self.lock().get(&id)
-            && let Some(slot) = entry.outbox.slot()
-        {
-            slot.set_line(frame);
+        if let Some(entry) = self.lock().get_mut(&id) {
+            entry.unnumbered = entry.unnumbered.saturating_sub(1);
+            // Only once its latest line has a number: one read after this one has none yet.
+            if entry.unnumbered == 0
+                && let Some(slot) = entry.outbox.slot()
+            {
+                slot.set_line(frame);
+            }
+        }
+    }
+
+    /// A line handed to the link was not sent after all (the kernel went down meanwhile).
+    fn line_unsent(&self, id: SessionId) {
+        if let Some(entry) = self.lock().get_mut(&id) {
+            entry.unnumbered = entry.unnumbered.saturating_sub(1);
+            let inflight = entry.inflight.saturating_sub(1);
+            entry.set_inflight(inflight);
         }
     }
 
@@ -197,13 +227,13 @@ impl Sessions {
 
     /// Records each client's progress in `state`; `taken` are the slots of adopted clients.
     pub fn positions(self, state: Option<Arc<State>>, taken: &[u32]) -> Self {
-        let positions = state.map(|state| {
-            let taken: std::collections::HashSet<u32> = taken.iter().copied().collect();
-            let free = (0..state.slots()).rev().filter(|s| !taken.contains(s)).collect();
-            Positions {
-                state,
-                free: Mutex::new(free),
-            }
+        let positions = state.map(|state| Positions {
+            state,
+            slots: Mutex::new(Slots {
+                free: Vec::new(),
+                fresh: 0,
+                taken: taken.iter().copied().collect(),
+            }),
         });
         Self { positions, ..self }
     }
@@ -218,7 +248,23 @@ impl Sessions {
     /// A free slot for a new client, reset.
     fn slot(&self) -> Option<Slot> {
         let p = self.positions.as_ref()?;
-        let index = lock(&p.free).pop()?;
+        let index = {
+            let mut slots = lock(&p.slots);
+            match slots.free.pop() {
+                Some(index) => index,
+                None => {
+                    loop {
+                        let fresh = slots.fresh;
+                        if !slots.taken.remove(&fresh) {
+                            break;
+                        }
+                        slots.fresh += 1;
+                    }
+                    slots.fresh += 1;
+                    slots.fresh - 1
+                }
+            }
+        };
         let slot = Slot::new(&p.state, index)?;
         slot.reset(0);
         Some(slot)
@@ -227,7 +273,7 @@ impl Sessions {
     fn free_slot(&self, slot: Option<&Slot>) {
         if let (Some(p), Some(slot)) = (&self.positions, slot) {
             slot.reset(0);
-            lock(&p.free).push(slot.index());
+            lock(&p.slots).free.push(slot.index());
         }
     }
 
@@ -255,20 +301,29 @@ impl Sessions {
     /// one up to `position`, unless some of its output was still unwritten): frames sent again
     /// up to that one are not delivered to it twice.
     ///
-    /// `sent`: the bytes ever written to its socket, which tells whether a write under way when
-    /// the previous process died went through.
+    /// `sent` and `read`: the bytes ever written to its socket and read from it, which tell
+    /// whether a write or a read under way when the previous process died went through.
     pub fn adopt(
         &self,
         id: SessionId,
         slot: u32,
         peer: SocketAddr,
         position: Option<u64>,
-        sent: Option<u64>,
+        (sent, read): (Option<u64>, Option<u64>),
     ) -> (Adopted, Option<u64>) {
+        use crate::handoff::state::{HELD, PARTIAL};
         self.next.fetch_max(id + 1, Ordering::Relaxed);
         let slot = self.positions.as_ref().and_then(|p| Slot::new(&p.state, slot));
-        let (output, input, line) = slot.as_ref().map_or((0, 0, 0), Slot::read);
+        let (output, mut input, line) = slot.as_ref().map_or((0, 0, 0), Slot::read);
         let (writing, write_end) = slot.as_ref().map_or((0, 0), Slot::was_writing);
+        let was_reading = slot.as_ref().and_then(Slot::was_reading);
+        if let Some(before) = was_reading
+            && read.is_none_or(|read| read > before)
+        {
+            // It died just after a read, before it could record what it read: lost, and where
+            // the next line starts is unknown.
+            input |= HELD | PARTIAL;
+        }
         tracing::debug!(
             session = id,
             output,
@@ -277,10 +332,11 @@ impl Sessions {
             writing,
             write_end,
             ?sent,
+            ?read,
+            ?was_reading,
             ?position,
             "adopting a client"
         );
-        use crate::handoff::state::{HELD, PARTIAL};
         // Held or partial input is certainly lost, and its client told at once (see `tcp` and
         // `web`); lines sent and unacknowledged may have been applied: the kernel says.
         if input & UNACKED != 0 && input & (PARTIAL | HELD) == 0 {
@@ -308,6 +364,7 @@ impl Sessions {
             outbox: outbox.clone(),
             login: None,
             inflight: 0,
+            unnumbered: 0,
             peer,
         };
         self.lock().insert(id, entry);
@@ -316,6 +373,7 @@ impl Sessions {
             peer,
             input,
             read: true,
+            read_base: read.unwrap_or(0),
             outbox,
             rx,
         };
@@ -327,6 +385,7 @@ impl Sessions {
         let session = Session {
             id: adopted.id,
             peer: adopted.peer,
+            read_base: adopted.read_base,
             sessions: self,
             outbox: adopted.outbox,
         };
@@ -336,12 +395,7 @@ impl Sessions {
     /// Stops reading every client (a hand-over: what they send waits in their sockets for the
     /// next process).
     pub fn stop_reading(&self) {
-        self.reading.cancel();
-    }
-
-    /// Completes once clients are no longer read.
-    pub async fn reading_stopped(&self) {
-        self.reading.cancelled().await
+        self.handing_over.store(true, Ordering::Release);
     }
 
     /// Whether every line sent to the kernel is acknowledged and every outbox is written out.
@@ -367,6 +421,7 @@ impl Sessions {
             outbox: outbox.clone(),
             login: None,
             inflight: 0,
+            unnumbered: 0,
             peer,
         };
         self.lock().insert(id, entry);
@@ -377,6 +432,7 @@ impl Sessions {
         let session = Session {
             id,
             peer,
+            read_base: 0,
             sessions: self,
             outbox,
         };
@@ -492,9 +548,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Session<'_> {
+    /// Whether this process hands its clients over: it reads no more input.
+    pub fn handing_over(&self) -> bool {
+        self.sessions.handing_over.load(Ordering::Acquire)
+    }
+
     /// Its slot in the position file ([`NO_SLOT`](crate::handoff::NO_SLOT): none).
     pub fn slot(&self) -> u32 {
         self.outbox.slot().map_or(crate::handoff::NO_SLOT, Slot::index)
+    }
+
+    /// Records, for the next process should this one die, that a read is under way, `before`
+    /// bytes having been read from the socket ever (`None`: none is).
+    pub fn reading(&self, before: Option<u64>) {
+        if let Some(slot) = self.outbox.slot() {
+            slot.set_reading(before);
+        }
     }
 
     /// Records, for the next process should this one die, whether input read from the client

@@ -22,8 +22,11 @@
 //! that takes nothing for [`STALL`] meanwhile, or past [`MAX_QUEUED`], is let go of: its
 //! connection is closed and its sessions are kept for [`GRACE`], so that when it says hello again
 //! (as after a kernel restart) nobody sees a logout or a login. A frontend silent past its
-//! heartbeat is let go of the same way; one that closes its connection is gone, and its users are
-//! logged out at once. That is [`detach`].
+//! heartbeat is let go of the same way, and so is one whose connection ends without a goodbye (it
+//! crashed: its next process adopts its clients); one that says goodbye is gone, and its users are
+//! logged out at once. That is [`detach`]. What each frontend is sent is numbered and the recent
+//! part kept ([`feed`]), so that a frontend's next process gets again what the last one had not
+//! handled.
 
 mod detach;
 mod feed;
@@ -398,6 +401,7 @@ impl Hub {
                         self.chat.open(key(session));
                     }
                     Upstream::Line { session, line } => {
+                        tracing::trace!(frontend, session, seq, %line, "line");
                         let now = self.clock.now();
                         if !self.chat.input(key(session), &line, now, &mut self.out) {
                             tracing::debug!(frontend, session, "input for an unknown session ignored");

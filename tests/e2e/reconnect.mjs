@@ -1,0 +1,55 @@
+// Headless Chromium (Debian's) logged in on the web page while its server's process is killed
+// (the WebSocket is handed to the next process: the page notices nothing) and then stopped and
+// started again (the WebSocket closes: the page reconnects quietly, under the same name, with no
+// flash of the login panel). Driven by tests/real_clients.rs, which plays a telnet user and does
+// the killing; it says what happened on the telnet side.
+// Usage: node reconnect.mjs URL
+import { chromium } from "playwright-core";
+
+const [url] = process.argv.slice(2);
+const step = (what) => console.log("step: " + what);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic",
+  ],
+  timeout: 30000,
+});
+try {
+  const page = await (await browser.newContext()).newPage();
+  page.setDefaultTimeout(20000);
+  let sockets = 0;
+  page.on("websocket", () => sockets++);
+  await page.goto(url);
+  await page.locator("#state.online").waitFor();
+  await page.fill("#name", "webuser");
+  await page.click("#login");
+  await page.locator("#chat-panel").waitFor({ state: "visible" });
+  // From here on, count every time the login panel shows.
+  await page.evaluate(() => {
+    window.panelShown = 0;
+    const panel = document.getElementById("login-panel");
+    new MutationObserver(() => { if (!panel.hidden) window.panelShown++; })
+      .observe(panel, { attributes: true, attributeFilter: ["hidden"] });
+  });
+  step("logged in");
+
+  // The test kills the server's process; a line sent after that still arrives, on the same socket.
+  await page.locator("#log li", { hasText: "after the kill" }).waitFor();
+  if (sockets !== 1) throw new Error(`the page opened ${sockets} WebSockets across a kill -9`);
+  step("the kill went unnoticed");
+
+  // The test stops and starts the server: the socket closes, and the page comes back by itself.
+  await page.locator("#log li.notice", { hasText: "reconnected" }).waitFor({ timeout: 30000 });
+  await page.locator("#log li", { hasText: "after the restart" }).waitFor();
+  const shown = await page.evaluate(() => window.panelShown);
+  if (shown !== 0) throw new Error(`the login panel showed ${shown} times while reconnecting`);
+  const me = await page.locator("#me").textContent();
+  if (!me.includes("webuser")) throw new Error(`logged in as ${me}`);
+  step("reconnected quietly as webuser");
+  console.log("OK");
+} finally {
+  await browser.close();
+}
