@@ -1,19 +1,11 @@
 // Headless Chromium (Debian's) logs in on the web page, sends a message a telnet user receives,
 // and shows the telnet user's answer. Driven by tests/real_clients.rs, which plays the telnet side.
 // Usage: node browser.mjs URL SCREENSHOT
-import { chromium } from "playwright-core";
+import { launch, step } from "./chromium.mjs";
 
 const [url, screenshot] = process.argv.slice(2);
-const step = (what) => console.log("step: " + what);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-  ],
-  timeout: 30000,
-});
+const browser = await launch();
 try {
   const context = await browser.newContext();
   const page = await context.newPage();

@@ -5,20 +5,12 @@
 // Prints `measure: {...}` lines with what it found, then OK. Screenshots: SCREENSHOT at the end,
 // and SCREENSHOT with `-users` before its extension with the user list open.
 // Usage: node phone.mjs URL SCREENSHOT
-import { chromium } from "playwright-core";
+import { launch, step } from "./chromium.mjs";
 
 const [url, screenshot] = process.argv.slice(2);
-const step = (what) => console.log("step: " + what);
 const WIDTH = 375;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-  ],
-  timeout: 30000,
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({
     viewport: { width: WIDTH, height: 667 },

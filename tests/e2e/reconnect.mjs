@@ -4,19 +4,11 @@
 // flash of the login panel). Driven by tests/real_clients.rs, which plays a telnet user and does
 // the killing; it says what happened on the telnet side.
 // Usage: node reconnect.mjs URL
-import { chromium } from "playwright-core";
+import { launch, step } from "./chromium.mjs";
 
 const [url] = process.argv.slice(2);
-const step = (what) => console.log("step: " + what);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-  ],
-  timeout: 30000,
-});
+const browser = await launch();
 try {
   const page = await (await browser.newContext()).newPage();
   page.setDefaultTimeout(20000);

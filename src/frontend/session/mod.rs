@@ -45,6 +45,17 @@ struct Entry {
 }
 
 impl Entry {
+    /// A client's entry, not logged in, with nothing in flight.
+    fn new(outbox: Outbox, peer: SocketAddr) -> Self {
+        Self {
+            outbox,
+            login: None,
+            inflight: 0,
+            unnumbered: 0,
+            peer,
+        }
+    }
+
     fn set_inflight(&mut self, inflight: u32) {
         if let Some(slot) = self.outbox.slot() {
             if (self.inflight == 0) != (inflight == 0) {
@@ -360,14 +371,7 @@ impl Sessions {
         }
         let (outbox, rx) = outbox(self.room.clone(), slot, reached.unwrap_or(0), sent.unwrap_or(0));
         outbox.heard(self.round.load(Ordering::Relaxed));
-        let entry = Entry {
-            outbox: outbox.clone(),
-            login: None,
-            inflight: 0,
-            unnumbered: 0,
-            peer,
-        };
-        self.lock().insert(id, entry);
+        self.lock().insert(id, Entry::new(outbox.clone(), peer));
         let adopted = Adopted {
             id,
             peer,
@@ -417,14 +421,7 @@ impl Sessions {
             // First in a new, empty outbox: before any reply, and it always fits.
             outbox.push(greeting.clone(), false);
         }
-        let entry = Entry {
-            outbox: outbox.clone(),
-            login: None,
-            inflight: 0,
-            unnumbered: 0,
-            peer,
-        };
-        self.lock().insert(id, entry);
+        self.lock().insert(id, Entry::new(outbox.clone(), peer));
         crate::info_limited!(self.connects, session = id, %peer, "client connected");
         // Waits only if the queue to the kernel is full (a long kernel outage under load): the new
         // client then waits here rather than being refused.
