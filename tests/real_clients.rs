@@ -194,7 +194,19 @@ fn chromium_rides_out_its_server_dying_and_restarting() {
         tuser.until("[SYSTEM INFO] - [webuser] logout from chat.").await;
         let out = tokio::task::block_in_place(|| up.cli(&["start", "web"]));
         assert!(out.status.success(), "{out:?}");
-        tuser.until("[SYSTEM INFO] - [webuser] login to chat.").await;
+        // The page comes back by itself; if it does not, what it saw and sent says why.
+        let back = tokio::time::timeout(Duration::from_secs(20), async {
+            while tuser.line().await != "[SYSTEM INFO] - [webuser] login to chat." {}
+        });
+        if back.await.is_err() {
+            let mut browser = browser;
+            let _ = browser.kill().await;
+            let output = browser.wait_with_output().await.unwrap();
+            panic!(
+                "the page did not log in again; it said:\n{}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
         tuser.send("msgall after the restart").await;
 
         let output = within("the browser script", browser.wait_with_output()).await.unwrap();

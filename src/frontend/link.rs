@@ -240,6 +240,11 @@ where
                 Downstream::Close { session } => self.sessions.close(session),
                 Downstream::Sync { epoch, next, applied } => {
                     numbering = Some((epoch, next));
+                    // Everything before `next` is behind us: a process that dies before handling
+                    // any frame still tells its successor where to start.
+                    let before = next.saturating_sub(1);
+                    *lock(&memory.position) = Some((epoch, before));
+                    self.sessions.handled(epoch, before);
                     let lost = self
                         .sessions
                         .lines_lost_after(applied, &(self.render)(&Event::LineLost));

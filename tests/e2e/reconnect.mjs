@@ -13,7 +13,14 @@ try {
   const page = await (await browser.newContext()).newPage();
   page.setDefaultTimeout(20000);
   let sockets = 0;
-  page.on("websocket", () => sockets++);
+  page.on("websocket", (ws) => {
+    sockets++;
+    console.log("websocket " + sockets + " opened");
+    ws.on("framesent", (f) => console.log("sent: " + f.payload));
+    ws.on("framereceived", (f) => console.log("received: " + String(f.payload).slice(0, 120)));
+    ws.on("close", () => console.log("websocket closed"));
+  });
+  page.on("console", (m) => console.log("console: " + m.text()));
   await page.goto(url);
   await page.locator("#state.online").waitFor();
   await page.fill("#name", "webuser");

@@ -524,6 +524,7 @@ impl Hub {
                     }
                 }
                 Output::Broadcast { event, to } => {
+                    tracing::trace!(?event, to = ?to.iter().map(|(f, _)| *f).collect::<Vec<_>>(), "broadcast");
                     let body = wire::encode_event(event);
                     for (frontend, _) in to {
                         if let Some((pending, feed)) = self.sink(*frontend) {
