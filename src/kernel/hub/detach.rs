@@ -53,7 +53,11 @@ impl Hub {
     pub(super) fn let_go(&mut self, id: FrontendId, why: &str) {
         if let Some(f) = self.frontends.remove(&id) {
             tracing::warn!(frontend = %f.name, id, waiting = f.waiting(), "letting go of a frontend: {why}; its sessions wait {GRACE:?} for it");
+            let name = f.name.clone();
             self.detach(id, f);
+            // A hello from its next process may be waiting for this connection to end.
+            self.encode();
+            self.release(&name);
         }
     }
 

@@ -182,3 +182,47 @@ async fn an_acknowledgement_rides_with_the_next_frames_or_goes_alone_after_the_d
     assert!(matches!(frames[0], Downstream::Deliver { .. }), "{frames:?}");
     assert_eq!(acks(&frames), [2]);
 }
+
+/// A frontend's next process says hello before its previous connection has ended (its last
+/// frames still unread): the hello and what follows wait for that end, then the sessions carry
+/// on, its last line applied first and the new one after it.
+#[tokio::test(start_paused = true)]
+async fn a_new_process_waits_for_its_previous_connection_to_end() {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(rx, vec![], Arc::new(Notify::new())));
+    let ann = Some(Login {
+        name: "ann".into(),
+        seq: 1,
+    });
+    let (input, mut watcher) = attach(1, "watch", vec![(1, ann.clone())]);
+    tx.send(input).await.unwrap();
+    let bob = Some(Login {
+        name: "bob".into(),
+        seq: 2,
+    });
+    let (input, old) = attach(2, "web", vec![(1, bob)]);
+    tx.send(input).await.unwrap();
+    settle().await;
+    watcher.events();
+    // The new process's hello and line come while the old connection still has a line to read.
+    let (input, mut new) = attach(3, "web", vec![(1, None)]);
+    tx.send(input).await.unwrap();
+    tx.send(new.frame(1, line(1, "msgall second"))).await.unwrap();
+    settle().await;
+    assert!(watcher.events().is_empty(), "held until the old connection ends");
+    tx.send(old.frame(1, line(1, "msgall first"))).await.unwrap();
+    tx.send(Input::Detach {
+        frontend: 2,
+        wait: true,
+    })
+    .await
+    .unwrap();
+    settle().await;
+    let seen = watcher.events();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen[0].ends_with("[bob]: first") && seen[1].ends_with("[bob]: second"),
+        "{seen:?}"
+    );
+    assert!(new.events().iter().all(|e| !e.contains("logout")), "nobody logged out");
+}
