@@ -43,9 +43,14 @@ pub enum Command {
     /// Re-read the config and apply the changes (as a saved edit or SIGHUP would).
     Reload,
     /// Restart servers (`all`: every server; `kernel`: the kernel), clearing a failed state.
+    /// Their clients stay connected: each new process takes them over.
     Restart {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "all")]
         names: Vec<String>,
+        /// The kernel, then every server once it is back: how a newly installed binary takes over
+        /// with nobody disconnected.
+        #[arg(long)]
+        all: bool,
     },
     /// Stop servers (`all`, or `kernel`) until `start`.
     Stop {
@@ -98,7 +103,12 @@ impl Cli {
             Command::Check => check(config),
             Command::Status { names, json } => status(config, &names, json),
             Command::Reload => say(control(config, &Request::Reload)?),
-            Command::Restart { names } => say(control(config, &Request::Restart { names })?),
+            Command::Restart { mut names, all } => {
+                if all {
+                    names.extend(["kernel".to_string(), "all".to_string()]);
+                }
+                say(control(config, &Request::Restart { names })?)
+            }
             Command::Stop { names } => say(control(config, &Request::Stop { names })?),
             Command::Start { names } => say(control(config, &Request::Start { names })?),
             Command::Down => say(control(config, &Request::Down)?),

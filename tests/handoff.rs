@@ -160,6 +160,140 @@ fn restarting_a_web_frontend_disconnects_nobody() {
     survives("web", Ending::Restart);
 }
 
+/// A planned restart loses nothing a client had half sent or had waiting: the new process goes
+/// on where the old one stopped. On telnet, lines held back by the client's throttle and half a
+/// line; on the web, a whole message, a fragment of the next and part of its last frame's header.
+#[test]
+fn a_restart_takes_over_half_sent_and_throttled_input() {
+    use tokio::io::AsyncWriteExt;
+    // alice may send 2 lines at once, then 1 a second: her burst waits in the old process.
+    let twisted = format!("{}input_rate = 1\ninput_burst = 2\n", server("twisted", "tcp"));
+    let tornado = format!("{}input_rate = 0\n", server("tornado", "tcp"));
+    let mut up = Up::start(&format!("{twisted}{tornado}{}", server("web", "ws")));
+    let (twisted, twisted_pid) = up.listening("twisted");
+    let (tornado, _) = up.listening("tornado");
+    let (web, web_pid) = up.listening("web");
+    run(LIMIT, async {
+        let mut a = Telnet::connect(twisted).await;
+        let mut c = Telnet::connect(tornado).await;
+        a.login("alice").await;
+        c.login("carol").await;
+        let mut r = tokio::net::TcpStream::connect(web).await.unwrap();
+        assert!(util::ws_handshake(&mut r, &web.to_string()).await.contains(" 101 "));
+        util::ws_greeting(&mut r).await;
+        r.write_all(&util::masked_frame(1, b"login rob")).await.unwrap();
+        c.until_has("[rob] login to chat.").await;
+
+        // Telnet: three whole lines (the last two wait for tokens) and half of a fourth.
+        a.send_bytes(b"msgall one\r\nmsgall two\r\nmsgall three\r\nmsgall ha")
+            .await;
+        c.until_has("[alice]: one").await;
+        a.until_has("[alice]: one").await;
+        tokio::task::block_in_place(|| {
+            assert!(up.cli(&["restart", "twisted"]).status.success());
+            assert_ne!(up.listening("twisted").1, twisted_pid);
+        });
+        a.send_bytes(b"lf\r\n").await;
+        let seen = c.until_has("[alice]: half").await;
+        let said: Vec<&str> = seen.iter().filter_map(|l| l.split("[alice]: ").nth(1)).collect();
+        assert_eq!(said, ["two", "three"], "{seen:?}");
+        let seen = a.until_has("[alice]: half").await;
+        assert!(
+            !seen
+                .iter()
+                .any(|l| l.contains("lost") || l.contains("login") || l.contains("logout")),
+            "{seen:?}"
+        );
+
+        // Web: a whole message, the first fragment of the next, and 3 bytes of its last frame.
+        let mut bytes = util::masked_frame(1, b"msgall w-one");
+        bytes.extend(util::masked_fragment(false, 1, b"msgall w-"));
+        let last = util::masked_fragment(true, 0, b"half");
+        bytes.extend_from_slice(&last[..3]);
+        r.write_all(&bytes).await.unwrap();
+        c.until_has("[rob]: w-one").await;
+        tokio::task::block_in_place(|| {
+            assert!(up.cli(&["restart", "web"]).status.success());
+            assert_ne!(up.listening("web").1, web_pid);
+        });
+        r.write_all(&last[3..]).await.unwrap();
+        c.until_has("[rob]: w-half").await;
+        // rob stays connected and sees it too; nothing he sent was lost.
+        loop {
+            let (opcode, payload) = util::ws_frame(&mut r).await;
+            assert_eq!(opcode, 0x81, "no close frame: {:?}", String::from_utf8_lossy(&payload));
+            let text = String::from_utf8_lossy(&payload);
+            assert!(!text.contains("lost"), "{text}");
+            if text.contains("[rob]: w-half") {
+                break;
+            }
+        }
+    });
+    for name in ["twisted", "web"] {
+        let log = std::fs::read_to_string(up.dir.path().join(format!("logs/{name}.log"))).unwrap();
+        assert!(log.contains("taken_over=1"), "{name}: {log}");
+    }
+}
+
+/// `restart --all` after a new binary is installed over the running one: every child (the kernel
+/// first) runs the new binary, and nobody is disconnected, logged out or misses a line.
+#[test]
+fn restart_all_moves_every_child_to_a_newly_installed_binary() {
+    use std::os::unix::fs::MetadataExt;
+    let installed = tempfile::tempdir().unwrap();
+    let path = installed.path().join("chat-supervisor");
+    std::fs::copy(util::bin(), &path).unwrap();
+    let mut up = Up::start_bin(&path, &config());
+    let (twisted, _) = up.listening("twisted");
+    let (tornado, _) = up.listening("tornado");
+    let (web, _) = up.listening("web");
+    run(LIMIT, async {
+        let mut a = Telnet::connect(twisted).await;
+        let mut b = Web::connect(web).await;
+        let mut c = Telnet::connect(tornado).await;
+        a.login("alice").await;
+        b.login("bob").await;
+        c.login("carol").await;
+        c.send("msgall before").await;
+        a.until_has("[carol]: before").await;
+        b.until_has("[carol]: before").await;
+
+        // A new binary is installed the way package managers do: a new file renamed over the old.
+        let new = installed.path().join("chat-supervisor.new");
+        std::fs::copy(util::bin(), &new).unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let pids = tokio::task::block_in_place(|| {
+            let out = up.cli(&["restart", "--all"]);
+            assert!(out.status.success(), "{out:?}");
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(said.starts_with("restarting kernel"), "the kernel first: {said}");
+            ["twisted", "tornado", "web"].map(|name| up.listening(name).1)
+        });
+        let kernel = up.row("kernel")["pid"].as_u64().unwrap() as u32;
+        for pid in pids.into_iter().chain([kernel]) {
+            let exe = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+            assert_eq!(exe.ino(), inode, "pid {pid} runs the new binary");
+        }
+        for n in 0..20 {
+            c.send(&format!("msgall after{n}")).await;
+        }
+        for (who, seen) in [
+            ("alice", a.until_has("[carol]: after19").await),
+            ("bob", b.until_has("[carol]: after19").await),
+        ] {
+            let numbered = seen.iter().filter(|l| l.contains("[carol]: after")).count();
+            assert_eq!(numbered, 19, "{who}: {seen:?}");
+            assert!(
+                !seen
+                    .iter()
+                    .any(|l| l.contains("logout") || l.contains("login") || l.contains("lost")),
+                "{who}: {seen:?}"
+            );
+        }
+    });
+}
+
 /// A client that leaves while its frontend is down is logged out once, for everyone.
 #[test]
 fn a_client_that_leaves_while_its_frontend_is_down_is_logged_out_once() {

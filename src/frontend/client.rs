@@ -24,6 +24,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 
 use super::Limits;
+use super::carry::{self, Carried};
 use super::handoff::Store;
 use super::outbox::{Dropped, Next, OutboxRx};
 use super::session::{Adopted, Session, Sessions};
@@ -63,6 +64,13 @@ pub trait Decode: Send {
 
     /// Whether part of an item waits for the rest (it would die with this process).
     fn partial(&self) -> bool;
+
+    /// Its whole state, for the next process to take over on a planned hand-over (see
+    /// [`carry`](super::carry)).
+    fn save(&self) -> Vec<u8>;
+
+    /// Takes over the state a previous process saved; false if it cannot (it stays as it was).
+    fn restore(&mut self, saved: &[u8]) -> bool;
 }
 
 /// The default `ping_interval` (see [`Limits`]).
@@ -100,16 +108,16 @@ pub enum Opening {
 /// Serves one client until it ends; both halves of its socket are closed on return.
 pub async fn serve(
     stream: TcpStream,
-    opening: Opening,
+    mut opening: Opening,
     sessions: &Sessions,
     mut decoder: impl Decode,
     limits: &Limits,
     render: &(dyn Fn(&Event) -> Bytes + Sync),
     first: Bytes,
 ) -> End {
-    let reads = match &opening {
-        Opening::New(_) => true,
-        Opening::Adopted(adopted) => adopted.read,
+    let (reads, carried) = match &mut opening {
+        Opening::New(_) => (true, None),
+        Opening::Adopted(adopted) => (adopted.read, adopted.carried.take()),
     };
     let (session, mut outbox) = match opening {
         Opening::New(peer) => {
@@ -129,7 +137,7 @@ pub async fn serve(
     });
     let mut bucket = TokenBucket::new(limits.input_rate, limits.input_burst, Instant::now());
     let end = tokio::select! {
-        end = read_in(&read, reads, first, &session, &mut decoder, &mut bucket, render) => end,
+        end = read_in(&read, reads, (first, carried), &session, &mut decoder, &mut bucket, render) => end,
         end = write_out(&write, &mut outbox, &session, limits.send_timeout) => end,
     };
     session.ended(&end);
@@ -156,11 +164,13 @@ impl Drop for Parked<'_> {
 }
 
 /// Reads the client until it ends (`reads` false: never; and not once this process hands its
-/// clients over: what they send then waits in their sockets for the next process).
+/// clients over: what they send then waits in their sockets for the next process, and what the
+/// reader holds is left for it, see [`carry`](super::carry)). `first`: bytes read already, and
+/// what a previous process left undone (its decoder is restored already).
 async fn read_in(
     read: &OwnedReadHalf,
     reads: bool,
-    first: Bytes,
+    (first, carried): (Bytes, Option<Box<Carried>>),
     session: &Session<'_>,
     decoder: &mut impl Decode,
     bucket: &mut TokenBucket,
@@ -175,59 +185,90 @@ async fn read_in(
     drop(first);
     // Bytes read from the socket ever (by this process and earlier ones).
     let mut consumed = session.read_base;
+    // Decoded and not yet handled: at first, what the previous process left undone.
+    let mut items = carried.map(|c| c.items).unwrap_or_default();
+    // Whether the decoder's state is left for a hand-over (it holds part of an item).
+    let mut kept = false;
     loop {
-        if buf.is_empty() {
-            buf = BytesMut::new();
-            if read.readable().await.is_err() {
-                return End::Client;
-            }
-            if session.handing_over() {
-                return std::future::pending().await;
-            }
-            buf.reserve(READ_CHUNK);
-            // Until what it reads is recorded, a read is a moment where input could die unseen.
-            session.reading(Some(consumed));
-            match read.try_read_buf(&mut buf) {
-                Ok(0) => return End::Client,
-                Ok(n) => {
-                    session.heard();
-                    consumed += n as u64;
+        if items.is_empty() {
+            if buf.is_empty() {
+                if decoder.partial() != kept {
+                    kept = decoder.partial();
+                    session.keep(kept.then(|| carry::part(&decoder.save(), [], render)));
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    session.reading(None);
-                    continue;
+                buf = BytesMut::new();
+                if read.readable().await.is_err() {
+                    return End::Client;
                 }
-                Err(_) => return End::Client,
+                if session.handing_over() {
+                    return std::future::pending().await;
+                }
+                buf.reserve(READ_CHUNK);
+                // Until what it reads is recorded, a read is a moment where input could die unseen.
+                session.reading(Some(consumed));
+                match read.try_read_buf(&mut buf) {
+                    Ok(0) => return End::Client,
+                    Ok(n) => {
+                        session.heard();
+                        consumed += n as u64;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        session.reading(None);
+                        continue;
+                    }
+                    Err(_) => return End::Client,
+                }
             }
-        }
-        // The whole chunk is decoded first, so that the next process, should this one die while
-        // the items wait their turn, knows what died with it (see `crate::handoff::state`).
-        let mut items = Vec::new();
-        {
+            // The whole chunk is decoded first, so that the next process, should this one die
+            // while the items wait their turn, knows what died with it (see
+            // `crate::handoff::state`).
             let mut input = &buf[..];
             while let Some(item) = decoder.next(&mut input) {
-                items.push(item);
+                items.push_back(item);
+            }
+            buf.clear();
+            if kept {
+                // Stale now: until it is left again, a hand-over's successor goes by the
+                // position file, which says what died.
+                kept = false;
+                session.keep(None);
             }
         }
-        buf.clear();
         session.input_held(!items.is_empty(), decoder.partial());
         session.reading(None);
-        for item in items {
+        // Set while it waits with items in hand: a hand-over waits for it to handle or leave them.
+        // (The frontend runs on one thread: between its waits a reader cannot be caught midway.)
+        let mut busy = false;
+        while let Some(item) = items.pop_front() {
             // Each item costs a token; without one the client waits, unread. So does a client
-            // with more output waiting than it reads.
-            if !bucket.unlimited()
+            // with more output waiting than it reads. A hand-over meanwhile: the rest is left.
+            let mut waited = true;
+            if session.handing_over() {
+                waited = false;
+            } else if !bucket.unlimited()
                 && let Err(wait) = bucket.take(Instant::now())
             {
-                Box::pin(throttled(bucket, wait)).await;
+                in_hand(session, &mut busy);
+                waited = Box::pin(throttled(bucket, wait, session)).await;
             }
-            if session.is_behind() {
-                Box::pin(session.caught_up()).await;
+            if waited && session.is_behind() {
+                in_hand(session, &mut busy);
+                waited = Box::pin(caught_up(session)).await;
+            }
+            if !waited {
+                items.push_front(item);
+                session.keep(Some(carry::part(&decoder.save(), items, render)));
+                session.busy(false);
+                return std::future::pending().await;
             }
             match item {
                 Input::Line(line) => {
                     let sent = match session.line_now(line) {
                         Ok(()) => Ok(()),
-                        Err(wait) => Box::pin(session.line_after(wait)).await,
+                        Err(wait) => {
+                            in_hand(session, &mut busy);
+                            Box::pin(session.line_after(wait)).await
+                        }
                     };
                     if let Err(error) = sent {
                         session.error(error, render);
@@ -248,6 +289,9 @@ async fn read_in(
                 }
             }
         }
+        if busy {
+            session.busy(false);
+        }
         // All handed over but, perhaps, the start of a line.
         session.input_held(false, decoder.partial());
         // A chunk done: the other clients of this thread have their turn before the next one.
@@ -255,14 +299,35 @@ async fn read_in(
     }
 }
 
-/// Waits until the bucket has a token for the item at hand, and takes it.
-async fn throttled(bucket: &mut TokenBucket, mut wait: Duration) {
+/// Marks the reader as waiting with items in hand, once.
+fn in_hand(session: &Session<'_>, busy: &mut bool) {
+    if !*busy {
+        *busy = true;
+        session.busy(true);
+    }
+}
+
+/// Waits until the bucket has a token for the item at hand, and takes it; false if this process
+/// begins to hand its clients over first.
+async fn throttled(bucket: &mut TokenBucket, mut wait: Duration, session: &Session<'_>) -> bool {
     loop {
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = session.hand_over_begun() => return false,
+        }
         match bucket.take(Instant::now()) {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(more) => wait = more,
         }
+    }
+}
+
+/// Waits while the client is behind on its output; false if this process begins to hand its
+/// clients over first.
+async fn caught_up(session: &Session<'_>) -> bool {
+    tokio::select! {
+        () = session.caught_up() => true,
+        () = session.hand_over_begun() => false,
     }
 }
 

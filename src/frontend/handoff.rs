@@ -2,6 +2,7 @@
 //! a previous process of this server left connected, parking a copy of each new client with the
 //! supervisor and releasing it when the session ends, and the supervisor's request to hand over.
 
+use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +20,8 @@ use crate::throttle::Warnings;
 enum Request {
     Park(Parked, OwnedFd),
     Release(SessionId),
+    /// What the readers left, on a hand-over (see [`carry`](super::carry)): the last request.
+    Carry(OwnedFd),
 }
 
 /// The client tasks' handle: cheap to clone, never waits.
@@ -45,6 +48,15 @@ impl Store {
         self.request(Request::Release(session));
     }
 
+    /// Hands the supervisor what the readers left for the next process (a hand-over's last
+    /// word); `parts` by session, see [`carry`](super::carry).
+    pub fn carry(&self, parts: &HashMap<SessionId, Vec<u8>>) {
+        match write_carry(&super::carry::file(parts)) {
+            Ok(fd) => self.request(Request::Carry(fd)),
+            Err(e) => tracing::warn!(error = %e, "could not write what the readers left; it is lost"),
+        }
+    }
+
     /// Whether every park and release has reached the supervisor's socket.
     pub fn is_idle(&self) -> bool {
         self.outstanding.load(Ordering::Acquire) == 0
@@ -58,11 +70,13 @@ impl Store {
     }
 }
 
-/// What the supervisor hands a new process: the server's position file, and the clients a
-/// previous process left (session, slot, connection), in the order they were parked.
+/// What the supervisor hands a new process: the server's position file, what the previous
+/// process's readers left (if it handed over), and the clients it left (session, slot,
+/// connection), in the order they were parked.
 #[derive(Default)]
 pub struct Adoption {
     pub state: Option<std::sync::Arc<State>>,
+    pub carried: HashMap<SessionId, Vec<u8>>,
     pub clients: Vec<(SessionId, u32, OwnedFd)>,
 }
 
@@ -74,6 +88,11 @@ pub async fn adopt(channel: &Channel) -> std::io::Result<Adoption> {
             Some((Message::State, fds)) => match fds.first().map(State::map) {
                 Some(Ok(state)) => adoption.state = Some(state),
                 Some(Err(e)) => tracing::warn!(error = %e, "cannot map the position file"),
+                None => {}
+            },
+            Some((Message::Carry, fds)) => match fds.first().map(read_carry) {
+                Some(Ok(carried)) => adoption.carried = carried,
+                Some(Err(e)) => tracing::warn!(error = %e, "cannot read what the previous process left"),
                 None => {}
             },
             Some((Message::Adopt(list), fds)) => adoption
@@ -159,6 +178,15 @@ async fn send(channel: &Channel, pending: &mut Vec<Request>) -> std::io::Result<
                     flush_releases(channel, &mut releases).await?;
                 }
             }
+            Request::Carry(fd) => {
+                if !parks.is_empty() {
+                    flush_parks(channel, &mut parks).await?;
+                }
+                if !releases.is_empty() {
+                    flush_releases(channel, &mut releases).await?;
+                }
+                channel.send(&Message::Carry, &[fd.as_raw_fd()]).await?;
+            }
         }
     }
     if !parks.is_empty() {
@@ -181,4 +209,24 @@ async fn flush_parks(channel: &Channel, parks: &mut Vec<(Parked, OwnedFd)>) -> s
 
 async fn flush_releases(channel: &Channel, releases: &mut Vec<SessionId>) -> std::io::Result<()> {
     channel.send(&Message::Release(std::mem::take(releases)), &[]).await
+}
+
+/// A memfd holding `bytes`.
+fn write_carry(bytes: &[u8]) -> std::io::Result<OwnedFd> {
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    use std::io::Write;
+    let fd = memfd_create("carry", MFdFlags::MFD_CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    Ok(file.into())
+}
+
+/// What [`write_carry`] wrote (read from its start, whatever its offset), as parts by session.
+fn read_carry(fd: &OwnedFd) -> std::io::Result<HashMap<SessionId, Vec<u8>>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::from(fd.try_clone()?);
+    let mut bytes = vec![0; file.metadata()?.len() as usize];
+    file.read_exact_at(&mut bytes, 0)?;
+    super::carry::parse_file(&bytes)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not a file of what readers left"))
 }

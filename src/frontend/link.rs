@@ -240,6 +240,7 @@ where
                 Downstream::Close { session } => self.sessions.close(session),
                 Downstream::Sync { epoch, next, applied } => {
                     numbering = Some((epoch, next));
+                    self.sessions.numbered_by(epoch);
                     // Everything before `next` is behind us: a process that dies before handling
                     // any frame still tells its successor where to start.
                     let before = next.saturating_sub(1);

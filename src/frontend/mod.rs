@@ -5,6 +5,8 @@
 //! - [`listen`]: the listening socket, inherited (fd 3) or bound by hand.
 //! - [`accept`] and [`admission`]: the accept loop, connection limits (pure counting), refusals.
 //! - [`client`]: one client connection: throttled reading, the writer, timeouts.
+//! - [`carry`]: what each client's reader leaves to the next process on a planned hand-over
+//!   (pure).
 //! - [`session`]: this frontend's sessions and the flow of lines to the kernel.
 //! - [`outbox`]: each client's bounded outgoing queue.
 //! - [`handoff`]: clients parked with the supervisor, adopted from a previous process, and the
@@ -18,6 +20,7 @@
 pub mod accept;
 pub mod admission;
 pub mod args;
+pub mod carry;
 pub mod client;
 pub mod handoff;
 pub mod http;
@@ -234,6 +237,10 @@ fn register(
     let position = adoption.state.as_ref().and_then(|s| s.position());
     let count = adoption.clients.len();
     let mut resume = position;
+    if let Some((epoch, _)) = position {
+        sessions.floors_of(epoch);
+    }
+    let carried = adoption.carried;
     let registered: Vec<_> = adoption
         .clients
         .into_iter()
@@ -252,7 +259,9 @@ fn register(
                 .and_then(|()| tokio::net::TcpStream::from_std(stream));
             match stream {
                 Ok(stream) => {
-                    let (adopted, reached) = sessions.adopt(id, slot, peer, position.map(|(_, seq)| seq), counts);
+                    let seq = position.map(|(_, seq)| seq);
+                    let left = carried.get(&id).map(Vec::as_slice);
+                    let (adopted, reached) = sessions.adopt(id, slot, peer, seq, counts, left);
                     if let (Some((epoch, at)), Some(reached)) = (resume, reached) {
                         resume = Some((epoch, at.min(reached)));
                     }
@@ -271,6 +280,7 @@ fn register(
     if count > 0 {
         tracing::info!(
             clients = registered.len(),
+            taken_over = carried.len(),
             ?resume,
             "adopted the clients of the previous process"
         );
@@ -280,19 +290,29 @@ fn register(
 
 /// The supervisor asked for a hand-over (`restart NAME`): read no client any more (what they send
 /// waits in their sockets), wait until the kernel has every line read so far and every client has
-/// its output, and exit without a goodbye. The kernel keeps our sessions for the next process,
-/// which adopts the connections the supervisor holds.
+/// its output, hand the supervisor what each reader left (half a line, lines waiting for their
+/// turn: see [`carry`]), and exit without a goodbye. The kernel keeps our sessions for the next
+/// process, which adopts the connections the supervisor holds and goes on where we stopped.
 async fn hand_over_and_exit(sessions: &Sessions) -> ! {
     sessions.stop_reading();
     let started = tokio::time::Instant::now();
     let deadline = started + HAND_OVER_FLUSH;
-    let settled = |sessions: &Sessions| sessions.settled() && sessions.parking().is_none_or(|s| s.is_idle());
-    while !settled(sessions) && tokio::time::Instant::now() < deadline {
+    let idle = |sessions: &Sessions| sessions.parking().is_none_or(|s| s.is_idle());
+    while !(sessions.settled() && idle(sessions)) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let flushed = sessions.settled();
+    let carried = sessions.carried();
+    if let Some(store) = sessions.parking() {
+        store.carry(&carried);
+        while !idle(sessions) && tokio::time::Instant::now() < deadline + BYE_TIMEOUT {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
     tracing::info!(
         clients = sessions.len(),
-        flushed = settled(sessions),
+        flushed,
+        taken_over = carried.len(),
         took = ?started.elapsed(),
         "handing the clients over to the next process"
     );

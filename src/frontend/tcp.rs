@@ -35,6 +35,20 @@ impl Decode for Telnet854 {
         self.0.partial()
     }
 
+    fn save(&self) -> Vec<u8> {
+        self.0.save()
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> bool {
+        match Decoder::restore(self.0.max_line(), saved) {
+            Some(decoder) => {
+                self.0 = decoder;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn next(&mut self, input: &mut &[u8]) -> Option<Input> {
         Some(match self.0.next(input)? {
             Item::Line(line) => Input::Line(line),
@@ -80,12 +94,17 @@ async fn connection(stream: TcpStream, opening: Opening, telnet: &Telnet) {
     let mut decoder = Telnet854(Decoder::new(telnet.limits.max_line));
     if let Opening::Adopted(adopted) = &opening {
         use crate::handoff::state::{HELD, PARTIAL};
-        if adopted.input & PARTIAL != 0 {
-            // The start of its line died with the previous process: the rest is dropped.
-            decoder.0.skip_line();
-        }
-        if adopted.input & (PARTIAL | HELD) != 0 {
-            adopted.tell(telnet.render(&Event::LineLost));
+        let taken_over = adopted.carried.as_ref().is_some_and(|c| decoder.restore(&c.decoder));
+        if taken_over {
+            // A planned hand-over: it goes on where the previous process stopped.
+        } else {
+            if adopted.input & PARTIAL != 0 {
+                // The start of its line died with the previous process: the rest is dropped.
+                decoder.0.skip_line();
+            }
+            if adopted.input & (PARTIAL | HELD) != 0 {
+                adopted.tell(telnet.render(&Event::LineLost));
+            }
         }
     }
     let render = |event: &Event| telnet.render(event);

@@ -64,6 +64,10 @@ impl Decoder {
         }
     }
 
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
     /// Whether part of a line (or of a command) waits for the rest.
     pub fn partial(&self) -> bool {
         !self.line.is_empty() || self.state != State::Data
@@ -172,6 +176,46 @@ impl Decoder {
     pub fn buffered(&self) -> usize {
         self.line.len()
     }
+
+    /// Its whole state, for the next process of this server to take over on a planned restart
+    /// ([`restore`](Self::restore)): where it is in a command, a pending `\r`, whether it skips
+    /// the rest of a line, and the unfinished line.
+    pub fn save(&self) -> Vec<u8> {
+        let (state, verb) = match self.state {
+            State::Data => (0, 0),
+            State::Command => (1, 0),
+            State::Option(verb) => (2, verb),
+            State::Sub => (3, 0),
+            State::SubCommand => (4, 0),
+        };
+        let mut saved = vec![state, verb, u8::from(self.cr), u8::from(self.skipping)];
+        saved.extend_from_slice(&self.line);
+        saved
+    }
+
+    /// The decoder [`save`](Self::save) described; `None` if `saved` is not such a state, or its
+    /// line does not fit `max_line` (the server's `max_line` shrank meanwhile).
+    pub fn restore(max_line: usize, saved: &[u8]) -> Option<Self> {
+        let (&[state, verb, cr, skipping], line) = saved.split_first_chunk::<4>()?;
+        let state = match (state, verb) {
+            (0, 0) => State::Data,
+            (1, 0) => State::Command,
+            (2, WILL | WONT | DO | DONT) => State::Option(verb),
+            (3, 0) => State::Sub,
+            (4, 0) => State::SubCommand,
+            _ => return None,
+        };
+        if cr > 1 || skipping > 1 || line.len() > max_line {
+            return None;
+        }
+        Some(Self {
+            max_line,
+            line: line.to_vec(),
+            cr: cr == 1,
+            skipping: skipping == 1,
+            state,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +259,36 @@ mod tests {
         for at in 0..whole.len() {
             assert_eq!(run(100, &[&whole[..at], &whole[at..]]), expected, "split at {at}");
         }
+    }
+
+    #[test]
+    fn a_restored_decoder_goes_on_where_the_saved_one_stopped() {
+        let whole = b"msgall hi\r\n\xff\xfd\x01login a\xff\xfa\x18\x01\xff\xf0\r\0abcdefgh\nok\r\n";
+        let expected = run(6, &[whole]);
+        assert!(expected.contains(&Item::TooLong));
+        for at in 0..whole.len() {
+            let mut first = Decoder::new(6);
+            let mut items = Vec::new();
+            first.feed(&whole[..at], &mut |i| items.push(i));
+            let mut next = Decoder::restore(6, &first.save()).expect("a state it saved");
+            next.feed(&whole[at..], &mut |i| items.push(i));
+            assert_eq!(items, expected, "saved at {at}");
+        }
+    }
+
+    #[test]
+    fn a_state_it_cannot_take_is_refused() {
+        let mut decoder = Decoder::new(10);
+        decoder.feed(b"abcdef", &mut |_| {});
+        let saved = decoder.save();
+        assert!(Decoder::restore(10, &saved).is_some());
+        assert!(
+            Decoder::restore(5, &saved).is_none(),
+            "its line is over the new max_line"
+        );
+        assert!(Decoder::restore(10, &saved[..3]).is_none());
+        assert!(Decoder::restore(10, &[2, b'x', 0, 0]).is_none(), "no such command");
+        assert!(Decoder::restore(10, &[0, 0, 2, 0]).is_none());
     }
 
     #[test]

@@ -59,6 +59,21 @@ impl Decode for Rfc6455 {
         self.decoder.partial()
     }
 
+    fn save(&self) -> Vec<u8> {
+        self.decoder.save()
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> bool {
+        let (max_line, max_message) = self.decoder.limits();
+        match websocket::Decoder::restore(max_line, max_message, saved) {
+            Some(decoder) => {
+                self.decoder = decoder;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn next(&mut self, input: &mut &[u8]) -> Option<Input> {
         Some(match self.decoder.next(input)? {
             Item::Text(text) => {
@@ -89,15 +104,8 @@ pub async fn serve(
 ) {
     let limits = web.limits;
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
-    for (mut adopted, stream) in adopted {
+    for (adopted, stream) in adopted {
         let ticket = admission.adopt(adopted.peer.ip());
-        if adopted.input & crate::handoff::state::PARTIAL != 0 {
-            // It died mid-frame: where the next frame starts is unknown. The page reconnects.
-            adopted.close_with(websocket::close(websocket::SERVICE_RESTART, "server restarted"));
-        } else if adopted.input & crate::handoff::state::HELD != 0 {
-            // Whole messages it had sent died with the previous process.
-            adopted.tell(render(&Event::LineLost));
-        }
         let web = web.clone();
         tokio::spawn(async move {
             websocket(stream, Opening::Adopted(Box::new(adopted)), &web, Bytes::new()).await;
@@ -158,11 +166,24 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, web: &Web) {
 }
 
 /// Serves a WebSocket (its handshake done) until it ends; `first`: its bytes already read.
-async fn websocket(stream: TcpStream, opening: Opening, web: &Web, first: Bytes) {
-    let decoder = Rfc6455 {
+async fn websocket(stream: TcpStream, mut opening: Opening, web: &Web, first: Bytes) {
+    let mut decoder = Rfc6455 {
         decoder: websocket::Decoder::new(web.limits.max_line + 2, web.message_cap()),
         max_line: web.limits.max_line,
     };
+    if let Opening::Adopted(adopted) = &mut opening {
+        use crate::handoff::state::{HELD, PARTIAL};
+        let taken_over = adopted.carried.as_ref().is_some_and(|c| decoder.restore(&c.decoder));
+        if taken_over {
+            // A planned hand-over: it goes on where the previous process stopped.
+        } else if adopted.input & PARTIAL != 0 {
+            // It died mid-frame: where the next frame starts is unknown. The page reconnects.
+            adopted.close_with(websocket::close(websocket::SERVICE_RESTART, "server restarted"));
+        } else if adopted.input & HELD != 0 {
+            // Whole messages it had sent died with the previous process.
+            adopted.tell(render(&Event::LineLost));
+        }
+    }
     let end = client::serve(stream, opening, &web.sessions, decoder, &web.limits, &render, first).await;
     tracing::debug!(?end, "web client gone");
 }

@@ -106,6 +106,91 @@ impl Decoder {
         }
     }
 
+    /// Its `max_line` and `max_message`.
+    pub fn limits(&self) -> (usize, usize) {
+        (self.max_line, self.max_message as usize)
+    }
+
+    /// Its whole state, for the next process of this server to take over on a planned restart
+    /// ([`restore`](Self::restore)): a header half read, the frame under way (its mask and how
+    /// much of it is left), the message being assembled from its fragments and its text so far.
+    pub fn save(&self) -> Vec<u8> {
+        let mut saved = Vec::with_capacity(48 + self.data.len() + self.control.len());
+        saved.push(self.header_len as u8);
+        saved.extend_from_slice(&self.header[..self.header_len]);
+        match &self.frame {
+            None => saved.push(0),
+            Some(frame) => {
+                saved.extend_from_slice(&[1, u8::from(frame.opcode), u8::from(frame.fin)]);
+                saved.extend_from_slice(&frame.mask);
+                saved.extend_from_slice(&frame.left.to_be_bytes());
+                saved.extend_from_slice(&frame.read.to_be_bytes());
+            }
+        }
+        match &self.message {
+            None => saved.push(0),
+            Some(message) => {
+                saved.extend_from_slice(&[1, u8::from(message.text), u8::from(message.too_long)]);
+                saved.extend_from_slice(&message.len.to_be_bytes());
+            }
+        }
+        saved.extend_from_slice(&(self.data.len() as u32).to_be_bytes());
+        saved.extend_from_slice(&self.data);
+        saved.push(self.control.len() as u8);
+        saved.extend_from_slice(&self.control);
+        saved
+    }
+
+    /// The decoder [`save`](Self::save) described, with these limits; `None` if `saved` is not
+    /// such a state, or does not fit the limits (the server's `max_line` shrank meanwhile).
+    pub fn restore(max_line: usize, max_message: usize, saved: &[u8]) -> Option<Self> {
+        let mut d = Self::new(max_line, max_message);
+        let mut input = saved;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (taken, rest) = input.split_at_checked(n)?;
+            input = rest;
+            Some(taken)
+        };
+        let u64_of = |b: &[u8]| u64::from_be_bytes(b.try_into().expect("8 bytes"));
+        d.header_len = usize::from(take(1)?[0]);
+        if d.header_len >= MAX_HEADER {
+            return None;
+        }
+        d.header[..d.header_len].copy_from_slice(take(d.header_len)?);
+        if take(1)?[0] == 1 {
+            let head = take(6)?;
+            d.frame = Some(Frame {
+                opcode: OpCode::from(head[0]),
+                fin: head[1] == 1,
+                mask: head[2..6].try_into().expect("4 bytes"),
+                left: u64_of(take(8)?),
+                read: u64_of(take(8)?),
+            });
+        }
+        if take(1)?[0] == 1 {
+            let head = take(2)?;
+            let (text, too_long) = (head[0] == 1, head[1] == 1);
+            d.message = Some(Message {
+                text,
+                len: u64_of(take(8)?),
+                too_long,
+            });
+        }
+        let data = u32::from_be_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
+        d.data = take(data)?.to_vec();
+        let control = usize::from(take(1)?[0]);
+        d.control = take(control)?.to_vec();
+        let frame_fits = d.frame.as_ref().is_none_or(|f| match f.opcode {
+            OpCode::Control(_) => f.read + f.left <= MAX_CONTROL as u64,
+            OpCode::Data(_) => d.message.is_some(),
+        });
+        let fits = d.data.len() <= max_line
+            && d.message.as_ref().is_none_or(|m| m.len <= d.max_message)
+            && frame_fits
+            && d.control.len() <= MAX_CONTROL;
+        (input.is_empty() && fits).then_some(d)
+    }
+
     /// Decodes from the front of `input` up to the next item and returns it, leaving the rest in
     /// `input`; `None` once `input` is used up. After a [`Item::Fail`] or [`Item::Close`] the
     /// rest of the input is ignored.
@@ -367,6 +452,47 @@ mod tests {
             items.extend(decode(&mut d, &bytes[at..]));
             assert_eq!(items, expected, "split at {at}");
         }
+    }
+
+    #[test]
+    fn a_restored_decoder_goes_on_where_the_saved_one_stopped() {
+        let mut bytes = client(false, 1, "héllo ".as_bytes());
+        bytes.extend(client(true, 9, b"x"));
+        bytes.extend(client(false, 0, b"wor"));
+        bytes.extend(client(true, 0, b"ld"));
+        bytes.extend(client(true, 1, &[b'z'; 300]));
+        bytes.extend(client(true, 1, b"ok"));
+        let expected = [
+            Item::Ping(Bytes::from_static(b"x")),
+            Item::Text("héllo world".into()),
+            Item::TooLong,
+            Item::Text("ok".into()),
+        ];
+        for at in 0..bytes.len() {
+            let mut first = Decoder::new(100, 1000);
+            let mut items = decode(&mut first, &bytes[..at]);
+            let mut next = Decoder::restore(100, 1000, &first.save()).expect("a state it saved");
+            items.extend(decode(&mut next, &bytes[at..]));
+            assert_eq!(items, expected, "saved at {at}");
+        }
+    }
+
+    #[test]
+    fn a_state_it_cannot_take_is_refused() {
+        let mut d = Decoder::new(100, 1000);
+        let bytes = client(true, 1, &[b'a'; 50]);
+        decode(&mut d, &bytes[..40]);
+        let saved = d.save();
+        assert!(Decoder::restore(100, 1000, &saved).is_some());
+        assert!(
+            Decoder::restore(10, 1000, &saved).is_none(),
+            "its text is over the new max_line"
+        );
+        assert!(Decoder::restore(100, 1000, &saved[..saved.len() - 1]).is_none());
+        let mut longer = saved.clone();
+        longer.push(0);
+        assert!(Decoder::restore(100, 1000, &longer).is_none());
+        assert!(Decoder::restore(100, 1000, &[MAX_HEADER as u8]).is_none());
     }
 
     #[test]

@@ -17,8 +17,11 @@
 //! frontend → supervisor
 //!   'P' (session:u64 slot:u32)*   park: one descriptor per session, in order
 //!   'R' session:u64*              release: the sessions ended; close their copies
+//!   'C'                           what its readers left (one descriptor, a memfd), the last
+//!                                 packet of a hand-over (see `frontend::carry`)
 //! supervisor → frontend
 //!   'M'                           the server's position file (one descriptor), first
+//!   'C'                           what the previous process's readers left, if it handed over
 //!   'A' (session:u64 slot:u32)*   adopt: one descriptor per session, in order (a batch)
 //!   'E'                           end of adoption: every parked connection has been sent
 //!   'H'                           hand over: stop reading, flush every client, exit without a
@@ -69,6 +72,8 @@ pub enum Message {
     Adopted,
     /// Stop, flush, and exit leaving every client connected, for the next process to adopt.
     HandOver,
+    /// What a handing-over process's readers left for the next one rides with this packet.
+    Carry,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -109,6 +114,7 @@ impl Message {
             Message::State => vec![b'M'],
             Message::Adopted => vec![b'E'],
             Message::HandOver => vec![b'H'],
+            Message::Carry => vec![b'C'],
         }
     }
 
@@ -149,6 +155,7 @@ impl Message {
             b'M' => nothing(Message::State),
             b'E' => nothing(Message::Adopted),
             b'H' => nothing(Message::HandOver),
+            b'C' => nothing(Message::Carry),
             other => Err(Malformed::Tag(other)),
         }
     }
@@ -157,7 +164,7 @@ impl Message {
     pub fn fds(&self) -> usize {
         match self {
             Message::Park(list) | Message::Adopt(list) => list.len(),
-            Message::State => 1,
+            Message::State | Message::Carry => 1,
             _ => 0,
         }
     }
@@ -177,6 +184,7 @@ mod tests {
             Message::State,
             Message::Adopted,
             Message::HandOver,
+            Message::Carry,
         ] {
             assert_eq!(Message::decode(&message.encode()), Ok(message));
         }
@@ -198,6 +206,7 @@ mod tests {
         assert_eq!(Message::Park(vec![(1, 0), (2, 1)]).fds(), 2);
         assert_eq!(Message::Adopt(vec![(3, 0)]).fds(), 1);
         assert_eq!(Message::State.fds(), 1);
+        assert_eq!(Message::Carry.fds(), 1);
         assert_eq!(Message::Release(vec![1, 2]).fds(), 0);
         assert_eq!(Message::HandOver.fds(), 0);
     }

@@ -12,12 +12,20 @@ use tokio::io::unix::AsyncFd;
 use super::{MAX_FDS, MAX_PACKET, Message};
 
 /// One end of a handoff socket.
-pub struct Channel(AsyncFd<OwnedFd>);
+pub struct Channel {
+    fd: AsyncFd<OwnedFd>,
+    /// The only process whose packets are taken (the supervisor's end: its child's pid).
+    sender: Option<u32>,
+}
 
-/// A new socket pair: (the supervisor's end, the frontend's end), both close-on-exec.
+/// A new socket pair: (the supervisor's end, the frontend's end), both close-on-exec. The
+/// kernel stamps every packet to the supervisor's end with its sender's credentials
+/// (`SO_PASSCRED`), which [`Channel::of_child`] checks.
 pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
-    Ok(socketpair(AddressFamily::Unix, SockType::SeqPacket, None, flags)?)
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, flags)?;
+    nix::sys::socket::setsockopt(&ours, nix::sys::socket::sockopt::PassCred, &true)?;
+    Ok((ours, theirs))
 }
 
 impl Channel {
@@ -25,7 +33,18 @@ impl Channel {
     pub fn new(fd: OwnedFd) -> io::Result<Self> {
         // SAFETY: the `AsyncFd` owns the descriptor: it stays open, and the same, until the
         // `AsyncFd` is dropped (and deregistered).
-        Ok(Self(unsafe { AsyncFd::register(fd) }?))
+        let fd = unsafe { AsyncFd::register(fd) }?;
+        Ok(Self { fd, sender: None })
+    }
+
+    /// Serves the supervisor's end of [`pair`], taking packets from process `pid` alone, of our
+    /// own user: a socket pair has no other peer, but a descriptor can be passed on, and a
+    /// frontend's end must not serve anyone else to park or release our copies.
+    pub fn of_child(fd: OwnedFd, pid: u32) -> io::Result<Self> {
+        Ok(Self {
+            sender: Some(pid),
+            ..Self::new(fd)?
+        })
     }
 
     /// The frontend's end, inherited as `$CHAT_HANDOFF_FD`; `None` without it (run by hand or by
@@ -37,6 +56,8 @@ impl Channel {
         // SAFETY: no other thread runs yet (see above).
         unsafe { std::env::remove_var(super::ENV) };
         let fd: RawFd = value.parse().ok()?;
+        // SAFETY: only looked at (its socket type) while it stays open: nothing in this process
+        // has touched the descriptors it inherited yet. A closed one fails the look, harmlessly.
         let borrowed = (fd >= 3).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })?;
         match nix::sys::socket::getsockopt(&borrowed, nix::sys::socket::sockopt::SockType) {
             Ok(SockType::SeqPacket) => {}
@@ -62,7 +83,7 @@ impl Channel {
         debug_assert!(fds.len() <= MAX_FDS);
         let bytes = message.encode();
         loop {
-            let mut guard = self.0.writable().await?;
+            let mut guard = self.fd.writable().await?;
             match guard.try_io(|inner| send_now(inner.as_raw_fd(), &bytes, fds)) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
@@ -72,24 +93,39 @@ impl Channel {
 
     /// Sends a packet now if the socket has room; `WouldBlock` if not.
     pub fn try_send(&self, message: &Message, fds: &[RawFd]) -> io::Result<()> {
-        send_now(self.0.as_raw_fd(), &message.encode(), fds)
+        send_now(self.fd.as_raw_fd(), &message.encode(), fds)
     }
 
     /// Waits until a packet could be sent.
     pub async fn writable(&self) -> io::Result<()> {
-        let mut guard = self.0.writable().await?;
+        let mut guard = self.fd.writable().await?;
         guard.clear_ready();
         Ok(())
     }
 
-    /// The next packet and the descriptors that came with it; `None` once the peer is gone.
+    /// The next packet and the descriptors that came with it; `None` once the peer is gone. A
+    /// packet from another process than the one expected is dropped (and logged).
     pub async fn recv(&self) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
         loop {
-            let mut guard = self.0.readable().await?;
-            match guard.try_io(|inner| recv_now(inner.as_raw_fd())) {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|inner| recv_now(inner.as_raw_fd(), self.sender)) {
+                Ok(Err(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    tracing::warn!(error = %e, "dropped a handoff packet");
+                }
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }
+        }
+    }
+}
+
+impl Channel {
+    /// The next packet if one waits; `None` if none does (or the peer is gone). For reading what
+    /// a process sent before it exited.
+    pub fn try_recv(&self) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
+        match recv_now(self.fd.as_raw_fd(), self.sender) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            other => other,
         }
     }
 }
@@ -103,10 +139,11 @@ fn send_now(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
-fn recv_now(fd: RawFd) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
+fn recv_now(fd: RawFd, sender: Option<u32>) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
     let mut buf = vec![0u8; MAX_PACKET];
     // Room for the most a packet may carry, so that a well-formed one is never truncated.
-    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS], nix::sys::socket::UnixCredentials);
+    let mut from = None;
     let (bytes, flags, fds) = {
         let mut iov = [IoSliceMut::new(&mut buf)];
         let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
@@ -116,9 +153,13 @@ fn recv_now(fd: RawFd) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
         // open, which only a peer breaking the protocol can cause (it is our own child).
         if let Ok(cmsgs) = received.cmsgs() {
             for cmsg in cmsgs {
-                if let ControlMessageOwned::ScmRights(received) = cmsg {
-                    // SAFETY: the kernel just installed these descriptors in our table for us.
-                    fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                match cmsg {
+                    ControlMessageOwned::ScmRights(received) => {
+                        // SAFETY: the kernel just installed these descriptors in our table for us.
+                        fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                    }
+                    ControlMessageOwned::ScmCredentials(creds) => from = Some((creds.pid(), creds.uid())),
+                    _ => {}
                 }
             }
         }
@@ -126,6 +167,16 @@ fn recv_now(fd: RawFd) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
     };
     if bytes == 0 && fds.is_empty() {
         return Ok(None);
+    }
+    if let Some(pid) = sender {
+        let ours = nix::unistd::getuid().as_raw();
+        if from != Some((pid as i32, ours)) {
+            // Its descriptors close as `fds` drops.
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("a handoff packet from {from:?} (pid, uid), not from the frontend ({pid}, {ours})"),
+            ));
+        }
     }
     if flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
         return Err(io::Error::new(
@@ -184,6 +235,24 @@ mod tests {
         assert!(got.iter().enumerate().all(|(i, (id, _))| *id == i as u64));
         drop(a);
         assert!(b.recv().await.unwrap().is_none(), "the peer's end closed");
+    }
+
+    #[tokio::test]
+    async fn the_supervisors_end_takes_packets_from_its_child_alone() {
+        let (ours, theirs) = pair().unwrap();
+        let me = std::process::id();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let park = Message::Park(vec![(1, 0)]).encode();
+        // From "another process": this one, expecting its child pid to be something else.
+        send_now(theirs.as_raw_fd(), &park, &[file.as_raw_fd()]).unwrap();
+        let stranger = Channel::of_child(ours.try_clone().unwrap(), me + 1).unwrap();
+        let err = stranger.try_recv().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        drop(stranger);
+        send_now(theirs.as_raw_fd(), &park, &[file.as_raw_fd()]).unwrap();
+        let child = Channel::of_child(ours, me).unwrap();
+        let (message, fds) = child.try_recv().unwrap().unwrap();
+        assert_eq!((message, fds.len()), (Message::Park(vec![(1, 0)]), 1));
     }
 
     #[tokio::test]

@@ -1,7 +1,9 @@
 //! Where a frontend's process leaves off, kept in a small shared memory file (a memfd) that the
 //! supervisor creates for each server and hands to each of its processes, so that it outlives any
 //! one of them, crash included: the kernel frame it handled last, and for each client (by slot)
-//! how far its output was written and whether some of its input was still on its way.
+//! how far its output was written, whether some of its input was still on its way, and its login
+//! (so that the next process can name it in its hello even to a kernel that restarted meanwhile
+//! and knows nobody).
 //!
 //! Every word is an atomic the process stores as it goes (no system call); its next process
 //! reads them once, before serving. Layout, in native-endian u64 words:
@@ -19,7 +21,11 @@
 //! 12+6i  write end of slot i where that write would end, in bytes written to the socket ever
 //! 13+6i  reading of slot i   1 + the bytes read from the socket ever, before a read under way;
 //!                            0: none
+//! 14+6i  login of slot i     its login's order (`Login::seq`)
+//! 15+6i  name length         the length in bytes of its name; 0: not logged in
+//! 16+6i  name                16 words, the name's UTF-8 bytes (at most 128: 32 characters)
 //! ```
+//! (with 24 words a slot: read `6i` above as `24i`).
 //!
 //! A process that dies inside a write to a client leaves the next one unsure how much of it
 //! reached the socket, and one that dies just after a read, before it could record what it read,
@@ -35,7 +41,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 const MAGIC: u64 = u64::from_be_bytes(*b"CHATPOS1");
 const HEADER_WORDS: usize = 8;
-const SLOT_WORDS: usize = 6;
+const SLOT_WORDS: usize = 24;
+/// Words of a slot that hold a name.
+const NAME_WORDS: usize = 16;
 /// Output of a client's session not yet written (the frames after its number may not have
 /// reached it).
 pub const PENDING: u64 = 1 << 63;
@@ -158,6 +166,13 @@ impl State {
         assert!(slot < self.slots);
         self.word(HEADER_WORDS + SLOT_WORDS * slot as usize + 5)
     }
+
+    /// Slot `i`'s login words: its order, its name's length, then its name.
+    fn login_words(&self, slot: u32) -> impl Iterator<Item = &AtomicU64> {
+        assert!(slot < self.slots);
+        let first = HEADER_WORDS + SLOT_WORDS * slot as usize + 6;
+        (first..first + 2 + NAME_WORDS).map(|i| self.word(i))
+    }
 }
 
 /// One client's slot in a position file.
@@ -247,6 +262,42 @@ impl Slot {
         self.set_line(0);
         self.set_writing(0, 0);
         self.set_reading(None);
+        self.set_login(None);
+    }
+
+    /// Records the client's login (`None`: logged out). A name too long to record (it cannot
+    /// be: names are at most 32 characters) is recorded as no login.
+    pub fn set_login(&self, login: Option<&crate::chat::Login>) {
+        let mut words = self.state.login_words(self.index);
+        let (seq, len) = (words.next().expect("a word"), words.next().expect("a word"));
+        // The length goes last: the next process takes the name only once it is whole.
+        len.store(0, Ordering::Release);
+        let Some(login) = login.filter(|l| l.name.len() <= 8 * NAME_WORDS) else {
+            return;
+        };
+        seq.store(login.seq, Ordering::Relaxed);
+        for (word, chunk) in words.zip(login.name.as_bytes().chunks(8)) {
+            let mut bytes = [0u8; 8];
+            bytes[..chunk.len()].copy_from_slice(chunk);
+            word.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
+        }
+        len.store(login.name.len() as u64, Ordering::Release);
+    }
+
+    /// The login the process before recorded, if any.
+    pub fn login(&self) -> Option<crate::chat::Login> {
+        let mut words = self.state.login_words(self.index);
+        let (seq, len) = (words.next().expect("a word"), words.next().expect("a word"));
+        let len = len.load(Ordering::Acquire) as usize;
+        if len == 0 || len > 8 * NAME_WORDS {
+            return None;
+        }
+        let mut name: Vec<u8> = words.flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes()).collect();
+        name.truncate(len);
+        Some(crate::chat::Login {
+            name: String::from_utf8(name).ok()?,
+            seq: seq.load(Ordering::Relaxed),
+        })
     }
 }
 
@@ -332,6 +383,37 @@ mod tests {
         assert_eq!(next.output(99).load(Ordering::Relaxed), 41 | PENDING);
         assert_eq!(next.input(3).load(Ordering::Relaxed), PARTIAL);
         assert_eq!(next.input(4).load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_login_is_recorded_whole_and_forgotten_on_logout_or_reset() {
+        use crate::chat::Login;
+        let fd = State::create("test", 3).unwrap();
+        let state = State::map(&fd).unwrap();
+        let slot = Slot::new(&state, 1).unwrap();
+        assert_eq!(slot.login(), None);
+        for name in ["a", "alice", "𝒜".repeat(32).as_str(), "ünïcödé-name.x_y"] {
+            let login = Login {
+                name: name.to_string(),
+                seq: 42,
+            };
+            slot.set_login(Some(&login));
+            let next = Slot::new(&State::map(&fd).unwrap(), 1).unwrap();
+            assert_eq!(next.login(), Some(login), "{name}");
+        }
+        assert_eq!(
+            Slot::new(&state, 0).unwrap().login(),
+            None,
+            "its neighbours keep theirs"
+        );
+        slot.set_login(None);
+        assert_eq!(slot.login(), None);
+        slot.set_login(Some(&Login {
+            name: "bob".into(),
+            seq: 1,
+        }));
+        slot.reset(0);
+        assert_eq!(slot.login(), None);
     }
 
     #[test]

@@ -289,11 +289,7 @@ async fn supervise(spec: Spec, carry: Carry, mut ctl: mpsc::Receiver<Ctl>, statu
             }
             received = recv_handoff(&run.handoff) => {
                 match received {
-                    Ok(Some((message, fds))) => {
-                        if !lock(&run.parked).apply(message, fds) {
-                            tracing::warn!(name = %spec.name, "unexpected handoff message from the frontend");
-                        }
-                    }
+                    Ok(Some((message, fds))) => run.parked(message, fds),
                     Ok(None) => run.handoff = None,
                     Err(e) => {
                         tracing::warn!(name = %spec.name, error = %e, "handoff socket failed; its clients no longer outlive it");
@@ -306,6 +302,11 @@ async fn supervise(spec: Spec, carry: Carry, mut ctl: mpsc::Receiver<Ctl>, statu
                 let mut process = run.process.take().expect("waited on it");
                 // Its last words (on `down` the supervisor exits next) go to its log first.
                 process.drained().await;
+                // So do its last packets (a park, what its readers left on a hand-over): before
+                // its next process is started and adopts.
+                while let Some((message, fds)) = run.handoff.as_ref().and_then(|c| c.try_recv().ok().flatten()) {
+                    run.parked(message, fds);
+                }
                 let ran = process.started.elapsed();
                 tracing::warn!(name = %spec.name, pid = process.pid, ?ran, "exited: {}", spawn::describe(&exited));
                 (run.watchdog, run.notify) = (None, None);
@@ -371,7 +372,7 @@ impl Run<'_> {
                 Action::Spawn => match Process::spawn(self.spec, &self.log) {
                     Ok((process, notify, handoff)) => {
                         self.hand_over = false;
-                        self.handoff = handoff.and_then(|fd| self.adopt(fd));
+                        self.handoff = handoff.and_then(|fd| self.adopt(fd, process.pid));
                         self.notify = Some(notify);
                         self.watchdog = Some(Watchdog::new(self.spec.watchdog, tokio::time::Instant::now()));
                         self.process = Some(process);
@@ -447,8 +448,8 @@ impl Run<'_> {
 
     /// Serves a new process's handoff socket: sends it every parked connection (on a task of its
     /// own, since a large adoption waits for the process to read it).
-    fn adopt(&self, fd: std::os::fd::OwnedFd) -> Option<Arc<Channel>> {
-        let channel = match Channel::new(fd) {
+    fn adopt(&self, fd: std::os::fd::OwnedFd, pid: u32) -> Option<Arc<Channel>> {
+        let channel = match Channel::of_child(fd, pid) {
             Ok(channel) => Arc::new(channel),
             Err(e) => {
                 tracing::warn!(name = %self.spec.name, error = %e, "cannot serve the handoff socket");
@@ -469,6 +470,13 @@ impl Run<'_> {
             }
         });
         Some(channel)
+    }
+
+    /// Applies a packet of the frontend's handoff socket to its parked connections.
+    fn parked(&self, message: Message, fds: Vec<std::os::fd::OwnedFd>) {
+        if !lock(&self.parked).apply(message, fds) {
+            tracing::warn!(name = %self.spec.name, "unexpected handoff message from the frontend");
+        }
     }
 
     /// Asks the process to hand its clients over and exit; false if it cannot be asked.

@@ -65,6 +65,7 @@ pub fn up(config_path: &Path) -> Result<()> {
 }
 
 fn run_up(config: Config) -> Result<()> {
+    spawn::note_exe();
     crate::kernel::socket::private_dir(&config.run_dir)?;
     let _lock = lock::Lock::take(&config.run_dir, &config.path)?;
     if let Some(problem) = parked::raise_fd_limit(&config) {
@@ -304,8 +305,24 @@ impl Supervisor {
                 unknown.join(", ")
             ));
         }
-        handles.dedup_by_key(|h| h.spec.name.clone());
-        let before = futures_util::future::join_all(handles.iter().map(|h| h.request(request))).await;
+        let mut seen = std::collections::HashSet::new();
+        handles.retain(|h| seen.insert(h.spec.name.clone()));
+        let is_kernel = |h: &Handle| matches!(h.spec.role, Role::Kernel { .. });
+        handles.sort_by_key(|h| !is_kernel(h));
+        let mut before = Vec::new();
+        let mut rest = &handles[..];
+        if let [kernel, others @ ..] = rest
+            && request == Event::Restart
+            && is_kernel(kernel)
+            && !others.is_empty()
+        {
+            // The kernel first, and the servers once it is back: a server hands its clients over
+            // once the kernel has acknowledged their lines, which a kernel down would delay.
+            before.push(kernel.request(request).await);
+            kernel.settled().await;
+            rest = others;
+        }
+        before.extend(futures_util::future::join_all(rest.iter().map(|h| h.request(request))).await);
         let lines: Vec<String> = handles
             .iter()
             .zip(before)

@@ -22,6 +22,8 @@ pub const FD_HEADROOM: u64 = 1024;
 #[derive(Default)]
 pub struct Parked {
     fds: HashMap<SessionId, (u32, OwnedFd)>,
+    /// What the readers of a process that handed over left, for the next process alone.
+    carried: Option<OwnedFd>,
 }
 
 impl Parked {
@@ -41,6 +43,10 @@ impl Parked {
                 }
                 true
             }
+            Message::Carry => {
+                self.carried = fds.into_iter().next();
+                true
+            }
             Message::Adopt(_) | Message::State | Message::Adopted | Message::HandOver => false,
         }
     }
@@ -57,6 +63,7 @@ impl Parked {
     pub fn clear(&mut self) -> usize {
         let closed = self.fds.len();
         self.fds = HashMap::new();
+        self.carried = None;
         closed
     }
 
@@ -68,11 +75,15 @@ impl Parked {
     }
 }
 
-/// Sends a new process the server's position file, every parked connection, [`MAX_FDS`] to a
-/// packet, then the end of the adoption. Connections released meanwhile are skipped. Returns how
-/// many were sent.
+/// Sends a new process the server's position file, what its predecessor's readers left (if it
+/// handed over), every parked connection, [`MAX_FDS`] to a packet, then the end of the adoption.
+/// Connections released meanwhile are skipped. Returns how many were sent.
 pub async fn adopt(channel: Arc<Channel>, state: Arc<OwnedFd>, parked: Arc<Mutex<Parked>>) -> io::Result<usize> {
     channel.send(&Message::State, &[state.as_raw_fd()]).await?;
+    let carried = lock(&parked).carried.take();
+    if let Some(carried) = carried {
+        channel.send(&Message::Carry, &[carried.as_raw_fd()]).await?;
+    }
     let ids = lock(&parked).ids();
     let mut sent = 0;
     for chunk in ids.chunks(MAX_FDS) {

@@ -102,8 +102,21 @@ pub fn describe(status: &std::io::Result<ExitStatus>) -> String {
 
 type Output = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
+/// This binary's path, as it was when the supervisor started: a binary installed over it since
+/// (`cargo install`, a package upgrade) is what the next child runs, so that `restart --all`
+/// moves every child to it. (Asked later, Linux would name the replaced file, "… (deleted)".)
+static EXE: std::sync::OnceLock<std::io::Result<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// Notes this binary's path ([`EXE`]); call it as the supervisor starts.
+pub fn note_exe() {
+    EXE.get_or_init(std::env::current_exe);
+}
+
 fn command(spec: &Spec) -> Result<std::process::Command> {
-    let exe = std::env::current_exe().context("finding our own binary")?;
+    let exe = EXE.get_or_init(std::env::current_exe);
+    let exe = exe
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("finding our own binary: {e}"))?;
     let mut command = std::process::Command::new(exe);
     match &spec.role {
         Role::Kernel { expect } => {

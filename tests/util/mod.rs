@@ -432,6 +432,11 @@ impl Up {
         Self(chat_harness::Up::start(bin(), config, &options()).unwrap_or_else(|e| panic!("{e:#}")))
     }
 
+    /// Writes `servers.toml` and starts `up` of the binary `bin` on it.
+    pub fn start_bin(bin: &Path, config: &str) -> Self {
+        Self(chat_harness::Up::start(bin, config, &options()).unwrap_or_else(|e| panic!("{e:#}")))
+    }
+
     /// Starts `up` in `dir`, which holds a `servers.toml`.
     pub fn start_in(dir: tempfile::TempDir) -> Self {
         Self::start_with_env(dir, &[])
@@ -670,26 +675,37 @@ pub async fn connect_from(source: &str, addr: SocketAddr, recv_buffer: Option<u3
 
 /// Reads the default greeting, the first frame a raw WebSocket connection gets after the upgrade.
 pub async fn ws_greeting(stream: &mut TcpStream) -> String {
-    let mut head = [0u8; 2];
-    within("the greeting", stream.read_exact(&mut head)).await.unwrap();
-    assert_eq!(head[0], 0x81, "expected a text frame, got {head:?}");
-    let len = match head[1] {
-        126 => {
-            let mut len = [0u8; 2];
-            within("the greeting", stream.read_exact(&mut len)).await.unwrap();
-            usize::from(u16::from_be_bytes(len))
-        }
-        len => {
-            assert!(len < 126, "a greeting longer than expected: {head:?}");
-            usize::from(len)
-        }
-    };
-    let mut payload = vec![0u8; len];
-    within("the greeting", stream.read_exact(&mut payload)).await.unwrap();
+    let (opcode, payload) = ws_frame(stream).await;
+    assert_eq!(opcode, 0x81, "expected a text frame, got {opcode:#x} {payload:?}");
     let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     let text = json["text"].as_str().unwrap_or_default().to_string();
     assert!(is_greeting(&text), "{json}");
     text
+}
+
+/// The next frame the server sends on a raw WebSocket connection: its first byte (FIN and
+/// opcode) and its payload.
+pub async fn ws_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    within("a WebSocket frame", stream.read_exact(&mut head)).await.unwrap();
+    let len = match head[1] {
+        126 => {
+            let mut len = [0u8; 2];
+            within("a WebSocket frame", stream.read_exact(&mut len)).await.unwrap();
+            usize::from(u16::from_be_bytes(len))
+        }
+        127 => {
+            let mut len = [0u8; 8];
+            within("a WebSocket frame", stream.read_exact(&mut len)).await.unwrap();
+            usize::try_from(u64::from_be_bytes(len)).unwrap()
+        }
+        len => usize::from(len),
+    };
+    let mut payload = vec![0u8; len];
+    within("a WebSocket frame", stream.read_exact(&mut payload))
+        .await
+        .unwrap();
+    (head[0], payload)
 }
 
 /// Upgrades a raw connection to a WebSocket by hand; returns the response head.
@@ -717,8 +733,13 @@ pub async fn http_head(stream: &mut TcpStream) -> String {
 
 /// A masked client frame.
 pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    masked_fragment(true, opcode, payload)
+}
+
+/// A masked client frame, final or not (a fragment of a message).
+pub fn masked_fragment(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [7u8, 1, 9, 3];
-    let mut out = vec![0x80 | opcode];
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
     match payload.len() {
         n if n < 126 => out.push(0x80 | n as u8),
         n if n < 65536 => {

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
+use super::carry::Carried;
 use super::client::End;
 use super::handoff::Store;
 use super::outbox::{Dropped, Outbox, OutboxRx, Pushed, outbox};
@@ -41,6 +42,8 @@ struct Entry {
     inflight: u32,
     /// Lines handed to the link and not yet numbered by it.
     unnumbered: u32,
+    /// Its reader has input in hand (read, and not yet all handled or left to the next process).
+    busy: bool,
     peer: SocketAddr,
 }
 
@@ -52,6 +55,7 @@ impl Entry {
             login: None,
             inflight: 0,
             unnumbered: 0,
+            busy: false,
             peer,
         }
     }
@@ -89,11 +93,13 @@ struct Slots {
 }
 
 /// For the clients adopted from a previous process, the number of the last kernel frame that
-/// reached them: frames sent again up to it are not delivered to them twice.
+/// reached them: frames sent again up to it are not delivered to them twice. Numbers of one
+/// kernel process, `epoch`: from another (the kernel restarted meanwhile) nothing is sent again.
 #[derive(Default)]
 struct Floors {
     of: HashMap<SessionId, u64>,
     highest: u64,
+    epoch: u64,
 }
 
 /// Every live session of this frontend, and the sending half of the link to the kernel.
@@ -126,8 +132,14 @@ pub struct Sessions {
     round: AtomicU32,
     /// Where copies of the connections are parked, when a supervisor keeps them.
     store: Option<Store>,
-    /// Cancelled when this process hands its clients over: nobody's input is read any more.
+    /// Set when this process hands its clients over: nobody's input is read any more, and each
+    /// reader leaves what it holds for the next process. (Read for every item a reader handles:
+    /// an atomic, where the token that wakes the waiting readers takes a lock to ask.)
     handing_over: std::sync::atomic::AtomicBool,
+    hand_over: tokio_util::sync::CancellationToken,
+    /// What each client's reader leaves for the next process, should this one hand over (see
+    /// [`carry`](super::carry)); only those with something to leave.
+    carried: Mutex<HashMap<SessionId, Vec<u8>>>,
     positions: Option<Positions>,
     floors: Mutex<Floors>,
     /// Adopted clients whose latest line may have died with the previous process: the number of
@@ -159,6 +171,8 @@ pub struct Adopted {
     pub read: bool,
     /// Bytes read from its socket before this process.
     read_base: u64,
+    /// What the previous process left of its reader on a planned hand-over.
+    pub carried: Option<Box<Carried>>,
     outbox: Outbox,
     rx: OutboxRx,
 }
@@ -194,6 +208,8 @@ impl Sessions {
             round: AtomicU32::new(0),
             store: None,
             handing_over: std::sync::atomic::AtomicBool::new(false),
+            hand_over: tokio_util::sync::CancellationToken::new(),
+            carried: Mutex::new(HashMap::new()),
             positions: None,
             floors: Mutex::new(Floors::default()),
             unsure: Mutex::new(HashMap::new()),
@@ -247,6 +263,20 @@ impl Sessions {
             }),
         });
         Self { positions, ..self }
+    }
+
+    /// The adopted clients' floors (see [`adopt`](Self::adopt)) are numbers of kernel `epoch`.
+    pub fn floors_of(&self, epoch: u64) {
+        lock(&self.floors).epoch = epoch;
+    }
+
+    /// The kernel numbers what follows as kernel `epoch`: floors of another kernel process mean
+    /// nothing to it.
+    pub fn numbered_by(&self, epoch: u64) {
+        let mut floors = lock(&self.floors);
+        if floors.epoch != epoch && !floors.of.is_empty() {
+            *floors = Floors::default();
+        }
     }
 
     /// The kernel frame `seq` (of kernel `epoch`) is handled: recorded for the next process.
@@ -314,6 +344,7 @@ impl Sessions {
     ///
     /// `sent` and `read`: the bytes ever written to its socket and read from it, which tell
     /// whether a write or a read under way when the previous process died went through.
+    /// `carried`: what the previous process left of its reader, if it handed over.
     pub fn adopt(
         &self,
         id: SessionId,
@@ -321,11 +352,14 @@ impl Sessions {
         peer: SocketAddr,
         position: Option<u64>,
         (sent, read): (Option<u64>, Option<u64>),
+        carried: Option<&[u8]>,
     ) -> (Adopted, Option<u64>) {
         use crate::handoff::state::{HELD, PARTIAL};
         self.next.fetch_max(id + 1, Ordering::Relaxed);
         let slot = self.positions.as_ref().and_then(|p| Slot::new(&p.state, slot));
         let (output, mut input, line) = slot.as_ref().map_or((0, 0, 0), Slot::read);
+        // Named in the hello: a kernel that restarted meanwhile knows it from nowhere else.
+        let login = slot.as_ref().and_then(Slot::login);
         let (writing, write_end) = slot.as_ref().map_or((0, 0), Slot::was_writing);
         let was_reading = slot.as_ref().and_then(Slot::was_reading);
         if let Some(before) = was_reading
@@ -363,6 +397,7 @@ impl Sessions {
         };
         if let Some(slot) = &slot {
             slot.reset(reached.unwrap_or(0));
+            slot.set_login(login.as_ref());
         }
         if let Some(reached) = reached {
             let mut floors = lock(&self.floors);
@@ -371,13 +406,26 @@ impl Sessions {
         }
         let (outbox, rx) = outbox(self.room.clone(), slot, reached.unwrap_or(0), sent.unwrap_or(0));
         outbox.heard(self.round.load(Ordering::Relaxed));
-        self.lock().insert(id, Entry::new(outbox.clone(), peer));
+        let mut entry = Entry::new(outbox.clone(), peer);
+        entry.login = login;
+        self.lock().insert(id, entry);
+        let carried = carried.and_then(|part| {
+            let parsed = super::carry::parse_part(part).map(Box::new);
+            if parsed.is_none() {
+                tracing::warn!(
+                    session = id,
+                    "what the previous process left of this client is unreadable"
+                );
+            }
+            parsed
+        });
         let adopted = Adopted {
             id,
             peer,
             input,
             read: true,
             read_base: read.unwrap_or(0),
+            carried,
             outbox,
             rx,
         };
@@ -397,14 +445,23 @@ impl Sessions {
     }
 
     /// Stops reading every client (a hand-over: what they send waits in their sockets for the
-    /// next process).
+    /// next process, and each reader leaves what it holds).
     pub fn stop_reading(&self) {
         self.handing_over.store(true, Ordering::Release);
+        self.hand_over.cancel();
     }
 
-    /// Whether every line sent to the kernel is acknowledged and every outbox is written out.
+    /// Whether every line sent to the kernel is acknowledged, every outbox is written out and
+    /// every reader has handled or left what it read.
     pub fn settled(&self) -> bool {
-        self.lock().values().all(|e| e.inflight == 0 && e.outbox.is_idle())
+        self.lock()
+            .values()
+            .all(|e| e.inflight == 0 && !e.busy && e.outbox.is_idle())
+    }
+
+    /// What the readers left for the next process, by session (see [`carry`](super::carry)).
+    pub fn carried(&self) -> HashMap<SessionId, Vec<u8>> {
+        std::mem::take(&mut *lock(&self.carried))
     }
 
     /// Greets every client with `greeting` as it connects.
@@ -500,13 +557,19 @@ impl Sessions {
         }
     }
 
-    /// Mirrors the kernel's record of a session's login, and logs a change of name.
+    /// Mirrors the kernel's record of a session's login (in the position file too, for the next
+    /// process), and logs a change of name.
     pub fn set_login(&self, id: SessionId, login: Option<Login>) {
         let (peer, was) = {
             let mut entries = self.lock();
             let Some(entry) = entries.get_mut(&id) else {
                 return;
             };
+            if entry.login != login
+                && let Some(slot) = entry.outbox.slot()
+            {
+                slot.set_login(login.as_ref());
+            }
             (entry.peer, std::mem::replace(&mut entry.login, login.clone()))
         };
         match (was, login) {
@@ -548,6 +611,28 @@ impl Session<'_> {
     /// Whether this process hands its clients over: it reads no more input.
     pub fn handing_over(&self) -> bool {
         self.sessions.handing_over.load(Ordering::Acquire)
+    }
+
+    /// Completes when this process begins to hand its clients over.
+    pub async fn hand_over_begun(&self) {
+        self.sessions.hand_over.cancelled().await
+    }
+
+    /// Leaves `part` (see [`carry`](super::carry)) for the next process, should this one hand
+    /// over; `None`: nothing to leave.
+    pub fn keep(&self, part: Option<Vec<u8>>) {
+        let mut carried = lock(&self.sessions.carried);
+        match part {
+            Some(part) => carried.insert(self.id, part),
+            None => carried.remove(&self.id),
+        };
+    }
+
+    /// Whether its reader has input in hand (a hand-over waits until none has).
+    pub fn busy(&self, busy: bool) {
+        if let Some(entry) = self.sessions.lock().get_mut(&self.id) {
+            entry.busy = busy;
+        }
     }
 
     /// Its slot in the position file ([`NO_SLOT`](crate::handoff::NO_SLOT): none).
@@ -635,6 +720,7 @@ impl Session<'_> {
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         self.sessions.lock().remove(&self.id);
+        lock(&self.sessions.carried).remove(&self.id);
         self.sessions.free_slot(self.outbox.slot());
         let closed = Upstream::Closed { session: self.id };
         if let Err(mpsc::error::TrySendError::Full(closed)) = self.sessions.upstream.try_send(closed) {
