@@ -89,6 +89,15 @@ pub enum Command {
         /// Frontends whose hellos to wait for before applying any input (after a restart).
         #[arg(long, value_delimiter = ',')]
         expect: Vec<String>,
+        /// Be this host's member of the chat kept in this Redis (`[cluster] redis`).
+        #[arg(long, requires_all = ["node", "instance"])]
+        redis: Option<String>,
+        /// This host's name in the cluster.
+        #[arg(long)]
+        node: Option<String>,
+        /// This run of `up` (a kernel restart keeps it; another host's is another).
+        #[arg(long)]
+        instance: Option<String>,
     },
     /// Run one frontend: a telnet (tcp) or web (ws) server attached to the kernel.
     #[command(hide = true)]
@@ -120,10 +129,23 @@ impl Cli {
                 clap_complete::generate(shell, &mut Cli::command(), "chat-supervisor", &mut std::io::stdout());
                 Ok(())
             }
-            Command::Kernel { socket, expect } => {
+            Command::Kernel {
+                socket,
+                expect,
+                redis,
+                node,
+                instance,
+            } => {
                 init_logging();
                 raise_fd_limit();
-                runtime(|shutdown| async move { crate::kernel::run(&socket, expect, shutdown).await })
+                let member = match (redis, node, instance) {
+                    (Some(redis), Some(node), Some(instance)) => Some(crate::kernel::Membership {
+                        cluster: crate::cluster::Cluster { redis, node },
+                        instance,
+                    }),
+                    _ => None,
+                };
+                runtime(|shutdown| async move { crate::kernel::run(&socket, expect, member, shutdown).await })
             }
             Command::Serve(args) => {
                 // First, while this is the only thread (it edits the environment).
@@ -177,6 +199,12 @@ fn check(path: &Path) -> Result<()> {
             motd => println!("      motd: {motd}"),
         }
     }
+    if let Some(cluster) = &config.cluster {
+        println!(
+            "  cluster: one chat with every host on {}, this host as node {}",
+            cluster.redis, cluster.node
+        );
+    }
     println!(
         "  logs in {}, sockets in {}, watchdog {}",
         config.log_dir.display(),
@@ -219,12 +247,29 @@ fn status(config: &Path, names: &[String], json: bool) -> Result<()> {
         .filter(|r| names.is_empty() || names.contains(&r.name))
         .collect();
     if json {
-        let status = serde_json::json!({ "servers": rows, "config_error": reply.config_error });
+        let status =
+            serde_json::json!({ "servers": rows, "config_error": reply.config_error, "cluster": reply.cluster });
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         use std::io::IsTerminal;
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         print!("{}", crate::supervisor::control::table(&rows, color));
+        if let Some(cluster) = &reply.cluster {
+            let nodes: Vec<String> = cluster
+                .nodes
+                .iter()
+                .map(|n| {
+                    let this = if n.name == cluster.node { " (this host)" } else { "" };
+                    format!("{}{this} {} users", n.name, n.users)
+                })
+                .collect();
+            let nodes = if nodes.is_empty() {
+                "unknown (the kernel did not answer)".to_string()
+            } else {
+                nodes.join(", ")
+            };
+            println!("cluster on {} as node {}: {nodes}", cluster.redis, cluster.node);
+        }
         if let Some(error) = &reply.config_error {
             println!("{error}");
         }

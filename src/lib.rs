@@ -11,6 +11,7 @@
 //!   WebSocket servers, rendering, the web page.
 //! - [`handoff`]: client connections parked in the supervisor, adopted by a frontend's next
 //!   process.
+//! - [`cluster`]: with `[cluster]`, each host's kernel as its member of one chat kept in Redis.
 //! - [`supervisor`]: `chat-supervisor up`: sockets, children, restarts, logs, control, reloads.
 //! - [`config`]: `servers.toml`, validated strictly.
 //! - [`spelling`]: the one spelling of each word that config, command line and `status` share.
@@ -28,6 +29,7 @@
 
 pub mod chat;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod frontend;
 pub mod handoff;

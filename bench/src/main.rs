@@ -86,7 +86,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5000)]
     pub handoff_clients: usize,
     /// Scenarios to run (default all): fanout, fanout-5000, burst, web-cpu, latency, idle,
-    /// login-storm, frontend-restart, kernel-restart, handoff, start-stop.
+    /// login-storm, frontend-restart, kernel-restart, handoff, start-stop, peer, cluster.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The chat-supervisor to measure (default: the one beside chat-bench).
@@ -224,6 +224,9 @@ async fn run_all(args: RunArgs) -> Result<Value> {
     }
     if scenario(&args, "peer") {
         out.insert("peer".into(), scenarios::peer::run(&args).await?);
+    }
+    if scenario(&args, "cluster") {
+        out.insert("cluster".into(), scenarios::cluster::run(&args).await?);
     }
     Ok(Value::Object(out))
 }

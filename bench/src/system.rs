@@ -29,6 +29,8 @@ enum Run {
     Multi(Up),
     /// One process: the frontends on one chat state.
     Baseline(Baseline),
+    /// Several hosts' `up`s on one Redis (`[cluster]`), and that Redis.
+    Cluster(Vec<Up>, chat_harness::Redis),
 }
 
 impl System {
@@ -37,22 +39,9 @@ impl System {
     pub fn multi(tcp: usize, ws: usize) -> Result<Self> {
         let mut config = String::new();
         for i in 0..tcp + ws {
-            let kind = if i < tcp { "tcp" } else { "ws" };
-            // The load comes from one address and sends as fast as it can: the per-address cap
-            // and input throttling (both on by default) are turned off, as BENCHMARKS.md says.
-            config.push_str(&format!(
-                "[[server]]\nname = \"s{i}\"\nkind = \"{kind}\"\nport = 0\ncolor = false\n\
-                 input_rate = 0\nmax_connections_per_ip = {UNLIMITED}\nmax_connections = {UNLIMITED}\n\n"
-            ));
+            config.push_str(&server(i, if i < tcp { "tcp" } else { "ws" }));
         }
-        let options = Options {
-            rust_log: "warn,chat_supervisor=info".into(),
-            stderr: false,
-            wait: WAIT,
-            keep_dir: std::env::var_os("CHAT_BENCH_KEEP").is_some(),
-            env: Vec::new(),
-        };
-        let mut up = Up::start(supervisor_bin()?, &config, &options)?;
+        let mut up = Up::start(supervisor_bin()?, &config, &options())?;
         let (mut tcp_addrs, mut ws_addrs) = (Vec::new(), Vec::new());
         for i in 0..tcp + ws {
             let (addr, _) = up.listening(&format!("s{i}"))?;
@@ -65,6 +54,41 @@ impl System {
             ws: ws_addrs,
             run: Run::Multi(up),
         })
+    }
+
+    /// `nodes` hosts (`up`s named `h1`, `h2`, …) on one Redis of our own, the load the same as
+    /// [`System::multi`]'s `(nodes, 1)`: node `i` serves telnet server `s{i}`, and the last one
+    /// also web server `s{nodes}`.
+    pub fn cluster(nodes: usize) -> Result<Self> {
+        let redis = chat_harness::Redis::start()?;
+        let (mut tcp, mut ws, mut ups) = (Vec::new(), Vec::new(), Vec::new());
+        for n in 0..nodes {
+            let mut config = format!("[cluster]\nredis = \"{}\"\nnode = \"h{}\"\n\n", redis.url(), n + 1);
+            config.push_str(&server(n, "tcp"));
+            if n + 1 == nodes {
+                config.push_str(&server(nodes, "ws"));
+            }
+            let mut up = Up::start(supervisor_bin()?, &config, &options())?;
+            tcp.push(up.listening(&format!("s{n}"))?.0);
+            if n + 1 == nodes {
+                ws.push(up.listening(&format!("s{nodes}"))?.0);
+            }
+            up.wait_for("ready name=kernel")?;
+            ups.push(up);
+        }
+        Ok(Self {
+            tcp,
+            ws,
+            run: Run::Cluster(ups, redis),
+        })
+    }
+
+    /// The Redis of a cluster.
+    pub fn redis(&self) -> Option<&chat_harness::Redis> {
+        match &self.run {
+            Run::Cluster(_, redis) => Some(redis),
+            _ => None,
+        }
     }
 
     /// The in-process baseline with `tcp` telnet and `ws` web servers, on one thread or on all
@@ -115,7 +139,7 @@ impl System {
     pub fn up(&mut self) -> Result<&mut Up> {
         match &mut self.run {
             Run::Multi(up) => Ok(up),
-            Run::Baseline(_) => bail!("only the multi-process system has a supervisor"),
+            Run::Baseline(_) | Run::Cluster(..) => bail!("only the multi-process system has one supervisor"),
         }
     }
 
@@ -131,18 +155,29 @@ impl System {
                     .with_context(|| format!("no {name} in status"))
             }
             Run::Baseline(b) => Ok(b.child.id()),
+            Run::Cluster(..) => bail!("frontend_pid is for one host"),
         }
     }
 
-    /// Every process of the system: the supervisor and its children, or the baseline.
+    /// Every process of the system: the supervisor and its children, or the baseline; of a
+    /// cluster, every host's and Redis.
     pub fn pids(&self) -> Result<Vec<u32>> {
+        let of = |up: &Up| -> Result<Vec<u32>> {
+            let mut pids: Vec<u32> = up.children()?.into_values().collect();
+            pids.push(up.proc.pid());
+            Ok(pids)
+        };
         match &self.run {
-            Run::Multi(up) => {
-                let mut pids: Vec<u32> = up.children()?.into_values().collect();
-                pids.push(up.proc.pid());
+            Run::Multi(up) => of(up),
+            Run::Baseline(b) => Ok(vec![b.child.id()]),
+            Run::Cluster(ups, redis) => {
+                let mut pids = Vec::new();
+                for up in ups {
+                    pids.extend(of(up)?);
+                }
+                pids.extend(redis.pid());
                 Ok(pids)
             }
-            Run::Baseline(b) => Ok(vec![b.child.id()]),
         }
     }
 
@@ -150,6 +185,13 @@ impl System {
     pub fn rss_kib(&self) -> Result<BTreeMap<String, u64>> {
         match &self.run {
             Run::Multi(up) => up.rss_kib(),
+            Run::Cluster(ups, _) => {
+                let mut all = BTreeMap::new();
+                for (n, up) in ups.iter().enumerate() {
+                    all.extend(up.rss_kib()?.into_iter().map(|(k, v)| (format!("h{}.{k}", n + 1), v)));
+                }
+                Ok(all)
+            }
             Run::Baseline(b) => Ok(BTreeMap::from([(
                 "baseline".into(),
                 chat_harness::rss_kib(b.child.id()),
@@ -162,6 +204,7 @@ impl System {
     pub fn pss_kib(&self) -> Result<BTreeMap<String, u64>> {
         match &self.run {
             Run::Multi(up) => up.pss_kib(),
+            Run::Cluster(..) => bail!("pss_kib is for one host"),
             Run::Baseline(b) => Ok(BTreeMap::from([(
                 "baseline".into(),
                 chat_harness::pss_kib(b.child.id()),
@@ -174,10 +217,35 @@ impl System {
         let stopped = match self.run {
             Run::Multi(up) => up.stop(),
             Run::Baseline(mut b) => chat_harness::terminate(&mut b.child, WAIT),
+            Run::Cluster(ups, _redis) => ups
+                .into_iter()
+                .map(Up::stop)
+                .find(Result::is_err)
+                .unwrap_or(Ok(Default::default())),
         };
         if let Err(e) = stopped {
             eprintln!("warning: {e:#}");
         }
+    }
+}
+
+/// A `[[server]]` `s{i}` for the benchmark. The load comes from one address and sends as fast as
+/// it can: the per-address cap and input throttling (both on by default) are turned off, as
+/// BENCHMARKS.md says.
+fn server(i: usize, kind: &str) -> String {
+    format!(
+        "[[server]]\nname = \"s{i}\"\nkind = \"{kind}\"\nport = 0\ncolor = false\n\
+         input_rate = 0\nmax_connections_per_ip = {UNLIMITED}\nmax_connections = {UNLIMITED}\n\n"
+    )
+}
+
+fn options() -> Options {
+    Options {
+        rust_log: "warn,chat_supervisor=info".into(),
+        stderr: false,
+        wait: WAIT,
+        keep_dir: std::env::var_os("CHAT_BENCH_KEEP").is_some(),
+        env: Vec::new(),
     }
 }
 

@@ -53,6 +53,7 @@ impl Check<'_> {
             run_dir: base.join(DEFAULT_RUN_DIR),
             log_keep: DEFAULT_LOG_KEEP,
             watchdog: Some(DEFAULT_WATCHDOG),
+            cluster: None,
             servers: Vec::new(),
         };
         let root = match DeTable::parse(self.text) {
@@ -71,6 +72,10 @@ impl Check<'_> {
                     DeValue::Table(table) => self.supervisor(table, base, &mut config),
                     _ => self.problem(value.span(), "supervisor", "must be a table: [supervisor]"),
                 },
+                "cluster" => match value.get_ref() {
+                    DeValue::Table(table) => config.cluster = self.cluster(table, value.span()),
+                    _ => self.problem(value.span(), "cluster", "must be a table: [cluster]"),
+                },
                 "server" => match value.get_ref() {
                     DeValue::Array(servers) => {
                         for (i, server) in servers.iter().enumerate() {
@@ -88,7 +93,11 @@ impl Check<'_> {
                     }
                     _ => self.problem(value.span(), "server", "must be an array of tables: [[server]]"),
                 },
-                other => self.problem(key.span(), other, "unknown key (expected [supervisor] or [[server]])"),
+                other => self.problem(
+                    key.span(),
+                    other,
+                    "unknown key (expected [supervisor], [cluster] or [[server]])",
+                ),
             }
         }
         self.unique(&root, &config.servers, &numbers);
@@ -110,6 +119,35 @@ impl Check<'_> {
             config.watchdog = (seconds > 0).then(|| Duration::from_secs(seconds as u64));
         }
         fields.finish(self, "log_dir, run_dir, log_keep, watchdog");
+    }
+
+    fn cluster(&mut self, table: &Table<'_>, span: Range<usize>) -> Option<crate::cluster::Cluster> {
+        use redis::IntoConnectionInfo;
+        let mut fields = Fields::new(table, "cluster");
+        let redis = fields.string(self, "redis");
+        let node = fields.string(self, "node");
+        let (redis_span, node_span) = (fields.span("redis"), fields.span("node"));
+        fields.finish(self, "redis, node");
+        let Some(redis) = redis else {
+            self.problem(
+                span,
+                "cluster.redis",
+                "missing (required): redis://HOST:PORT or unix:///PATH",
+            );
+            return None;
+        };
+        if let Err(e) = redis.as_str().into_connection_info() {
+            let message = format!("not a Redis address ({e}): redis://HOST:PORT[/DB] or unix:///PATH");
+            self.problem(redis_span.unwrap_or(span), "cluster.redis", message);
+            return None;
+        }
+        let node = node.unwrap_or_else(crate::cluster::hostname);
+        if !crate::cluster::valid_node(&node) {
+            let span = node_span.unwrap_or(span);
+            self.problem(span, "cluster.node", "must be 1 to 64 of A-Z, a-z, 0-9, _, - and .");
+            return None;
+        }
+        Some(crate::cluster::Cluster { redis, node })
     }
 
     fn server(&mut self, table: &Table<'_>, span: Range<usize>, at: &str) -> Option<Server> {

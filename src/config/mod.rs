@@ -26,6 +26,9 @@ pub struct Config {
     pub log_keep: usize,
     /// A child that sends no `WATCHDOG=1` for this long is killed and restarted; `None`: never.
     pub watchdog: Option<Duration>,
+    /// `[cluster]`: this host serves one chat with every host on the same Redis; `None`: this
+    /// host's chat is its own, and no Redis is needed.
+    pub cluster: Option<crate::cluster::Cluster>,
     pub servers: Vec<Server>,
 }
 

@@ -27,11 +27,24 @@ const SOCKET_CHECK: Duration = Duration::from_secs(1);
 /// Longest a stop waits for the last acknowledgements to be written.
 const STOP_FLUSH: Duration = Duration::from_millis(200);
 
+/// A kernel's part in a cluster: the cluster, and the run of `up` it belongs to.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub cluster: crate::cluster::Cluster,
+    pub instance: String,
+}
+
 /// Serves frontends on the socket at `path` until `shutdown` fires, then removes the socket.
 ///
 /// `expect` names the frontends whose hellos a restarted kernel waits for before it applies any
-/// frame (the supervisor passes every configured server).
-pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) -> Result<()> {
+/// frame (the supervisor passes every configured server). With `member`, the kernel is its
+/// host's member of a cluster (see [`crate::cluster`]).
+pub async fn run(
+    path: &Path,
+    expect: Vec<String>,
+    member: Option<Membership>,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let mut listener = socket::bind(path)?;
     let mut file = SocketFile {
         path: path.to_path_buf(),
@@ -43,7 +56,21 @@ pub async fn run(path: &Path, expect: Vec<String>, shutdown: CancellationToken) 
     // Every frontend's reader holds a sender; the hub ends when the last one is gone.
     let (hub_tx, hub_rx) = mpsc::channel(hub::QUEUE);
     let written = Arc::new(Notify::new());
-    let hub = tokio::spawn(hub::run(hub_rx, expect, written.clone()));
+    let clustered = match member {
+        Some(m) => {
+            tracing::info!(redis = %m.cluster.redis, node = %m.cluster.node, "a member of a cluster");
+            let link = crate::cluster::link::Link::start(
+                &m.cluster.redis,
+                crate::cluster::PREFIX,
+                hub_tx.clone(),
+                hub::Input::Cluster,
+            )?;
+            let member = crate::cluster::member::Member::new(&m.cluster.node, &m.instance);
+            Some(hub::Clustered { member, link })
+        }
+        None => None,
+    };
+    let hub = tokio::spawn(hub::run(hub_rx, expect, written.clone(), clustered));
     tokio::spawn(crate::memory::trim_when_idle());
     tokio::spawn(crate::notify::watchdog());
     let mut check = tokio::time::interval(SOCKET_CHECK);

@@ -28,7 +28,11 @@ use crate::handoff::socket::Channel;
 pub enum Role {
     /// The kernel; after a restart it waits for the hellos of the servers named in `expect`
     /// (kept current by the supervisor as the config changes).
-    Kernel { expect: Arc<Mutex<Vec<String>>> },
+    Kernel {
+        expect: Arc<Mutex<Vec<String>>>,
+        /// Its host's part in a cluster, if `[cluster]` (fixed for the life of `up`).
+        member: Option<crate::kernel::Membership>,
+    },
     /// A frontend serving `server` on the supervisor's `listener`.
     Frontend { server: Server, listener: Arc<TcpListener> },
 }
@@ -314,6 +318,13 @@ async fn supervise(spec: Spec, carry: Carry, mut ctl: mpsc::Receiver<Ctl>, statu
             }
             _ = sleep_until(run.timer.map(|(at, _)| at)) => run.timer.take().expect("armed").1,
             _ = sleep_until(run.watchdog.and_then(|w| w.deadline())) => {
+                let now = tokio::time::Instant::now();
+                if let Some(watchdog) = run.watchdog.as_mut().filter(|w| w.noticed_late(now)) {
+                    // We were paused (the whole host, say): the child could not be heard either.
+                    tracing::warn!(name = %spec.name, "the supervisor itself was paused past a watchdog deadline; not taking the child for hung");
+                    watchdog.alive(now);
+                    continue;
+                }
                 run.watchdog = None;
                 Event::WatchdogExpired
             }

@@ -40,6 +40,26 @@ pub struct Reply {
     /// `status`: set while the config file differs from what runs because a reload refused it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_error: Option<String>,
+    /// `status` of a cluster member: its cluster and every node's users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterRow>,
+}
+
+/// What `status` shows of the cluster this host is a member of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterRow {
+    pub redis: String,
+    /// This host's node.
+    pub node: String,
+    /// Every node this kernel knows of and its logged-in users (unknown if the kernel did not
+    /// answer: then empty).
+    pub nodes: Vec<NodeRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRow {
+    pub name: String,
+    pub users: u64,
 }
 
 /// One line of `status`.

@@ -72,6 +72,9 @@ fn run_up(config: Config) -> Result<()> {
         tracing::warn!("{problem}");
     }
 
+    if let Some(cluster) = &config.cluster {
+        reach(cluster)?;
+    }
     // Every address is bound before any child starts, so a port in use stops `up` cleanly.
     let mut listeners = BTreeMap::new();
     for server in &config.servers {
@@ -80,6 +83,23 @@ fn run_up(config: Config) -> Result<()> {
     // A single thread: the parent-death signal is tied to the thread that forks each child.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(Supervisor::new(config, listeners).run())
+}
+
+/// Fails unless the cluster's Redis answers: `up` with an unreachable one is a mistake to say at
+/// once (a Redis that goes away later is ridden out).
+fn reach(cluster: &crate::cluster::Cluster) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime
+        .block_on(crate::cluster::link::ping(&cluster.redis))
+        .with_context(|| format!("[cluster] redis = {:?} does not answer", cluster.redis))
+}
+
+/// A number for this run of `up`, told apart from any other host's and any earlier run's.
+fn instance() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (u64::from(std::process::id()) << 32)) | 1
 }
 
 fn bind(server: &Server) -> Result<TcpListener> {
@@ -182,6 +202,10 @@ impl Supervisor {
         // readiness then means the chat works).
         let role = Role::Kernel {
             expect: self.expect.clone(),
+            member: self.settings.cluster.clone().map(|cluster| crate::kernel::Membership {
+                cluster,
+                instance: format!("{:x}", instance()),
+            }),
         };
         let kernel = Handle::start(self.spec("kernel", role, Restart::Always));
         let state = tokio::select! {
@@ -268,17 +292,21 @@ impl Supervisor {
             }
         };
         match request {
-            Request::Status => Reply {
-                ok: true,
-                message: String::new(),
-                servers: self.status().await,
-                config_error: self.refused.as_ref().map(|why| {
-                    format!(
-                        "{} changed since the running config was loaded and {why}; running the previous config",
-                        self.config.path.display()
-                    )
-                }),
-            },
+            Request::Status => {
+                let (servers, cluster) = self.status().await;
+                Reply {
+                    ok: true,
+                    message: String::new(),
+                    servers,
+                    config_error: self.refused.as_ref().map(|why| {
+                        format!(
+                            "{} changed since the running config was loaded and {why}; running the previous config",
+                            self.config.path.display()
+                        )
+                    }),
+                    cluster,
+                }
+            }
             Request::Reload => reply(self.reload().await),
             Request::Restart { names } => reply(self.request(&names, Event::Restart).await),
             Request::Stop { names } => reply(self.request(&names, Event::Stop).await),
@@ -357,8 +385,26 @@ impl Supervisor {
         }
     }
 
-    async fn status(&self) -> Vec<Row> {
-        let users = census::census(&self.kernel_socket()).await;
+    async fn status(&self) -> (Vec<Row>, Option<control::ClusterRow>) {
+        let census = census::census(&self.kernel_socket()).await;
+        // A cluster member's census also counts each node's users, as `@NODE`.
+        let (nodes, users): (Vec<_>, Vec<_>) = census
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|(name, _)| name.starts_with('@'));
+        let users = census.map(|_| users);
+        let cluster = self.settings.cluster.as_ref().map(|c| control::ClusterRow {
+            redis: c.redis.clone(),
+            node: c.node.clone(),
+            nodes: nodes
+                .into_iter()
+                .map(|(name, users)| control::NodeRow {
+                    name: name[1..].to_string(),
+                    users,
+                })
+                .collect(),
+        });
         let row = |handle: &Handle, users: Option<u64>| {
             let status = handle.status.borrow().clone();
             Row {
@@ -383,7 +429,7 @@ impl Supervisor {
                 .map(|u| u.iter().filter(|(n, _)| n == name).map(|(_, c)| c).sum());
             rows.push(row(handle, count));
         }
-        rows
+        (rows, cluster)
     }
 
     /// Reads the config again and applies it by its [`plan`]. An invalid file, or an address
@@ -413,7 +459,7 @@ impl Supervisor {
             return Ok(message);
         }
         if plan.supervisor_changed {
-            tracing::warn!("changes to [supervisor] take effect at the next `up`");
+            tracing::warn!("changes to [supervisor] or [cluster] take effect at the next `up`");
         }
         let mut fresh = BTreeMap::new();
         for server in plan.to_bind() {

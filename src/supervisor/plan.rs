@@ -18,7 +18,7 @@ pub struct Plan {
     /// Changed address: bind the new socket first (a failure changes nothing), then restart.
     pub rebound: Vec<Server>,
     pub unchanged: Vec<String>,
-    /// `[supervisor]` differs; it takes effect at the next `up` only.
+    /// `[supervisor]` or `[cluster]` differs; it takes effect at the next `up` only.
     pub supervisor_changed: bool,
 }
 
@@ -26,8 +26,8 @@ pub struct Plan {
 pub fn diff(old: &Config, new: &Config) -> Plan {
     let before: BTreeMap<&str, &Server> = old.servers.iter().map(|s| (s.name.as_str(), s)).collect();
     let mut plan = Plan {
-        supervisor_changed: (&old.log_dir, &old.run_dir, old.log_keep, old.watchdog)
-            != (&new.log_dir, &new.run_dir, new.log_keep, new.watchdog),
+        supervisor_changed: (&old.log_dir, &old.run_dir, old.log_keep, old.watchdog, &old.cluster)
+            != (&new.log_dir, &new.run_dir, new.log_keep, new.watchdog, &new.cluster),
         ..Plan::default()
     };
     for server in &new.servers {

@@ -119,11 +119,21 @@ fn command(spec: &Spec) -> Result<std::process::Command> {
         .map_err(|e| anyhow::anyhow!("finding our own binary: {e}"))?;
     let mut command = std::process::Command::new(exe);
     match &spec.role {
-        Role::Kernel { expect } => {
+        Role::Kernel { expect, member } => {
             command.arg("kernel").arg("--socket").arg(&spec.kernel_socket);
             let expect = expect.lock().unwrap_or_else(|e| e.into_inner()).join(",");
             if !expect.is_empty() {
                 command.arg("--expect").arg(expect);
+            }
+            if let Some(m) = member {
+                command.args([
+                    "--redis",
+                    &m.cluster.redis,
+                    "--node",
+                    &m.cluster.node,
+                    "--instance",
+                    &m.instance,
+                ]);
             }
         }
         Role::Frontend { server, listener } => {

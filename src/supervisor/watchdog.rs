@@ -29,6 +29,11 @@ pub fn notices(datagram: &[u8]) -> impl Iterator<Item = Notice> + '_ {
     })
 }
 
+/// A watchdog deadline noticed this much after it passed means the supervisor itself did not run
+/// meanwhile (the whole host was paused, or starved): the child is given a new deadline rather
+/// than taken for hung, since it could not be heard either.
+pub const PAUSED: Duration = Duration::from_secs(1);
+
 /// The watchdog of one run of a child.
 #[derive(Debug, Clone, Copy)]
 pub struct Watchdog {
@@ -57,6 +62,12 @@ impl Watchdog {
     /// True once the child has been silent for the whole limit.
     pub fn overdue(&self, now: Instant) -> bool {
         self.deadline().is_some_and(|deadline| now >= deadline)
+    }
+
+    /// Whether the deadline passed [`PAUSED`] or more before `now`, when it is noticed: the
+    /// supervisor was not running at the deadline (then [`alive`](Self::alive) renews it).
+    pub fn noticed_late(&self, now: Instant) -> bool {
+        self.deadline().is_some_and(|deadline| now >= deadline + PAUSED)
     }
 
     /// How long a silence is allowed, for the log line.
@@ -112,6 +123,15 @@ mod tests {
         tokio::time::sleep_until(watchdog.deadline().unwrap()).await;
         assert!(watchdog.overdue(Instant::now()));
         assert_eq!(Instant::now() - start, Duration::from_millis(1500) + LIMIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_noticed_long_after_it_passed_is_a_pause_of_the_supervisor() {
+        let watchdog = Watchdog::new(Some(LIMIT), Instant::now());
+        tokio::time::advance(LIMIT).await;
+        assert!(watchdog.overdue(Instant::now()) && !watchdog.noticed_late(Instant::now()));
+        tokio::time::advance(PAUSED).await;
+        assert!(watchdog.noticed_late(Instant::now()));
     }
 
     #[tokio::test(start_paused = true)]

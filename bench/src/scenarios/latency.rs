@@ -13,6 +13,13 @@ use crate::system::System;
 
 /// Ten pairs across frontends; 1,000 stamped `msg` lines a second in all, one every millisecond.
 pub async fn run(args: &RunArgs, system: System) -> Result<Value> {
+    let figures = measure(args, &system).await;
+    system.stop();
+    figures
+}
+
+/// [`run`], leaving the system running.
+pub async fn measure(args: &RunArgs, system: &System) -> Result<Value> {
     let addrs = system.addrs();
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
@@ -23,7 +30,6 @@ pub async fn run(args: &RunArgs, system: System) -> Result<Value> {
         receivers.push(Client::login(b, b_ws, &format!("r{i}"), true).await?);
     }
     let (got, samples) = one_to_one(args, &senders, &receivers, |i| format!("msg r{i} t={}", now_ns())).await;
-    system.stop();
     Ok(
         json!({"rate_per_sec": 1000, "sent": args.latency_secs * 1000, "received": got, "latency": percentiles(samples)}),
     )

@@ -2,6 +2,7 @@
 //! [`crate::report`] and BENCHMARKS.md's readers know.
 
 pub mod burst;
+pub mod cluster;
 pub mod fanout;
 pub mod handoff;
 pub mod idle;

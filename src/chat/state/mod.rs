@@ -7,9 +7,11 @@
 //! opened, a line arrived, a session or a whole frontend went away) and appends [`Output`]s: events
 //! with their recipients already grouped by frontend, so the kernel sends one frame per frontend per
 //! event. What happens to a frontend's sessions when its connection ends or it says hello again is
-//! in [`rejoin`].
+//! in [`rejoin`]. A kernel that is its host's member of a cluster keeps a [`replica`] instead: the
+//! same state, fed by the events every node reads from Redis.
 
 mod rejoin;
+mod replica;
 
 use std::collections::{BTreeMap, HashMap, hash_map::Entry};
 

@@ -87,19 +87,7 @@ impl Chat {
         sessions: Vec<(SessionId, Option<Login>)>,
         out: &mut Vec<Output>,
     ) {
-        let moved: Vec<SessionKey> = self.sessions.keys().filter(|k| k.frontend == old).copied().collect();
-        for key in moved {
-            let session = self.sessions.remove(&key).expect("listed above");
-            self.sessions.insert(SessionKey { frontend: new, ..key }, session);
-        }
-        for user in self.online.values_mut() {
-            if user.session.frontend == old {
-                user.session.frontend = new;
-            }
-        }
-        if let Some(count) = self.online_on.remove(&old) {
-            *self.online_on.entry(new).or_default() += count;
-        }
+        self.move_frontend(old, new);
         let listed: HashMap<SessionId, ()> = sessions.iter().map(|(id, _)| (*id, ())).collect();
         let mut gone: Vec<SessionKey> = self
             .sessions
@@ -127,6 +115,27 @@ impl Chat {
             }
         }
         self.restore(new, unknown, out);
+    }
+
+    /// Moves every session of frontend `old` to `new`, logged in or not, as they are; nobody is
+    /// told.
+    pub fn move_frontend(&mut self, old: FrontendId, new: FrontendId) {
+        if old == new {
+            return;
+        }
+        let moved: Vec<SessionKey> = self.sessions.keys().filter(|k| k.frontend == old).copied().collect();
+        for key in moved {
+            let session = self.sessions.remove(&key).expect("listed above");
+            self.sessions.insert(SessionKey { frontend: new, ..key }, session);
+        }
+        for user in self.online.values_mut() {
+            if user.session.frontend == old {
+                user.session.frontend = new;
+            }
+        }
+        if let Some(count) = self.online_on.remove(&old) {
+            *self.online_on.entry(new).or_default() += count;
+        }
     }
 
     /// Restores a frontend whose sessions were logged out while it was away (it hung past its

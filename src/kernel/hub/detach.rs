@@ -78,7 +78,8 @@ impl Hub {
         for id in expired {
             let d = self.detached.remove(&id).expect("listed above");
             tracing::warn!(frontend = %d.name, id, "frontend did not come back; logging out its users");
-            let sessions = self.chat.sessions_on(id).into_iter().collect();
+            let chat = self.cluster.as_ref().map_or(&self.chat, |c| &c.member.chat);
+            let sessions = chat.sessions_on(id).into_iter().collect();
             self.logged_out.insert(
                 d.name,
                 LoggedOut {
@@ -86,7 +87,10 @@ impl Hub {
                     until: now + REMEMBER,
                 },
             );
-            self.chat.frontend_gone(id, &mut self.out);
+            match self.cluster {
+                Some(_) => self.cluster_gone(id),
+                None => self.chat.frontend_gone(id, &mut self.out),
+            }
         }
         self.encode();
     }

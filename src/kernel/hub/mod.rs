@@ -28,6 +28,7 @@
 //! part kept ([`feed`]), so that a frontend's next process gets again what the last one had not
 //! handled.
 
+mod cluster;
 mod detach;
 mod feed;
 
@@ -45,6 +46,7 @@ use super::clock::Clock;
 use super::ledger::Ledger;
 use crate::chat::{Chat, FrontendId, Login, Output, SessionId, SessionKey};
 use crate::wire::{self, Downstream, Origin, Upstream};
+pub use cluster::Clustered;
 use detach::{Detached, LoggedOut};
 use feed::Feed;
 
@@ -110,6 +112,8 @@ pub enum Input {
     Census {
         reply: tokio::sync::oneshot::Sender<Vec<(String, u64)>>,
     },
+    /// What a cluster member's link to Redis brought back.
+    Cluster(crate::cluster::link::Incoming),
 }
 
 struct Frontend {
@@ -142,13 +146,25 @@ impl Frontend {
 
 /// Runs the hub until every input sender is gone. `expect` names the frontends whose hellos the
 /// hub waits for before applying any frame.
-pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written: Arc<Notify>) {
+///
+/// With `cluster`, the hub is its host's member of a cluster: until the member has joined and
+/// read who is logged in, it holds everything but what Redis sends.
+pub async fn run(
+    mut inputs: mpsc::Receiver<Input>,
+    expect: Vec<String>,
+    written: Arc<Notify>,
+    cluster: Option<Clustered>,
+) {
     // `written` is signalled by the writers after each write, so that waiting acknowledgements
     // and a paused hub look again.
     let mut hub = Hub {
         epoch: epoch(),
+        cluster: cluster.map(Box::new),
         ..Hub::default()
     };
+    hub.emit(Vec::new());
+    // Held until the cluster member is ready.
+    let mut unready: VecDeque<Input> = VecDeque::new();
     let mut restoring = Restoring {
         expect: expect.into_iter().collect(),
         held: VecDeque::new(),
@@ -176,7 +192,7 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
                 None
             }
             _ = tokio::time::sleep_until(ack.unwrap_or_else(Instant::now)), if ack.is_some() => None,
-            _ = tokio::time::sleep_until(restoring.until), if !restored => {
+            _ = tokio::time::sleep_until(restoring.until), if !restored && hub.cluster_ready() => {
                 tracing::warn!(missing = ?restoring.expect, "restore window over without every frontend's hello");
                 restored = true;
                 None
@@ -188,8 +204,31 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
             match input {
                 Input::Flush { done } => {
                     hub.ack_now();
+                    hub.cluster_part();
                     flushing = Some(done);
                 }
+                // Entries wait for the frontends' hellos, like their frames: what one causes for a
+                // frontend not attached yet would go nowhere.
+                Input::Cluster(entries @ crate::cluster::link::Incoming::Entries { .. }) if !restored => {
+                    restored = restoring.take(Input::Cluster(entries), &mut hub);
+                }
+                Input::Cluster(incoming) => {
+                    let was_ready = hub.cluster_ready();
+                    hub.cluster_incoming(incoming);
+                    if !was_ready && hub.cluster_ready() {
+                        // The hellos are counted from now.
+                        restoring.until = Instant::now() + RESTORE_WINDOW;
+                    }
+                    if hub.cluster_ready() {
+                        for held in unready.drain(..) {
+                            match held {
+                                held if restored => hub.handle(held),
+                                held => restored = restoring.take(held, &mut hub),
+                            }
+                        }
+                    }
+                }
+                input if !hub.cluster_ready() => unready.push_back(input),
                 input if restored => hub.handle(input),
                 input => restored = restoring.take(input, &mut hub),
             }
@@ -218,7 +257,7 @@ pub async fn run(mut inputs: mpsc::Receiver<Input>, expect: Vec<String>, written
         if flushing.is_some() {
             hub.ack_now();
             hub.flush(now);
-            if hub.frontends.values().all(|f| f.waiting() == 0) {
+            if hub.frontends.values().all(|f| f.waiting() == 0) && !hub.cluster_parting() {
                 let _ = flushing.take().map(|done| done.send(()));
             }
         }
@@ -255,7 +294,13 @@ impl Restoring {
 struct Hub {
     /// Tells this kernel process's frame numbers apart from any other's.
     epoch: u64,
+    /// The chat, unless this kernel is a cluster member (whose replica is its member's).
     chat: Chat,
+    cluster: Option<Box<Clustered>>,
+    /// A cluster member's stream entries applied since the last flush (the newest), and those
+    /// whose outputs wait to be written, as a ledger keyed by entry number.
+    entries_applied: Option<u64>,
+    entries_unwritten: Ledger,
     frontends: HashMap<FrontendId, Frontend>,
     detached: HashMap<FrontendId, Detached>,
     /// By frontend name.
@@ -275,6 +320,11 @@ struct Hub {
 }
 
 impl Hub {
+    /// Whether the cluster member (if any) has joined and read who is logged in.
+    fn cluster_ready(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.member.ready())
+    }
+
     fn handle(&mut self, input: Input) {
         if let Some(input) = self.hold(input) {
             self.apply(input);
@@ -361,26 +411,40 @@ impl Hub {
                     Some((&old, older)) => {
                         for id in older {
                             self.detached.remove(id);
-                            self.chat.frontend_gone(*id, &mut self.out);
+                            match self.cluster {
+                                Some(_) => self.cluster_gone(*id),
+                                None => self.chat.frontend_gone(*id, &mut self.out),
+                            }
                         }
                         let mut away = self.detached.remove(&old).expect("listed above");
                         if !away.pending.is_empty() {
                             away.feed.keep(away.pending.split().freeze(), Instant::now());
                         }
-                        tracing::info!(frontend = %self.frontends[&frontend].name, "frontend is back: its sessions carry on");
-                        self.chat.reattach(old, frontend, sessions, &mut self.out);
-                        self.resume(frontend, away.feed, away.last_applied, resume);
+                        let name = self.frontends[&frontend].name.clone();
+                        tracing::info!(frontend = %name, "frontend is back: its sessions carry on");
+                        match self.cluster {
+                            Some(_) => {
+                                self.resume(frontend, away.feed, away.last_applied, resume);
+                                self.cluster_attach(frontend, &name, sessions, None);
+                            }
+                            None => {
+                                self.chat.reattach(old, frontend, sessions, &mut self.out);
+                                self.resume(frontend, away.feed, away.last_applied, resume);
+                            }
+                        }
                     }
                     None => {
                         self.sync(frontend, 0);
                         let now = Instant::now();
                         self.logged_out.retain(|_, l| l.until > now);
-                        match self.logged_out.remove(&self.frontends[&frontend].name) {
-                            Some(gone) => {
+                        let name = self.frontends[&frontend].name.clone();
+                        match (self.logged_out.remove(&name), self.cluster.is_some()) {
+                            (gone, true) => self.cluster_attach(frontend, &name, sessions, gone.map(|g| g.sessions)),
+                            (Some(gone), false) => {
                                 self.chat
                                     .restore_after_logout(frontend, sessions, &gone.sessions, &mut self.out)
                             }
-                            None => self.chat.restore(frontend, sessions, &mut self.out),
+                            (None, false) => self.chat.restore(frontend, sessions, &mut self.out),
                         }
                     }
                 }
@@ -389,6 +453,18 @@ impl Hub {
                 let Some(f) = self.frontends.get_mut(&frontend) else {
                     return; // let go of; its reader has not noticed yet
                 };
+                if self.cluster.is_some() {
+                    let instance = f.instance;
+                    self.cluster_frame(
+                        cluster::From {
+                            frontend,
+                            seq,
+                            instance,
+                        },
+                        message,
+                    );
+                    return;
+                }
                 f.applied = Some(seq);
                 f.last_applied = seq;
                 self.origin = Some(Origin {
@@ -418,6 +494,8 @@ impl Hub {
                     let name = f.name.clone();
                     if wait {
                         self.detach(frontend, f);
+                    } else if self.cluster.is_some() {
+                        self.cluster_gone(frontend);
                     } else {
                         self.chat.frontend_gone(frontend, &mut self.out);
                     }
@@ -431,12 +509,16 @@ impl Hub {
             }
             Input::Census { reply } => {
                 let mut users: HashMap<String, u64> = HashMap::new();
+                let chat = self.cluster.as_ref().map_or(&self.chat, |c| &c.member.chat);
                 let named = self.frontends.iter().map(|(id, f)| (id, &f.name));
                 for (id, name) in named.chain(self.detached.iter().map(|(id, d)| (id, &d.name))) {
-                    *users.entry(name.clone()).or_default() += self.chat.users_on(*id) as u64;
+                    *users.entry(name.clone()).or_default() += chat.users_on(*id) as u64;
                 }
-                let _ = reply.send(users.into_iter().collect());
+                let mut users: Vec<(String, u64)> = users.into_iter().collect();
+                users.extend(self.cluster_census());
+                let _ = reply.send(users);
             }
+            Input::Cluster(incoming) => self.cluster_incoming(incoming),
         }
         self.encode();
     }
@@ -595,6 +677,9 @@ impl Hub {
                 self.unconfirmed.record(*id, seq, &after);
             }
         }
+        if let Some(entry) = self.entries_applied.take() {
+            self.entries_unwritten.record(0, entry, &after);
+        }
         for id in over {
             self.let_go(id, "its queue passed the bound");
         }
@@ -624,6 +709,16 @@ impl Hub {
                 let due = f.ack.map_or(now + ACK_DELAY, |(_, due)| due);
                 f.ack = Some((seq, due));
             }
+        }
+        if let Some(c) = self.cluster.as_mut() {
+            let written = |id| {
+                frontends
+                    .get(&id)
+                    .map(|f: &Frontend| f.progress.written.load(Ordering::Acquire))
+            };
+            self.entries_unwritten.confirm(written, |_, n| {
+                c.member.written(crate::cluster::entry::Id::from_number(n))
+            });
         }
     }
 }

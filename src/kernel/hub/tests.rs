@@ -70,7 +70,7 @@ async fn settle() {
 #[tokio::test(start_paused = true)]
 async fn a_restarted_hub_holds_frames_until_every_expected_frontend_is_back() {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(rx, vec!["a".into(), "b".into()], Arc::new(Notify::new())));
+    tokio::spawn(run(rx, vec!["a".into(), "b".into()], Arc::new(Notify::new()), None));
     let bob = Some(Login {
         name: "bob".into(),
         seq: 1,
@@ -92,7 +92,7 @@ async fn a_restarted_hub_holds_frames_until_every_expected_frontend_is_back() {
 #[tokio::test(start_paused = true)]
 async fn the_restore_window_ends_without_a_missing_frontend() {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(rx, vec!["a".into(), "gone".into()], Arc::new(Notify::new())));
+    tokio::spawn(run(rx, vec!["a".into(), "gone".into()], Arc::new(Notify::new()), None));
     let amy = Some(Login {
         name: "amy".into(),
         seq: 1,
@@ -149,7 +149,7 @@ fn acks(frames: &[Downstream]) -> Vec<u64> {
 async fn an_acknowledgement_rides_with_the_next_frames_or_goes_alone_after_the_delay() {
     let (tx, rx) = mpsc::channel(QUEUE);
     let written = Arc::new(Notify::new());
-    tokio::spawn(run(rx, Vec::new(), written.clone()));
+    tokio::spawn(run(rx, Vec::new(), written.clone(), None));
     let login = |name: &str, seq| Some(Login { name: name.into(), seq });
     let (input, mut a) = attach(1, "a", vec![(1, login("amy", 1))]);
     tx.send(input).await.unwrap();
@@ -189,7 +189,7 @@ async fn an_acknowledgement_rides_with_the_next_frames_or_goes_alone_after_the_d
 #[tokio::test(start_paused = true)]
 async fn a_new_process_waits_for_its_previous_connection_to_end() {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(rx, vec![], Arc::new(Notify::new())));
+    tokio::spawn(run(rx, vec![], Arc::new(Notify::new()), None));
     let ann = Some(Login {
         name: "ann".into(),
         seq: 1,
