@@ -67,6 +67,18 @@ async fn userlist(client: &mut Telnet) -> Vec<String> {
     }
 }
 
+/// alice on h1; dave and erin on h3 (telnet); once alice has seen them log in.
+async fn alice_dave_erin(h1: &Node, h3: &Node) -> (Telnet, Telnet, Telnet) {
+    let mut a = Telnet::connect(h1.tcp).await;
+    a.login("alice").await;
+    let mut d = Telnet::connect(h3.tcp).await;
+    let mut e = Telnet::connect(h3.tcp).await;
+    d.login("dave").await;
+    e.login("erin").await;
+    a.until_has("[erin] login to chat.").await;
+    (a, d, e)
+}
+
 /// Reads lines until both of these have come, in either order; returns every line read.
 async fn until_both(client: &mut Telnet, one: &str, other: &str) -> Vec<String> {
     let mut seen = Vec::new();
@@ -256,16 +268,9 @@ fn numbered_lines_cross_nodes_once_and_in_order_through_kernel_kills() {
 #[test]
 fn a_node_killed_whole_has_its_users_logged_out_once() {
     let redis = redis();
-    let h1 = Node::start(&redis, "h1", "");
-    let h3 = Node::start(&redis, "h3", "");
+    let (h1, h3) = (Node::start(&redis, "h1", ""), Node::start(&redis, "h3", ""));
     run(LIMIT, async {
-        let mut a = Telnet::connect(h1.tcp).await;
-        a.login("alice").await;
-        let mut d = Telnet::connect(h3.tcp).await;
-        let mut e = Web::connect(h3.ws).await;
-        d.login("dave").await;
-        e.login("erin").await;
-        a.until_has("[erin] login to chat.").await;
+        let (mut a, _d, _e) = alice_dave_erin(&h1, &h3).await;
         let killed = Instant::now();
         signal(&h3.pids(), Signal::SIGKILL);
         let mut seen = until_both(&mut a, "[dave] logout from chat.", "[erin] logout from chat.").await;
@@ -290,16 +295,9 @@ fn a_node_killed_whole_has_its_users_logged_out_once() {
 #[test]
 fn a_node_paused_past_its_presence_heals() {
     let redis = redis();
-    let h1 = Node::start(&redis, "h1", "");
-    let h3 = Node::start(&redis, "h3", "");
+    let (h1, h3) = (Node::start(&redis, "h1", ""), Node::start(&redis, "h3", ""));
     run(LIMIT, async {
-        let mut a = Telnet::connect(h1.tcp).await;
-        a.login("alice").await;
-        let mut d = Telnet::connect(h3.tcp).await;
-        let mut e = Telnet::connect(h3.tcp).await;
-        d.login("dave").await;
-        e.login("erin").await;
-        a.until_has("[erin] login to chat.").await;
+        let (mut a, mut d, mut e) = alice_dave_erin(&h1, &h3).await;
         let pids = h3.pids();
         signal(&pids, Signal::SIGSTOP);
         let paused = Instant::now();
@@ -371,13 +369,6 @@ fn up_with_an_unreachable_redis_says_so() {
         dir.path().display(),
         server("t", "tcp")
     );
-    std::fs::write(dir.path().join("servers.toml"), config).unwrap();
-    let out = std::process::Command::new(util::bin())
-        .arg("up")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = util::up_refused(dir.path(), &config);
     assert!(err.contains("does not answer") && err.contains("nothing.sock"), "{err}");
 }

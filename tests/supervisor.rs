@@ -298,14 +298,7 @@ fn an_address_in_use_stops_up_before_any_child_starts() {
         "{}[[server]]\nname = \"busy\"\nkind = \"tcp\"\nport = {port}\n",
         server("ok", "tcp")
     );
-    std::fs::write(dir.path().join("servers.toml"), config).unwrap();
-    let out = std::process::Command::new(util::bin())
-        .arg("up")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = util::up_refused(dir.path(), &config);
     assert!(
         stderr.contains(&format!("server `busy`: cannot bind 127.0.0.1:{port}")),
         "{stderr}"

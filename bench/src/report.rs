@@ -2,6 +2,7 @@
 //! JSON. Given an earlier run's figures (`--before`), the table has a column for them too: each
 //! row beside the row of the same name in the earlier run.
 
+mod cluster;
 mod peer;
 
 use serde_json::Value;
@@ -346,6 +347,7 @@ fn rows(f: &Value) -> Vec<[String; 4]> {
         ]);
     }
     rows.extend(peer::rows(f));
+    rows.extend(cluster::rows(f));
     rows
 }
 
@@ -402,6 +404,7 @@ pub fn report(f: &Value, before: Option<&Value>, commit: &str) -> String {
         }
     }
     out.push_str(peer::note(f));
+    out.push_str(cluster::note(f));
     out.push_str("\nThe raw figures of this run, as `chat-bench` printed them:\n\n```json\n");
     out.push_str(&serde_json::to_string_pretty(f).unwrap_or_default());
     out.push_str("\n```\n");

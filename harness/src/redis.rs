@@ -118,6 +118,20 @@ impl Redis {
             .with_context(|| format!("no {field} in INFO {section}"))
     }
 
+    /// How many times each command ran so far (`INFO commandstats`), by name; commands that
+    /// scripts call count too.
+    pub fn calls(&self) -> Result<std::collections::BTreeMap<String, u64>> {
+        let text = self.query("INFO commandstats")?;
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = stats.strip_prefix("calls=")?.split(',').next()?.parse().ok()?;
+                Some((name.to_string(), calls))
+            })
+            .collect())
+    }
+
     /// Its CPU time so far (user and system), in seconds.
     pub fn cpu_seconds(&self) -> Result<f64> {
         let pid = self.pid().context("not running")?;

@@ -521,6 +521,14 @@ pub fn gone(pid: u32, limit: Duration) -> bool {
     true
 }
 
+/// Writes `config` as `dir`'s servers.toml and runs `up` there, which must fail: its stderr.
+pub fn up_refused(dir: &Path, config: &str) -> String {
+    std::fs::write(dir.join("servers.toml"), config).unwrap();
+    let out = Command::new(bin()).arg("up").current_dir(dir).output().unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A `[[server]]` block on an ephemeral port (telnet without colour, for plain-text asserts).
 pub fn server(name: &str, kind: &str) -> String {
     let color = if kind == "tcp" { "color = false\n" } else { "" };

@@ -2,7 +2,8 @@
 //! on three nodes sharing one Redis of our own, against the same loads on one host without a
 //! cluster, measured in interleaved rounds. Also Redis's share of the CPU and the Redis commands
 //! each chat event costs (every script, every stream read, every heartbeat, over the `msgall`s
-//! and `msg`s sent).
+//! and `msg`s sent), the round trips the hosts make (scripts, stream reads) apart from the commands
+//! those scripts run.
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -47,18 +48,25 @@ where
     F: FnOnce(System) -> Fut,
     Fut: std::future::Future<Output = Result<(System, Value)>>,
 {
-    let redis = |s: &System| -> Result<(f64, u64)> {
+    let redis = |s: &System| -> Result<(f64, u64, std::collections::BTreeMap<String, u64>)> {
         let redis = s.redis().context("a cluster has a Redis")?;
-        Ok((redis.cpu_seconds()?, redis.info("stats", "total_commands_processed")?))
+        Ok((
+            redis.cpu_seconds()?,
+            redis.info("stats", "total_commands_processed")?,
+            redis.calls()?,
+        ))
     };
     let before = redis(&system)?;
     let (system, mut figures) = load(system).await?;
     let after = redis(&system)?;
     let cpu = after.0 - before.0;
     let commands = after.1 - before.1;
+    let calls = |name: &str| after.2.get(name).copied().unwrap_or(0) - before.2.get(name).copied().unwrap_or(0);
     if let Some(object) = figures.as_object_mut() {
         object.insert("redis_cpu_seconds".into(), json!(cpu));
         object.insert("redis_commands".into(), json!(commands));
+        object.insert("redis_scripts".into(), json!(calls("evalsha")));
+        object.insert("redis_stream_reads".into(), json!(calls("xread")));
         if let Some(total) = object.get("cpu_seconds").and_then(Value::as_f64).filter(|t| *t > 0.0) {
             object.insert("redis_cpu_share".into(), json!(cpu / total));
         }

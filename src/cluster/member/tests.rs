@@ -75,6 +75,24 @@ fn answer(m: &mut Member, request: &Request, reply: Option<Reply>) -> Emitted {
     out
 }
 
+/// Session 1 logs in as ann (frame 1): its script answers entry 5-0, which is read back.
+fn ann_logged_in(m: &mut Member) {
+    line(m, 1, 1, "login ann");
+    let login = m.take_requests().pop().unwrap();
+    answer(m, &login, ok(&["5-0"]));
+    entry(m, "5-0", ann_in(10));
+}
+
+/// ann's login entry, at login order `seq`.
+fn ann_in(seq: u64) -> Entry {
+    Entry::In {
+        owner: "h1/t/1".into(),
+        name: "ann".into(),
+        seq,
+        silent: false,
+    }
+}
+
 #[test]
 fn a_sessions_lines_go_in_order_and_what_is_answered_here_waits_for_its_entries() {
     let mut m = ready();
@@ -143,16 +161,7 @@ fn a_refusal_is_shown_in_its_place_and_an_unknown_target_is_named() {
 #[test]
 fn other_nodes_users_are_known_while_logged_in_and_their_messages_delivered() {
     let mut m = ready();
-    line(&mut m, 1, 1, "login ann");
-    let login = m.take_requests().pop().unwrap();
-    answer(&mut m, &login, ok(&["5-0"]));
-    let ann = |n: u64| Entry::In {
-        owner: "h1/t/1".into(),
-        name: "ann".into(),
-        seq: n,
-        silent: false,
-    };
-    entry(&mut m, "5-0", ann(10));
+    ann_logged_in(&mut m);
     let bob = Entry::In {
         owner: "h2/w/4".into(),
         name: "bob".into(),
@@ -188,25 +197,13 @@ fn other_nodes_users_are_known_while_logged_in_and_their_messages_delivered() {
     assert_eq!(shown(&out), [(1, "[SYSTEM INFO] - [bob] logout from chat.".into())]);
     assert_eq!(m.chat.names().collect::<Vec<_>>(), ["ann"]);
     // An entry read twice (after a reconnection) is applied once.
-    assert!(entry(&mut m, "7-0", ann(10)).is_empty());
+    assert!(entry(&mut m, "7-0", ann_in(10)).is_empty());
 }
 
 #[test]
 fn a_reset_heals_first_then_sends_again_what_it_refused_in_order() {
     let mut m = ready();
-    line(&mut m, 1, 1, "login ann");
-    let login = m.take_requests().pop().unwrap();
-    answer(&mut m, &login, ok(&["5-0"]));
-    entry(
-        &mut m,
-        "5-0",
-        Entry::In {
-            owner: "h1/t/1".into(),
-            name: "ann".into(),
-            seq: 10,
-            silent: false,
-        },
-    );
+    ann_logged_in(&mut m);
     assert_eq!(m.take_done(), [(T, 1)]);
     // Redis came back empty: a line is refused, another is made meanwhile.
     line(&mut m, 1, 2, "msgall one");
@@ -235,16 +232,7 @@ fn a_reset_heals_first_then_sends_again_what_it_refused_in_order() {
 #[test]
 fn a_node_reaped_while_cut_off_keeps_its_users_and_claims_their_names_again() {
     let mut m = ready();
-    line(&mut m, 1, 1, "login ann");
-    let login = m.take_requests().pop().unwrap();
-    answer(&mut m, &login, ok(&["5-0"]));
-    let ann = Entry::In {
-        owner: "h1/t/1".into(),
-        name: "ann".into(),
-        seq: 10,
-        silent: false,
-    };
-    entry(&mut m, "5-0", ann);
+    ann_logged_in(&mut m);
     let reaped = Entry::Out {
         owner: "h1/t/1".into(),
         name: "ann".into(),
@@ -309,16 +297,7 @@ fn a_session_that_ends_is_logged_out_after_its_lines_and_then_forgotten() {
     assert_eq!(&leave.args[5..], ["g", "h1/t/1"]);
     answer(&mut m, &login, ok(&["5-0"]));
     answer(&mut m, &leave, ok(&["6-0"]));
-    entry(
-        &mut m,
-        "5-0",
-        Entry::In {
-            owner: "h1/t/1".into(),
-            name: "ann".into(),
-            seq: 10,
-            silent: false,
-        },
-    );
+    entry(&mut m, "5-0", ann_in(10));
     entry(
         &mut m,
         "6-0",
