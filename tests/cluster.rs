@@ -372,3 +372,171 @@ fn up_with_an_unreachable_redis_says_so() {
     let err = util::up_refused(dir.path(), &config);
     assert!(err.contains("does not answer") && err.contains("nothing.sock"), "{err}");
 }
+
+/// Reads what `client` is sent for `time` (however many lines that is).
+async fn lines_for(client: &mut Telnet, time: Duration) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + time;
+    while let Ok(Some(line)) = tokio::time::timeout_at(deadline, client.raw_line()).await {
+        seen.push(String::from_utf8_lossy(&line).trim_end().to_string());
+    }
+    seen
+}
+
+/// How many times each `[from]: text` line came, for the duplicates among `lines`.
+fn twice(lines: &[String], from: &str) -> Vec<String> {
+    let mut counts = std::collections::BTreeMap::new();
+    for text in lines.iter().filter_map(|l| l.split(&format!("[{from}]: ")).nth(1)) {
+        *counts.entry(text.to_string()).or_insert(0) += 1;
+    }
+    counts.into_iter().filter(|(_, n)| *n > 1).map(|(t, _)| t).collect()
+}
+
+/// Answers come in each session's order, whatever other sessions of the frontend are answered
+/// meanwhile (the frontends drop what looks like a replay); `logout` before a login is refused
+/// and changes nothing.
+#[test]
+fn every_session_gets_its_answers_however_others_are_answered() {
+    let redis = redis();
+    let h1 = Node::start(&redis, "h1", "");
+    run(LIMIT, async {
+        let mut a = Telnet::connect(h1.tcp).await;
+        let mut b = Telnet::connect(h1.tcp).await;
+        b.send("logout").await;
+        assert_eq!(b.line().await, "[ERROR] - First login!");
+        a.login("alice").await;
+        b.login("bob").await;
+        for i in 0..20 {
+            // bob's refusal waits for Redis; alice's answer, made here, goes first.
+            b.send(&format!("msg nobody{i} x")).await;
+            a.send("whoami").await;
+            a.until("[INFO] - alice").await;
+            b.until(&format!("[ERROR] - [nobody{i}] not found!")).await;
+        }
+    });
+}
+
+/// Lines sent while Redis comes back empty reach the other node once each, in order, although it
+/// notices the new epoch later than the sender's node.
+#[test]
+fn lines_sent_as_redis_comes_back_empty_arrive_once() {
+    let mut redis = redis();
+    let h1 = Node::start(&redis, "h1", "");
+    let h2 = Node::start(&redis, "h2", "");
+    run(LIMIT, async {
+        let mut a = Telnet::connect(h1.tcp).await;
+        let mut b = Telnet::connect(h2.tcp).await;
+        a.login("alice").await;
+        b.login("bob").await;
+        a.until_has("[bob] login to chat.").await;
+        tokio::task::block_in_place(|| redis.kill());
+        b.send("msgall m-outage").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::task::block_in_place(|| redis.restart_empty().unwrap());
+        for i in 0..40 {
+            b.send(&format!("msgall m{i}")).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        b.send("msgall end").await;
+        let mut seen = a.until_has("[bob]: end").await;
+        seen.extend(lines_for(&mut a, Duration::from_secs(2)).await);
+        assert!(
+            twice(&seen, "bob").is_empty(),
+            "twice: {:?} in {seen:?}",
+            twice(&seen, "bob")
+        );
+        let got: Vec<&str> = seen.iter().filter_map(|l| l.split("[bob]: m").nth(1)).collect();
+        let expected: Vec<String> = std::iter::once("-outage".to_string())
+            .chain((0..40).map(|i| i.to_string()))
+            .collect();
+        assert_eq!(got, expected, "{seen:?}");
+    });
+}
+
+/// Redis stopped (SIGSTOP) past every presence's life: once it goes on, nobody is reaped.
+#[test]
+fn a_redis_that_stood_still_reaps_nobody() {
+    let redis = redis();
+    let h1 = Node::start(&redis, "h1", "");
+    let h2 = Node::start(&redis, "h2", "");
+    run(LIMIT, async {
+        let mut a = Telnet::connect(h1.tcp).await;
+        let mut b = Telnet::connect(h2.tcp).await;
+        a.login("alice").await;
+        b.login("bob").await;
+        a.until_has("[bob] login to chat.").await;
+        // Joined a presence's life ago: the nodes may reap.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let pid = [redis.pid().unwrap()];
+        signal(&pid, Signal::SIGSTOP);
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        signal(&pid, Signal::SIGCONT);
+        // Both nodes' heartbeats run a few times, then a marker line.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        b.send("msgall marker").await;
+        let seen = a.until_has("[bob]: marker").await;
+        assert!(
+            !seen.iter().any(|l| l.contains("logout") || l.contains("login")),
+            "{seen:?}"
+        );
+        until_userlist(&mut a, &["alice", "bob"]).await;
+    });
+}
+
+/// A `logout` that the kernel ran but whose effect had not reached its frontend when the kernel
+/// was killed stays a logout: the next kernel closes the session, and logs nobody in again.
+#[test]
+fn a_logout_just_before_a_kernel_kill_stays_a_logout() {
+    let redis = redis();
+    let h1 = Node::start(&redis, "h1", "");
+    let h2 = Node::start(&redis, "h2", "");
+    run(LIMIT, async {
+        let mut w = Telnet::connect(h2.tcp).await;
+        w.login("watcher").await;
+        let mut c = Telnet::connect(h1.tcp).await;
+        c.login("leaver").await;
+        w.until_has("[leaver] login to chat.").await;
+        let kernel = h1.up.row("kernel")["pid"].as_u64().unwrap() as u32;
+        c.send("logout").await;
+        signal(&[kernel], Signal::SIGKILL);
+        assert!(tokio::time::timeout(Duration::from_secs(10), c.closed()).await.unwrap());
+        w.until_has("[leaver] logout from chat.").await;
+        let mut again = Telnet::connect(h1.tcp).await;
+        again.login("leaver").await;
+        let seen = w.until_has("[leaver] login to chat.").await;
+        assert!(seen.is_empty(), "{seen:?}");
+    });
+}
+
+/// A node whose kernel stood still past its presence (reaped), then was killed: the frames its
+/// frontend sends again to the next kernel are applied once, not a second time.
+#[test]
+fn frames_sent_again_after_a_node_was_reaped_apply_once() {
+    let redis = redis();
+    let h1 = Node::start(&redis, "h1", "");
+    let h2 = Node::start(&redis, "h2", "");
+    run(LIMIT, async {
+        let mut w = Telnet::connect(h2.tcp).await;
+        w.login("watcher").await;
+        let mut s = Telnet::connect(h1.tcp).await;
+        s.login("sender").await;
+        w.until_has("[sender] login to chat.").await;
+        // Joined a presence's life ago: h2 may reap.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let kernel = h1.up.row("kernel")["pid"].as_u64().unwrap() as u32;
+        let supervisor = h1.up.proc.pid();
+        let burst: String = (0..200).map(|i| format!("msgall b{i}\r\n")).collect();
+        s.send_bytes(burst.as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        signal(&[supervisor, kernel], Signal::SIGSTOP);
+        w.until_has("[sender] logout from chat.").await;
+        signal(&[kernel], Signal::SIGKILL);
+        signal(&[supervisor], Signal::SIGCONT);
+        // The sender comes back (its node claims its name again), and says so.
+        w.until_has("[sender] login to chat.").await;
+        s.send("msgall after").await;
+        let mut seen = w.until_has("[sender]: after").await;
+        seen.extend(lines_for(&mut w, Duration::from_secs(1)).await);
+        assert!(twice(&seen, "sender").is_empty(), "twice: {:?}", twice(&seen, "sender"));
+    });
+}

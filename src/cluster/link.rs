@@ -1,6 +1,7 @@
 //! The member's I/O with Redis (redis-rs on tokio): one connection runs the scripts, in the order
 //! they were made, as pipelines (whatever waits goes in one round trip); another reads the stream
-//! (`XREAD BLOCK`) from where the member says; a ticker asks for a heartbeat every second.
+//! (`XREAD BLOCK`) from where the member says; a third refreshes the node's presence every second
+//! whatever the kernel is busy with; a ticker asks the member for its heartbeat every second.
 //!
 //! Redis may go away at any time. The scripts then wait, in order, and are sent again on a new
 //! connection (each is safe to run twice: the frame checks of the scripts see to that); the
@@ -17,6 +18,19 @@ use tokio::sync::{mpsc, watch};
 use super::entry::{Entry, Id};
 use super::member::{Reading, Request};
 use super::scripts::{self, Reply, Script};
+
+/// Server errors that pass (a replica being promoted, Redis loading its data, a script running
+/// long, memory or disk trouble): the scripts wait and go again, as after a lost connection.
+const TRANSIENT: [&str; 8] = [
+    "LOADING",
+    "TRYAGAIN",
+    "MASTERDOWN",
+    "READONLY",
+    "BUSY",
+    "OOM",
+    "MISCONF",
+    "NOREPLICAS",
+];
 
 /// Scripts sent in one round trip at most.
 const PIPELINE: usize = 512;
@@ -35,11 +49,11 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 pub enum Incoming {
     /// Request `id` was answered (`None`: an error, or an answer that makes no sense).
     Answer { id: u64, reply: Option<Reply> },
-    /// Entries read from the position of this generation, in order (`None`: one this version
-    /// does not know).
+    /// Entries read from the position of this generation, in order, each with the epoch it was
+    /// appended in (`None`: an entry this version does not know).
     Entries {
         generation: u64,
-        entries: Vec<(Id, Option<Entry>)>,
+        entries: Vec<(Id, String, Option<Entry>)>,
     },
     /// A second passed.
     Tick,
@@ -49,14 +63,17 @@ pub enum Incoming {
 pub struct Link {
     requests: mpsc::UnboundedSender<Request>,
     reading: watch::Sender<Reading>,
+    epoch: watch::Sender<String>,
 }
 
 impl Link {
     /// Starts the link's tasks for Redis at `url`, keys named from `prefix`; what comes back goes
-    /// to `hub`, made into its input by `wrap`.
+    /// to `hub`, made into its input by `wrap`. `presence`: the node and instance, and the
+    /// presence's life in milliseconds (the Alive script's arguments after the epoch).
     pub fn start<T: Send + 'static>(
         url: &str,
         prefix: &str,
+        presence: [String; 3],
         hub: mpsc::Sender<T>,
         wrap: fn(Incoming) -> T,
     ) -> anyhow::Result<Self> {
@@ -64,6 +81,8 @@ impl Link {
         let keys = scripts::keys(prefix);
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let (reading, reading_rx) = watch::channel(Reading::default());
+        let (epoch, epoch_rx) = watch::channel(String::new());
+        tokio::spawn(keep_present(client.clone(), keys.clone(), presence, epoch_rx));
         tokio::spawn(run_scripts(
             client.clone(),
             keys.clone(),
@@ -82,7 +101,22 @@ impl Link {
                 }
             }
         });
-        Ok(Self { requests, reading })
+        Ok(Self {
+            requests,
+            reading,
+            epoch,
+        })
+    }
+
+    /// The epoch the member joined: the presence refresher's guard ("": not joined yet).
+    pub fn joined(&self, epoch: &str) {
+        self.epoch.send_if_modified(|e| {
+            let changed = e != epoch;
+            if changed {
+                *e = epoch.to_string();
+            }
+            changed
+        });
     }
 
     pub fn send(&self, request: Request) {
@@ -196,6 +230,14 @@ async fn run_scripts<T>(
                 conn = None;
                 break;
             }
+            if let Err(e) = &result
+                && e.code().is_some_and(|code| TRANSIENT.contains(&code))
+            {
+                // Redis cannot run it now: this one and the rest go again, in order, a while later
+                // (those that ran are safe to run twice).
+                wait(&mut retry, &mut down_since, e).await;
+                break;
+            }
             let request = backlog.pop_front().expect("one result per request");
             let reply = match result {
                 Ok(value) => Reply::parse(&value),
@@ -233,6 +275,32 @@ async fn wait(retry: &mut Duration, down_since: &mut Option<std::time::Instant>,
     }
     tokio::time::sleep(*retry).await;
     *retry = (*retry * 2).min(RETRY_LAST);
+}
+
+/// Refreshes the node's presence every second on a connection of its own, once the member has
+/// joined (`epoch`): a kernel busy with a burst, or a backlog of scripts after an outage, does not
+/// let it lapse.
+async fn keep_present(client: Client, keys: [String; 8], presence: [String; 3], mut epoch: watch::Receiver<String>) {
+    let mut conn: Option<MultiplexedConnection> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let epoch = epoch.borrow_and_update().clone();
+        if epoch.is_empty() {
+            continue;
+        }
+        if conn.is_none() {
+            conn = connect(&client).await.ok();
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let mut invoke = Script::Alive.redis().prepare_invoke();
+        invoke.key(&keys[..]).arg(&epoch).arg(&presence[..]);
+        let refreshed = tokio::time::timeout(TIMEOUT, invoke.invoke_async::<Value>(c)).await;
+        if !matches!(refreshed, Ok(Ok(_))) {
+            conn = None;
+        }
+    }
 }
 
 /// Reads the stream from the position the member sets, for as long as the hub listens.
@@ -309,7 +377,7 @@ async fn read_stream<T>(
             }
         };
         let entries = parse_read(&value);
-        let Some(last) = entries.last().map(|(id, _)| *id) else {
+        let Some(last) = entries.last().map(|(id, _, _)| *id) else {
             continue;
         };
         position.from = last;
@@ -327,7 +395,7 @@ async fn read_stream<T>(
 }
 
 /// The entries of an `XREAD` answer (one stream): `[[name, [[id, [field, value, …]], …]]]`.
-fn parse_read(value: &Value) -> Vec<(Id, Option<Entry>)> {
+fn parse_read(value: &Value) -> Vec<(Id, String, Option<Entry>)> {
     let text = |v: &Value| match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
         Value::SimpleString(s) => Some(s.clone()),
@@ -363,7 +431,8 @@ fn parse_read(value: &Value) -> Vec<(Id, Option<Entry>)> {
                 .chunks_exact(2)
                 .filter_map(|kv| Some((text(&kv[0])?, text(&kv[1])?)))
                 .collect();
-            out.push((id, Entry::parse(&fields)));
+            let epoch = fields.get("e").cloned().unwrap_or_default();
+            out.push((id, epoch, Entry::parse(&fields)));
         }
     }
     out
@@ -383,6 +452,8 @@ mod tests {
             Value::Array(vec![
                 bulk(id),
                 Value::Array(vec![
+                    bulk("e"),
+                    bulk("ep1"),
                     bulk("k"),
                     bulk(kind),
                     bulk("o"),
@@ -403,8 +474,9 @@ mod tests {
         let got = parse_read(&answer);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0, "5-0".parse().unwrap());
-        assert!(matches!(&got[0].1, Some(Entry::All { text, .. }) if text == "hi"));
-        assert_eq!(got[1].1, None, "a kind this version does not know is skipped");
+        assert_eq!(got[0].1, "ep1");
+        assert!(matches!(&got[0].2, Some(Entry::All { text, .. }) if text == "hi"));
+        assert_eq!(got[1].2, None, "a kind this version does not know is skipped");
         assert!(parse_read(&Value::Nil).is_empty());
     }
 }

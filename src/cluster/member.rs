@@ -43,6 +43,15 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(5);
 /// Requests on their way to Redis at most; past it a line is answered `server busy` (Redis is
 /// down, say, and the users have sent this much meanwhile).
 pub const MAX_PENDING: usize = 50_000;
+/// How long this node's users read from Redis at a start wait for their frontend's hello before
+/// they are logged out (the frontend is gone for good: removed, or failing).
+pub const UNCLAIMED: Duration = Duration::from_secs(5);
+/// Sessions logged out by one script at most (a frontend of 10,000 users that says goodbye).
+const LEAVE_BATCH: usize = 500;
+/// Waits before a join or a read of everyone logged in is asked again: from the first to the last,
+/// doubling.
+const AGAIN_FIRST: Duration = Duration::from_millis(100);
+const AGAIN_LAST: Duration = Duration::from_secs(1);
 
 /// A script to run, in order with every other.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,10 +77,12 @@ enum Purpose {
     Users,
     Beat,
     Part,
-    /// A session's line or end; the name typed for a `msg` (for `notfound`).
+    /// A session's line or end; the name typed for a `msg` (for `notfound`); whether it is its
+    /// `logout`.
     Line {
         key: SessionKey,
         typed: Option<String>,
+        logout: bool,
     },
     /// Sessions of a local frontend that ended together.
     Gone,
@@ -95,7 +106,6 @@ struct Made {
 struct Item {
     /// The frontend's frame (its number), to mark done.
     frame: Option<(FrontendId, u64)>,
-    origin: Option<Origin>,
     work: Work,
 }
 
@@ -103,8 +113,9 @@ struct Item {
 enum Work {
     /// Answered from the replica once at the front: the line.
     Local(String),
-    /// A script for this line, held until the local answer before it is out.
-    Deferred(Script, Vec<String>, Option<String>),
+    /// A script for this line, held until the local answer before it is out (the name typed for
+    /// a `msg`, whether it is a `logout`).
+    Deferred(Script, Vec<String>, Option<String>, bool),
     /// Its script is on its way (request id).
     Sent(u64),
     /// Its script answered; this is shown (if anything) once at the front.
@@ -117,8 +128,8 @@ struct Queue {
     /// The entry of this session's latest action: what is answered here waits until the replica
     /// has applied it.
     after: Option<Id>,
-    /// A `logout` or the session's end was sent: later lines are ignored, as the embedded kernel
-    /// ignores them.
+    /// Its `logout` went through, or the session ended: later lines are ignored, as the embedded
+    /// kernel ignores them.
     closing: bool,
 }
 
@@ -270,6 +281,16 @@ pub struct Member {
     nodes: BTreeSet<String>,
     /// [`MAX_PENDING`] (tests lower it).
     max_pending: usize,
+    /// A join or a read of everyone logged in to ask again (after a refusal or an error), and when.
+    again: Option<(Instant, Script)>,
+    backoff: Duration,
+    /// Whether Redis still had this node registered as this instance when its kernel started (a
+    /// kernel restart in time: Redis's record of its users stands).
+    kept: bool,
+    /// When the member became ready; its frontends that have not said hello by [`UNCLAIMED`]
+    /// after are gone.
+    ready_at: Option<Instant>,
+    unclaimed_swept: bool,
 }
 
 impl Member {
@@ -300,6 +321,11 @@ impl Member {
             note: None,
             nodes: BTreeSet::new(),
             max_pending: MAX_PENDING,
+            again: None,
+            backoff: AGAIN_FIRST,
+            kept: false,
+            ready_at: None,
+            unclaimed_swept: false,
         };
         member.join();
         member
@@ -323,6 +349,11 @@ impl Member {
     /// The last entry applied.
     pub fn applied(&self) -> Id {
         self.applied
+    }
+
+    /// The epoch of the Redis data joined ("" until joined).
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     /// Every output of entries up to `id` is written to the local frontends.
@@ -391,6 +422,7 @@ impl Member {
         out: &mut Emitted,
     ) {
         if let Some(before) = self.owners.attach(name, frontend) {
+            self.frames.remove(&before);
             self.chat.move_frontend(before, frontend);
             let moved: Vec<SessionKey> = self.queues.keys().filter(|k| k.frontend == before).copied().collect();
             for key in moved {
@@ -430,7 +462,11 @@ impl Member {
                         login: Some(kernel),
                     });
                 }
-                (None, Some(login)) => self.reclaim(key, &login, true),
+                // Redis does not have it logged in. If this node was reaped while its kernel was away,
+                // it claims the name again; otherwise it logged out meanwhile (its logout had not
+                // reached the frontend), and Redis's record stands.
+                (None, Some(login)) if !self.kept => self.reclaim(key, &login, true),
+                (None, Some(_)) => named.push(Output::Named { key, login: None }),
                 _ => {}
             }
         }
@@ -472,14 +508,15 @@ impl Member {
         self.done(Some(frame));
     }
 
-    /// A line of a local session: its frame `frame`, stamped `origin`, from frontend process
-    /// `process` (for the scripts' duplicate check), at `time` (`HH:MM:SS`).
-    #[allow(clippy::too_many_arguments)]
+    /// A line of a local session: its frame `frame`, from frontend process `process` (for the
+    /// scripts' duplicate check), at `time` (`HH:MM:SS`).
+    ///
+    /// What it is answered here goes out without an origin: answers come in the order of each
+    /// session, not of the frontend's frames, which the frontends' duplicate filter counts on.
     pub fn line(
         &mut self,
         key: SessionKey,
         frame: (FrontendId, u64),
-        origin: Origin,
         process: u64,
         line: &str,
         time: &str,
@@ -530,15 +567,13 @@ impl Member {
             .is_some_and(|q| q.items.iter().any(|i| matches!(i.work, Work::Local(_))));
         let work = match script {
             None => Work::Local(line.to_string()),
-            Some((script, args, typed)) if behind_local => Work::Deferred(script, args, typed),
+            Some((script, args, typed)) if behind_local => Work::Deferred(script, args, typed, logout),
             Some(_) if self.pending() >= self.max_pending => Work::Answered(Some(Event::Error(ChatError::ServerBusy))),
-            Some((script, args, typed)) => Work::Sent(self.make(script, args, Purpose::Line { key, typed })),
+            Some((script, args, typed)) => Work::Sent(self.make(script, args, Purpose::Line { key, typed, logout })),
         };
         let queue = self.queues.entry(key).or_default();
-        queue.closing |= logout;
         queue.items.push_back(Item {
             frame: Some(frame),
-            origin: Some(origin),
             work,
         });
         self.advance(key, out);
@@ -560,12 +595,16 @@ impl Member {
         };
         self.ending.insert(key);
         let args = vec![String::new(), String::new(), "g".to_string(), owner];
-        let id = self.make(Script::Leave, args, Purpose::Line { key, typed: None });
+        let purpose = Purpose::Line {
+            key,
+            typed: None,
+            logout: false,
+        };
+        let id = self.make(Script::Leave, args, purpose);
         let queue = self.queues.entry(key).or_default();
         queue.closing = true;
         queue.items.push_back(Item {
             frame: Some(frame),
-            origin: None,
             work: Work::Sent(id),
         });
         self.advance(key, out);
@@ -599,12 +638,11 @@ impl Member {
             self.ending.insert(*key);
             owners.extend(self.owners.owner(*key));
         }
-        if owners.is_empty() {
-            return;
+        for batch in owners.chunks(LEAVE_BATCH) {
+            let mut args = vec![String::new(), String::new(), "g".to_string()];
+            args.extend(batch.iter().cloned());
+            self.make(Script::Leave, args, Purpose::Gone);
         }
-        let mut args = vec![String::new(), String::new(), "g".to_string()];
-        args.extend(owners);
-        self.make(Script::Leave, args, Purpose::Gone);
     }
 
     /// How many users each node has, for `status` (every member listed).
@@ -622,8 +660,42 @@ impl Member {
     /// Once a second: a heartbeat (reaping vanished nodes when this one has been joined long
     /// enough to judge), and users nobody asserted again after a reset go.
     pub fn tick(&mut self, now: Instant, out: &mut Emitted) {
+        if let Some((at, script)) = self.again
+            && now >= at
+        {
+            self.again = None;
+            match script {
+                Script::Join => self.join(),
+                _ => {
+                    self.make(Script::Users, Vec::new(), Purpose::Users);
+                }
+            }
+        }
         if self.phase == Phase::Starting {
             return;
+        }
+        if !self.unclaimed_swept && self.ready_at.is_some_and(|at| now.duration_since(at) >= UNCLAIMED) {
+            // Users read from Redis whose frontend never said hello: it is gone.
+            self.unclaimed_swept = true;
+            let unclaimed: Vec<SessionKey> = self
+                .owners
+                .local()
+                .into_iter()
+                .filter(|id| *id > FrontendId::MAX / 2)
+                .flat_map(|f| {
+                    self.chat.sessions_on(f).into_iter().map(move |s| SessionKey {
+                        frontend: f,
+                        session: s,
+                    })
+                })
+                .collect();
+            if !unclaimed.is_empty() {
+                tracing::warn!(
+                    sessions = unclaimed.len(),
+                    "users of this node whose frontend did not come back: logged out"
+                );
+                self.gone(&unclaimed);
+            }
         }
         let expired: Vec<String> = self
             .unconfirmed
@@ -698,12 +770,12 @@ impl Member {
             Purpose::Join => self.joined(reply, now),
             Purpose::Users => {
                 let mut caused = Vec::new();
-                self.users(reply, &mut caused);
+                self.users(reply, now, &mut caused);
                 out.push((None, caused));
             }
             Purpose::Beat => {
-                if let Some(Reply::Ok(fields)) = reply {
-                    let count: usize = fields.first().and_then(|c| c.parse().ok()).unwrap_or(0);
+                if let Some(Reply::Ok(fields)) = reply.filter(|r| matches!(r, Reply::Ok(f) if !f.is_empty())) {
+                    let count: usize = fields[0].parse().unwrap_or(0);
                     let (reaped, members) = fields[1..].split_at(count.min(fields.len() - 1));
                     if !reaped.is_empty() {
                         tracing::warn!(nodes = ?reaped, "reaped nodes whose presence lapsed: their users are logged out");
@@ -726,7 +798,14 @@ impl Member {
                     out.push((None, caused));
                 }
             }
-            Purpose::Line { key, typed } => {
+            Purpose::Line { key, typed, logout } => {
+                if logout
+                    && matches!(reply, Some(Reply::Ok(_) | Reply::Dup))
+                    && let Some(queue) = self.queues.get_mut(&key)
+                {
+                    // Logged out (or already, for a frame sent again): what follows is ignored.
+                    queue.closing = true;
+                }
                 let shown = match reply {
                     Some(Reply::Ok(fields)) => {
                         if let Some(entry) = fields.first().and_then(|f| f.parse::<Id>().ok())
@@ -787,9 +866,12 @@ impl Member {
                 }
                 return;
             }
+            let closing = queue.closing;
             let item = queue.items.pop_front().expect("a front");
             let mut caused = Vec::new();
             match item.work {
+                // After a logout nothing is answered, as on one host.
+                _ if closing => {}
                 // The replica answers what it can alone: `whoami`, `userlist`, `help`, syntax.
                 Work::Local(line) => {
                     self.chat
@@ -799,7 +881,7 @@ impl Member {
                 _ => {}
             }
             if !caused.is_empty() {
-                out.push((item.origin, caused));
+                out.push((None, caused));
             }
             self.done(item.frame);
         }
@@ -813,16 +895,17 @@ impl Member {
             match &item.work {
                 Work::Local(_) => break,
                 Work::Deferred(..) => {
-                    if let Work::Deferred(script, args, typed) = std::mem::replace(&mut item.work, Work::Answered(None))
+                    if let Work::Deferred(script, args, typed, logout) =
+                        std::mem::replace(&mut item.work, Work::Answered(None))
                     {
-                        ready.push((i, script, args, typed));
+                        ready.push((i, script, args, typed, logout));
                     }
                 }
                 _ => {}
             }
         }
-        for (i, script, args, typed) in ready {
-            let id = self.make(script, args, Purpose::Line { key, typed });
+        for (i, script, args, typed, logout) in ready {
+            let id = self.make(script, args, Purpose::Line { key, typed, logout });
             if let Some(item) = self.queues.get_mut(&key).and_then(|q| q.items.get_mut(i)) {
                 item.work = Work::Sent(id);
             }
@@ -836,13 +919,18 @@ impl Member {
     }
 
     /// The stream's entries, read from position `generation`.
-    pub fn entries(&mut self, generation: u64, entries: Vec<(Id, Option<Entry>)>, out: &mut Emitted) {
-        if generation != self.reading.generation {
+    pub fn entries(&mut self, generation: u64, entries: Vec<(Id, String, Option<Entry>)>, out: &mut Emitted) {
+        if generation != self.reading.generation || self.phase != Phase::Ready {
             return;
         }
-        for (id, entry) in entries {
+        for (id, epoch, entry) in entries {
             if id <= self.applied && self.applied != Id::default() {
                 continue;
+            }
+            if epoch != self.epoch {
+                // Appended after Redis came back empty: this node has yet to join anew.
+                self.heal();
+                return;
             }
             self.applied = id;
             let mut caused = Vec::new();
@@ -886,7 +974,9 @@ impl Member {
                 self.unconfirmed.remove(&owner);
                 if deliver_only {
                     // Its state is in the replica already; those here hear of it all the same.
-                    self.chat.announce(Event::Login { name }, out);
+                    if !silent {
+                        self.chat.announce(Event::Login { name }, out);
+                    }
                 } else {
                     self.chat.joined(key, &name, seq, !(silent && known), out);
                 }
@@ -894,6 +984,11 @@ impl Member {
             Entry::Out { name, why, .. } => {
                 if deliver_only {
                     self.chat.announce(Event::Logout { name }, out);
+                    if local && why == Leave::Command {
+                        // Its logout had not reached its frontend: it does now, and the session closes.
+                        out.push(Output::Named { key, login: None });
+                        out.push(Output::Close(key));
+                    }
                     return;
                 }
                 if local && why == Leave::Reaped && !self.ending.contains(&key) {
@@ -965,32 +1060,41 @@ impl Member {
         }
         tracing::warn!("Redis refused this node (it came back empty, or this node was reaped): joining again");
         self.phase = Phase::Healing;
+        // Entries read meanwhile may be another epoch's: read again once healed.
+        self.reading = Reading {
+            generation: self.reading.generation + 1,
+            from: self.applied,
+        };
         self.join();
     }
 
     fn joined(&mut self, reply: Option<Reply>, now: Instant) {
-        let (epoch, delivered) = match reply {
-            Some(Reply::Ok(fields)) if !fields.is_empty() => {
-                (fields[0].clone(), fields.get(1).and_then(|p| p.parse().ok()))
-            }
+        let (epoch, delivered, kept) = match reply {
+            Some(Reply::Ok(fields)) if !fields.is_empty() => (
+                fields[0].clone(),
+                fields.get(1).and_then(|p| p.parse().ok()),
+                fields.get(2).is_some_and(|k| k == "kept"),
+            ),
             Some(Reply::Busy(ms)) => {
                 self.note = Some(format!(
                     "node name `{}` is held by another live instance (its presence lapses in {ms} ms): waiting",
                     self.node
                 ));
-                self.join();
+                self.ask_again(Script::Join, now, Some(Duration::from_millis(ms)));
                 return;
             }
             other => {
                 self.note = Some(format!("could not join the cluster ({other:?}): trying again"));
-                self.join();
+                self.ask_again(Script::Join, now, None);
                 return;
             }
         };
+        self.backoff = AGAIN_FIRST;
         self.joined_at = Some(now);
         if self.phase == Phase::Starting {
             self.epoch = epoch;
             self.delivered = delivered;
+            self.kept = kept;
             self.make(Script::Users, Vec::new(), Purpose::Users);
             return;
         }
@@ -1012,6 +1116,13 @@ impl Member {
             };
         } else {
             tracing::warn!("this node was reaped while cut off: claiming its users' names again");
+            // Read on from where it was; and what it may have missed for good (trimmed while it
+            // was away), the current list of everyone logged in puts right.
+            self.reading = Reading {
+                generation: self.reading.generation + 1,
+                from: self.applied,
+            };
+            self.make(Script::Users, Vec::new(), Purpose::Users);
         }
         for frontend in self.owners.local() {
             for (session, login) in self.chat.logins_on(frontend) {
@@ -1027,12 +1138,16 @@ impl Member {
         }
     }
 
-    fn users(&mut self, reply: Option<Reply>, out: &mut Vec<Output>) {
+    fn users(&mut self, reply: Option<Reply>, now: Instant, out: &mut Vec<Output>) {
         let Some(Reply::Ok(fields)) = reply.filter(|r| matches!(r, Reply::Ok(f) if !f.is_empty())) else {
             self.note = Some("could not read who is logged in: trying again".into());
-            self.make(Script::Users, Vec::new(), Purpose::Users);
+            self.ask_again(Script::Users, now, None);
             return;
         };
+        if self.phase != Phase::Starting {
+            self.resync(&fields[1..], out);
+            return;
+        }
         let last: Id = fields[0].parse().unwrap_or_default();
         let mut users: Vec<(String, u64, String)> = fields[1..]
             .chunks_exact(2)
@@ -1065,7 +1180,44 @@ impl Member {
             from,
         };
         self.phase = Phase::Ready;
+        self.ready_at = Some(now);
         self.note = None;
+    }
+
+    /// Puts the replica's users of other nodes right by the list of everyone logged in
+    /// (`owner, record` pairs): after a fence, what the node missed for good.
+    fn resync(&mut self, pairs: &[String], out: &mut Vec<Output>) {
+        let listed: HashMap<&str, (u64, &str)> = pairs
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let mut record = pair[1].split('\t');
+                let seq = record.next()?.parse().ok()?;
+                Some((pair[0].as_str(), (seq, record.next()?)))
+            })
+            .collect();
+        for owner in self.remote_owners() {
+            if !listed.contains_key(owner.as_str())
+                && let Some(key) = self.owners.key(&owner)
+            {
+                self.chat.left(key, true, out);
+                self.chat.forget(key);
+            }
+        }
+        for (owner, (seq, name)) in listed {
+            if let Some(key) = self.owners.key(owner)
+                && !self.owners.is_local(key.frontend)
+            {
+                self.chat.joined(key, name, seq, true, out);
+            }
+        }
+    }
+
+    /// Asks again for a join or for everyone logged in, after `at_least` (a lapsing presence) or
+    /// the backoff.
+    fn ask_again(&mut self, script: Script, now: Instant, at_least: Option<Duration>) {
+        let wait = at_least.map_or(self.backoff, |w| w.clamp(AGAIN_FIRST, AGAIN_LAST));
+        self.backoff = (self.backoff * 2).min(AGAIN_LAST);
+        self.again = Some((now + wait, script));
     }
 
     fn remote_owners(&self) -> Vec<String> {

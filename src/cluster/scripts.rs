@@ -25,10 +25,12 @@ pub enum Script {
     Beat,
     /// A node leaves on a clean stop, if nobody is logged in on it.
     Part,
+    /// Presence alone, refreshed by the link every second whatever the kernel is doing.
+    Alive,
 }
 
 impl Script {
-    pub const ALL: [Script; 8] = [
+    pub const ALL: [Script; 9] = [
         Script::Join,
         Script::Users,
         Script::Login,
@@ -37,6 +39,7 @@ impl Script {
         Script::Reclaim,
         Script::Beat,
         Script::Part,
+        Script::Alive,
     ];
 
     pub fn redis(self) -> &'static redis::Script {
@@ -51,6 +54,7 @@ impl Script {
                 include_str!("lua/reclaim.lua"),
                 include_str!("lua/beat.lua"),
                 include_str!("lua/part.lua"),
+                include_str!("lua/alive.lua"),
             ];
             bodies
                 .iter()
@@ -63,7 +67,7 @@ impl Script {
 
 /// The keys every script gets, named from `prefix` (see `lua/common.lua`).
 pub fn keys(prefix: &str) -> [String; 8] {
-    ["epoch", "users", "names", "events", "nodes", "applied", "seq", ""].map(|k| format!("{prefix}{k}"))
+    ["epoch", "users", "names", "events", "nodes", "unused", "seq", ""].map(|k| format!("{prefix}{k}"))
 }
 
 /// What a script answered.

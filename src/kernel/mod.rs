@@ -59,9 +59,12 @@ pub async fn run(
     let clustered = match member {
         Some(m) => {
             tracing::info!(redis = %m.cluster.redis, node = %m.cluster.node, "a member of a cluster");
+            let ttl = crate::cluster::member::PRESENCE_TTL.as_millis().to_string();
+            let presence = [m.cluster.node.clone(), m.instance.clone(), ttl];
             let link = crate::cluster::link::Link::start(
                 &m.cluster.redis,
                 crate::cluster::PREFIX,
+                presence,
                 hub_tx.clone(),
                 hub::Input::Cluster,
             )?;

@@ -3,16 +3,18 @@
 -- and for everyone, the users of every node whose presence expired.
 -- Returns {'OK', how many were reaped, reaped node..., every member node...} | {'RESET'} | {'FENCED'}
 local g = guard() if g then return g end
+-- Our own presence lapsed: Redis or this node stood still meanwhile, and the others' presence may
+-- have lapsed for the same reason. Nobody is reaped on the strength of that.
+local lapsed = redis.call('EXISTS', PREFIX .. 'alive:' .. NODE) == 0
 redis.call('SET', PREFIX .. 'alive:' .. NODE, INSTANCE, 'PX', ARGV[4])
 if ARGV[5] ~= '' then redis.call('SET', PREFIX .. 'pos:' .. NODE, ARGV[5]) end
 local reaped = {}
 local nodes = redis.call('HKEYS', KEYS[5])
-if ARGV[6] == '1' then
+if not stalled(ARGV[4]) and ARGV[6] == '1' and not lapsed then
   for _, node in ipairs(nodes) do
     if node ~= NODE and redis.call('EXISTS', PREFIX .. 'alive:' .. node) == 0 then
       for _, owner in ipairs(redis.call('SMEMBERS', PREFIX .. 'on:' .. node)) do
         leave(owner, 'r')
-        redis.call('HDEL', KEYS[6], owner)
       end
       redis.call('DEL', PREFIX .. 'on:' .. node, PREFIX .. 'pos:' .. node)
       redis.call('HDEL', KEYS[5], node)

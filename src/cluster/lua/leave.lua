@@ -1,10 +1,10 @@
 -- logout and a session's end: ARGV epoch node instance finst frame flag owner...
 -- flag 'c': the logout command of one owner (an error if it is not logged in); 'g': these
--- owners' connections ended (their frames need no dedup any more).
+-- owners' connections ended.
 -- Returns {'OK', entry id or ''} | {'DUP'} | {'ERR', 'first'} | {'RESET'} | {'FENCED'}
 local g = guard() if g then return g end
 local finst, frame, flag = ARGV[4], ARGV[5], ARGV[6]
-local owners = {unpack(ARGV, 7)}
+local owners = rest(7)
 if flag == 'c' then
   local owner = owners[1]
   if dup(owner, finst, frame) then return {'DUP'} end
@@ -17,6 +17,5 @@ local last = ''
 for _, owner in ipairs(owners) do
   local id = leave(owner, flag)
   if id then last = id end
-  redis.call('HDEL', KEYS[6], owner)
 end
 return {'OK', last}

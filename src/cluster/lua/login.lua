@@ -5,7 +5,7 @@ local owner, finst, frame = ARGV[4], ARGV[5], ARGV[6]
 if dup(owner, finst, frame) then return {'DUP'} end
 if redis.call('HEXISTS', KEYS[2], owner) == 1 then return {'ERR', 'already'} end
 if ARGV[7] ~= '1' then return {'ERR', 'invalid'} end
-local keys = {unpack(ARGV, 9)}
+local keys = rest(9)
 for _, k in ipairs(keys) do
   if redis.call('HEXISTS', KEYS[3], k) == 1 then return {'ERR', 'taken'} end
 end

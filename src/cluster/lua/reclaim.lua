@@ -7,16 +7,19 @@
 local g = guard() if g then return g end
 local owner, seq, name, silent, mode = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 if redis.call('HEXISTS', KEYS[2], owner) == 1 then return {'OK', ''} end
-local keys = {unpack(ARGV, 9)}
+local keys = rest(9)
+local later = {}
 for _, k in ipairs(keys) do
   local holder = redis.call('HGET', KEYS[3], k)
   if holder and holder ~= owner then
     if mode ~= 'reset' then return {'ERR', 'taken'} end
     local their = parse(redis.call('HGET', KEYS[2], holder))
     if their < seq then return {'ERR', 'taken'} end
-    leave(holder, 't')
+    later[#later + 1] = holder
   end
 end
+-- Every holder checked first: nobody is logged out for a claim that fails.
+for _, holder in ipairs(later) do leave(holder, 't') end
 if mode == 'reset' then
   -- Nobody saw it leave: it keeps its place in the login order.
   local last = tonumber(redis.call('GET', KEYS[7]) or '0')

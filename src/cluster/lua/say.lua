@@ -7,7 +7,7 @@ if dup(owner, finst, frame) then return {'DUP'} end
 local record = redis.call('HGET', KEYS[2], owner)
 if not record then return {'ERR', 'first'} end
 local _, name = parse(record)
-local keys = {unpack(ARGV, 9)}
+local keys = rest(9)
 if #keys == 0 then
   mark(owner, finst, frame)
   return {'OK', append('k', 'all', 'o', owner, 'n', name, 'h', ARGV[7], 'x', ARGV[8])}

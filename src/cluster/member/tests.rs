@@ -10,10 +10,6 @@ fn ok(fields: &[&str]) -> Option<Reply> {
     Some(Reply::Ok(fields.iter().map(|f| f.to_string()).collect()))
 }
 
-fn origin(seq: u64) -> Origin {
-    Origin { instance: 7, seq }
-}
-
 fn id(s: &str) -> Id {
     s.parse().unwrap()
 }
@@ -58,14 +54,15 @@ fn line(m: &mut Member, session: SessionId, frame: u64, text: &str) -> Emitted {
     let mut out = Emitted::new();
     m.arrived(T, frame);
     let key = SessionKey { frontend: T, session };
-    m.line(key, (T, frame), origin(frame), 99, text, "10:00:00", &mut out);
+    m.line(key, (T, frame), 99, text, "10:00:00", &mut out);
     out
 }
 
 fn entry(m: &mut Member, at: &str, entry: Entry) -> Emitted {
     let mut out = Emitted::new();
     let generation = m.reading().generation;
-    m.entries(generation, vec![(id(at), Some(entry))], &mut out);
+    let epoch = m.epoch().to_string();
+    m.entries(generation, vec![(id(at), epoch, Some(entry))], &mut out);
     out
 }
 
@@ -324,4 +321,117 @@ fn past_the_bound_of_pending_scripts_a_line_is_told_server_busy() {
     assert_eq!(m.pending(), 10);
     let out = line(&mut m, 1, 11, "msgall y");
     assert_eq!(shown(&out), [(1, "[ERROR] - server busy, try again".into())]);
+}
+
+#[test]
+fn an_entry_of_another_epoch_stops_the_reading_until_the_node_joined_again() {
+    let mut m = ready();
+    let mut out = Emitted::new();
+    let generation = m.reading().generation;
+    let bob = Entry::In {
+        owner: "h2/w/4".into(),
+        name: "bob".into(),
+        seq: 11,
+        silent: false,
+    };
+    m.entries(generation, vec![(id("9-0"), "e2".into(), Some(bob))], &mut out);
+    assert_eq!(m.chat.names().count(), 0, "not applied");
+    let join = m.take_requests().pop().unwrap();
+    assert_eq!(join.script, Script::Join);
+    assert!(
+        m.reading().generation > generation,
+        "what was read meanwhile is read again"
+    );
+}
+
+#[test]
+fn a_name_held_by_another_live_instance_is_asked_for_again_later_not_at_once() {
+    let mut m = Member::new("h1", "i1");
+    let join = m.take_requests().pop().unwrap();
+    let at = Instant::now();
+    m.answered(join.id, Some(Reply::Busy(700)), at, &mut Emitted::new());
+    assert!(m.take_requests().is_empty());
+    m.tick(at + Duration::from_millis(500), &mut Emitted::new());
+    assert!(m.take_requests().is_empty());
+    m.tick(at + Duration::from_millis(700), &mut Emitted::new());
+    assert_eq!(m.take_requests().pop().map(|r| r.script), Some(Script::Join));
+}
+
+#[test]
+fn a_restarted_kernel_trusts_redis_unless_the_node_was_reaped_meanwhile() {
+    for (kept, script) in [("kept", None), ("new", Some(Script::Reclaim))] {
+        let mut m = Member::new("h1", "i1");
+        let join = m.take_requests().pop().unwrap();
+        let mut out = Emitted::new();
+        m.answered(join.id, ok(&["e1", "", kept]), Instant::now(), &mut out);
+        let users = m.take_requests().pop().unwrap();
+        m.answered(users.id, ok(&["0-0"]), Instant::now(), &mut out);
+        // The frontend says ann is logged in; Redis does not have her.
+        let login = Login {
+            name: "ann".into(),
+            seq: 10,
+        };
+        m.attach(T, "t", vec![(1, Some(login))], &mut out);
+        assert_eq!(m.take_requests().pop().map(|r| r.script), script, "{kept}");
+        let corrected = out
+            .iter()
+            .flat_map(|(_, o)| o)
+            .any(|o| matches!(o, Output::Named { login: None, .. }));
+        assert_eq!(corrected, kept == "kept", "{kept}");
+    }
+}
+
+#[test]
+fn a_frontend_of_thousands_that_leaves_is_logged_out_in_batches() {
+    let mut m = ready();
+    let mut out = Emitted::new();
+    let sessions: Vec<(SessionId, Option<Login>)> = (1..=1200).map(|s| (s, None)).collect();
+    m.attach(T, "t", sessions, &mut out);
+    for session in 1..=1200u64 {
+        let entry = Entry::In {
+            owner: format!("h1/t/{session}"),
+            name: format!("u{session}"),
+            seq: session,
+            silent: true,
+        };
+        let generation = m.reading().generation;
+        m.entries(
+            generation,
+            vec![(id(&format!("{session}-0")), "e1".into(), Some(entry))],
+            &mut out,
+        );
+    }
+    m.take_requests();
+    m.frontend_gone(T);
+    let leaves = m.take_requests();
+    assert_eq!(leaves.len(), 3);
+    assert!(
+        leaves
+            .iter()
+            .all(|r| r.script == Script::Leave && r.args.len() <= 6 + 500)
+    );
+}
+
+#[test]
+fn users_of_a_frontend_that_never_comes_back_are_logged_out() {
+    let mut m = Member::new("h1", "i1");
+    let join = m.take_requests().pop().unwrap();
+    let at = Instant::now();
+    m.answered(join.id, ok(&["e1", "", "kept"]), at, &mut Emitted::new());
+    let users = m.take_requests().pop().unwrap();
+    m.answered(
+        users.id,
+        ok(&["0-0", "h1/gone/3", "10\tann\tann"]),
+        at,
+        &mut Emitted::new(),
+    );
+    m.tick(at + Duration::from_secs(1), &mut Emitted::new());
+    assert!(m.take_requests().iter().all(|r| r.script != Script::Leave));
+    m.tick(at + UNCLAIMED, &mut Emitted::new());
+    let leave = m
+        .take_requests()
+        .into_iter()
+        .find(|r| r.script == Script::Leave)
+        .unwrap();
+    assert_eq!(&leave.args[5..], ["g", "h1/gone/3"]);
 }

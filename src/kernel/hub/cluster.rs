@@ -43,6 +43,7 @@ impl Hub {
             clustered.link.send(request);
         }
         clustered.link.read_from(clustered.member.reading());
+        clustered.link.joined(clustered.member.epoch());
         for (frontend, upto) in clustered.member.take_done() {
             if let Some(f) = self.frontends.get_mut(&frontend) {
                 f.applied = Some(upto);
@@ -91,10 +92,6 @@ impl Hub {
             frontend: from.frontend,
             session,
         };
-        let origin = Origin {
-            instance: from.instance,
-            seq: from.seq,
-        };
         let now = self.clock.now();
         let time = now.time.to_string();
         let mut emitted = Emitted::new();
@@ -103,7 +100,7 @@ impl Hub {
         match message {
             Upstream::Open { session } => member.open(key(session), frame),
             Upstream::Line { session, line } => {
-                member.line(key(session), frame, origin, from.instance, &line, &time, &mut emitted)
+                member.line(key(session), frame, from.instance, &line, &time, &mut emitted)
             }
             Upstream::Closed { session } => member.closed(key(session), frame, &mut emitted),
             Upstream::Hello { .. } | Upstream::Census | Upstream::Heartbeat | Upstream::Bye => {
