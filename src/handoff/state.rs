@@ -30,7 +30,7 @@
 //! A process that dies inside a write to a client leaves the next one unsure how much of it
 //! reached the socket, and one that dies just after a read, before it could record what it read,
 //! leaves it unsure whether input died with it; the socket itself knows how many bytes were ever
-//! written to it and read from it ([`bytes_written`], [`bytes_read`]), which settles both.
+//! written to it and read from it ([`byte_counts`]), which settles both.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -301,25 +301,23 @@ impl Slot {
     }
 }
 
-/// How many bytes were ever written to the accepted TCP socket `socket`, by any process: those
-/// the peer acknowledged (`tcpi_bytes_acked`) and those still queued (`SIOCOUTQ`).
-pub fn bytes_written(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
-    let acked = tcp_info_u64(socket, TCPI_BYTES_ACKED)?;
-    Ok(acked + queue(socket, nix::libc::TIOCOUTQ)?)
-}
-
-/// How many bytes were ever read from the TCP socket `socket`, by any process: those received
-/// (`tcpi_bytes_received`) less those waiting to be read (`SIOCINQ`).
-pub fn bytes_read(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<u64> {
-    let received = tcp_info_u64(socket, TCPI_BYTES_RECEIVED)?;
-    Ok(received.saturating_sub(queue(socket, nix::libc::FIONREAD)?))
+/// How many bytes were ever written to and read from the accepted TCP socket `socket`, by any
+/// process: written, those the peer acknowledged (`tcpi_bytes_acked`) and those still queued
+/// (`SIOCOUTQ`); read, those received (`tcpi_bytes_received`) less those waiting to be read
+/// (`SIOCINQ`). One `TCP_INFO` for both: an adoption asks this of every client.
+pub fn byte_counts(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let (acked, received) = tcp_bytes(socket)?;
+    let written = acked + queue(socket, nix::libc::TIOCOUTQ)?;
+    let read = received.saturating_sub(queue(socket, nix::libc::FIONREAD)?);
+    Ok((written, read))
 }
 
 /// Offsets in `struct tcp_info` (Linux 4.1 and later); glibc's copy of the struct stops before.
 const TCPI_BYTES_ACKED: usize = 120;
 const TCPI_BYTES_RECEIVED: usize = 128;
 
-fn tcp_info_u64(socket: std::os::fd::BorrowedFd<'_>, offset: usize) -> io::Result<u64> {
+/// `tcpi_bytes_acked` and `tcpi_bytes_received` of `socket`.
+fn tcp_bytes(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     use nix::libc;
     use std::os::fd::AsRawFd;
     let mut info = [0u8; TCPI_BYTES_RECEIVED + 8];
@@ -337,12 +335,11 @@ fn tcp_info_u64(socket: std::os::fd::BorrowedFd<'_>, offset: usize) -> io::Resul
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    if (len as usize) < offset + 8 {
+    if (len as usize) < info.len() {
         return Err(io::Error::new(io::ErrorKind::Unsupported, "a tcp_info too short"));
     }
-    Ok(u64::from_ne_bytes(
-        info[offset..offset + 8].try_into().expect("8 bytes"),
-    ))
+    let at = |offset: usize| u64::from_ne_bytes(info[offset..offset + 8].try_into().expect("8 bytes"));
+    Ok((at(TCPI_BYTES_ACKED), at(TCPI_BYTES_RECEIVED)))
 }
 
 /// Bytes in a socket queue: `TIOCOUTQ` (not yet acknowledged) or `FIONREAD` (not yet read).
@@ -423,12 +420,12 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
-        assert_eq!(bytes_written(server.as_fd()).unwrap(), 0);
+        assert_eq!(byte_counts(server.as_fd()).unwrap().0, 0);
         let mut copy = server.try_clone().unwrap();
         copy.write_all(&[7u8; 1000]).unwrap();
         drop(copy);
         assert_eq!(
-            bytes_written(server.as_fd()).unwrap(),
+            byte_counts(server.as_fd()).unwrap().0,
             1000,
             "counted across descriptors"
         );
@@ -437,14 +434,14 @@ mod tests {
         client.write_all(b"hello\n").unwrap();
         let mut server = server;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while tcp_info_u64(server.as_fd(), TCPI_BYTES_RECEIVED).unwrap() < 6 {
+        while tcp_bytes(server.as_fd()).unwrap().1 < 6 {
             assert!(std::time::Instant::now() < deadline);
             std::thread::yield_now();
         }
-        assert_eq!(bytes_read(server.as_fd()).unwrap(), 0, "received, not yet read");
+        assert_eq!(byte_counts(server.as_fd()).unwrap().1, 0, "received, not yet read");
         let mut three = [0u8; 3];
         std::io::Read::read_exact(&mut server, &mut three).unwrap();
-        assert_eq!(bytes_read(server.as_fd()).unwrap(), 3);
+        assert_eq!(byte_counts(server.as_fd()).unwrap().1, 3);
     }
 
     #[test]

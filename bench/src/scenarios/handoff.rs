@@ -48,7 +48,10 @@ pub async fn run(args: &RunArgs) -> Result<Value> {
                 match event {
                     "kill" => kill(Pid::from_raw(pid as i32), Signal::SIGKILL)?,
                     "restart" => {
-                        let out = system.up()?.cli(&["restart", "s0"])?;
+                        // The command waits for the restart: off this worker, so the clients'
+                        // readers keep both threads of the load generator meanwhile.
+                        let up = system.up()?;
+                        let out = tokio::task::block_in_place(|| up.cli(&["restart", "s0"]))?;
                         anyhow::ensure!(out.status.success(), "restart s0: {out:?}");
                     }
                     _ => {}
