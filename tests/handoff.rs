@@ -320,6 +320,55 @@ fn a_client_that_leaves_while_its_frontend_is_down_is_logged_out_once() {
     });
 }
 
+/// A frontend stopped before the kernel welcomed it still says goodbye: its users are logged out
+/// at once, not after the kernel's grace (the kernel is paused so that the stop comes between the
+/// new process's hello and the welcome).
+#[test]
+fn a_frontend_stopped_before_the_kernel_welcomed_it_still_says_goodbye() {
+    let mut up = Up::start(&config());
+    let (twisted, pid) = up.listening("twisted");
+    let (tornado, _) = up.listening("tornado");
+    let kernel = up.children().unwrap()["kernel"];
+    let log = up.dir.path().join("logs/twisted.log");
+    run(LIMIT, async {
+        let mut a = Telnet::connect(twisted).await;
+        let mut c = Telnet::connect(tornado).await;
+        a.login("alice").await;
+        c.login("carol").await;
+        kill(kernel, Signal::SIGSTOP);
+        kill(pid, Signal::SIGKILL);
+        let lines = |needle: &'static str| {
+            let log = log.clone();
+            async move {
+                loop {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    if text.matches(needle).count() > 0 {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        };
+        util::within("the next process adopting alice", lines("adopted the clients")).await;
+        let mut stop = std::process::Command::new(util::bin())
+            .args(["stop", "twisted"])
+            .current_dir(up.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        util::within("the stop's SIGTERM", lines("SIGTERM: stopping")).await;
+        kill(kernel, Signal::SIGCONT);
+        let resumed = std::time::Instant::now();
+        c.until("[SYSTEM INFO] - [alice] logout from chat.").await;
+        let took = resumed.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "logged out {took:?} after the kernel resumed: after the grace, no goodbye"
+        );
+        assert!(tokio::task::block_in_place(|| stop.wait()).unwrap().success());
+    });
+}
+
 /// Every way a session ends releases the supervisor's copy: after 1,000 connect/quit cycles its
 /// open descriptors are back where they were.
 #[test]

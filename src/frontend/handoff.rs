@@ -129,23 +129,35 @@ fn sockets_by(clients: Vec<(SessionId, u32, OwnedFd)>, per_thread_at_least: usiz
     let mut parts = Vec::with_capacity(threads);
     while !rest.is_empty() {
         let tail = rest.split_off(rest.len().min(per_thread));
-        parts.push(std::mem::replace(&mut rest, tail));
+        parts.push(std::sync::Mutex::new(std::mem::replace(&mut rest, tail)));
     }
+    // Each part is taken by whoever opens it: its thread, or this one if the thread could not start.
+    let open_part = |part: &std::sync::Mutex<Vec<(SessionId, u32, OwnedFd)>>| {
+        let part = std::mem::take(&mut *part.lock().unwrap_or_else(|e| e.into_inner()));
+        part.into_iter().map(open).collect::<Vec<_>>()
+    };
     let runtime = tokio::runtime::Handle::current();
     std::thread::scope(|scope| {
         let threads: Vec<_> = parts
-            .into_iter()
+            .iter()
             .map(|part| {
-                let runtime = &runtime;
-                scope.spawn(move || {
-                    let _entered = runtime.enter();
-                    part.into_iter().map(open).collect::<Vec<_>>()
-                })
+                let (runtime, open_part) = (&runtime, &open_part);
+                std::thread::Builder::new()
+                    .name("adopting".into())
+                    .spawn_scoped(scope, move || {
+                        let _entered = runtime.enter();
+                        open_part(part)
+                    })
+                    .ok()
             })
             .collect();
-        threads
-            .into_iter()
-            .flat_map(|thread| thread.join().expect("opening a socket does not panic"))
+        parts
+            .iter()
+            .zip(threads)
+            .flat_map(|(part, thread)| match thread {
+                Some(thread) => thread.join().expect("opening a socket does not panic"),
+                None => open_part(part),
+            })
             .collect()
     })
 }

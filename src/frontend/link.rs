@@ -102,10 +102,13 @@ where
         let mut backoff = BACKOFF_MIN;
         let mut connection = 0u64;
         loop {
-            let connected = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                connected = self.connect(&memory) => connected,
-            };
+            if shutdown.is_cancelled() && self.sessions.is_empty() {
+                return;
+            }
+            // An attempt under way is finished even when we are stopping: a stop that comes
+            // between our hello and the welcome still owes the kernel a goodbye, or it keeps our
+            // users for the grace. The caller bounds how long it waits for us.
+            let connected = self.connect(&memory).await;
             let (frames, write) = match connected {
                 Ok(halves) => halves,
                 Err(e) => {
