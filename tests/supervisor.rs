@@ -479,6 +479,37 @@ fn a_sigstopped_frontend_is_replaced_within_the_watchdog() {
     assert_eq!(up.row("twisted")["state"], "running");
 }
 
+/// The whole host paused a little past the watchdog (the supervisor with its children, as a
+/// SIGSTOP of the machine or of its VM would): on resume nobody is taken for hung. Each deadline
+/// is noticed less than a second late, so only the supervisor's own pulse shows the pause.
+#[test]
+fn a_host_paused_past_the_watchdog_kills_nobody_on_resume() {
+    let mut up = Up::start(&watched(&server("twisted", "tcp")));
+    up.wait_for("ready name=kernel");
+    let (addr, _) = up.listening("twisted");
+    let before = up.children().unwrap();
+    let supervisor = up.proc.pid();
+    run(LIMIT, async {
+        let mut a = Telnet::connect(addr).await;
+        a.login("a").await;
+        kill(supervisor, Signal::SIGSTOP);
+        for pid in before.values() {
+            kill(*pid, Signal::SIGSTOP);
+        }
+        // The pause itself, not a wait for something.
+        tokio::time::sleep(WATCHDOG + Duration::from_millis(100)).await;
+        for pid in before.values() {
+            kill(*pid, Signal::SIGCONT);
+        }
+        kill(supervisor, Signal::SIGCONT);
+        a.send("/whoami").await;
+        assert_eq!(a.line().await, "a");
+    });
+    assert_eq!(up.children().unwrap(), before, "a child was replaced");
+    let hung: Vec<_> = up.seen().iter().filter(|l| l.contains("hung")).cloned().collect();
+    assert!(hung.is_empty(), "{hung:?}");
+}
+
 #[test]
 fn the_kernel_is_never_marked_failed() {
     let mut up = Up::start(&server("twisted", "tcp"));

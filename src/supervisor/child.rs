@@ -319,7 +319,8 @@ async fn supervise(spec: Spec, carry: Carry, mut ctl: mpsc::Receiver<Ctl>, statu
             _ = sleep_until(run.timer.map(|(at, _)| at)) => run.timer.take().expect("armed").1,
             _ = sleep_until(run.watchdog.and_then(|w| w.deadline())) => {
                 let now = tokio::time::Instant::now();
-                if let Some(watchdog) = run.watchdog.as_mut().filter(|w| w.noticed_late(now)) {
+                let paused = |w: &Watchdog| w.noticed_late(now) || super::pulse::missed_since(w.last(), now);
+                if let Some(watchdog) = run.watchdog.as_mut().filter(|w| paused(w)) {
                     // We were paused (the whole host, say): the child could not be heard either.
                     tracing::warn!(name = %spec.name, "the supervisor itself was paused past a watchdog deadline; not taking the child for hung");
                     watchdog.alive(now);

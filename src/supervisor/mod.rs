@@ -6,7 +6,8 @@
 //! - [`child`]: one child's task, carrying out its lifecycle; [`spawn`]: starting its process.
 //! - [`parked`]: a frontend's client connections, kept across its restarts; the open-file limit.
 //! - [`backoff`]: restart delays and the crash-loop rule (pure).
-//! - [`watchdog`]: notify messages and when a silent child counts as hung (pure).
+//! - [`watchdog`]: notify messages and when a silent child counts as hung (pure); [`pulse`]: the
+//!   supervisor's own heartbeat, which tells a hung child from a paused supervisor.
 //! - [`plan`]: what an edit of the config changes (pure); [`watch`]: noticing the edit.
 //! - [`control`]: the control socket and the `status` table; [`census`]: users per server.
 //! - [`unavailable`]: answering the clients of a stopped or failed server ourselves.
@@ -24,6 +25,7 @@ pub mod logfile;
 pub mod logs;
 pub mod parked;
 pub mod plan;
+pub mod pulse;
 pub mod spawn;
 pub mod unavailable;
 pub mod watch;
@@ -178,6 +180,7 @@ impl Supervisor {
         tracing::info!(config = %self.config.path.display(), pid = std::process::id(), "supervisor starting");
         // WATCHDOG=1 to systemd while this thread turns, if it asks (WatchdogSec=).
         tokio::spawn(crate::notify::watchdog());
+        pulse::start();
         let control_path = self.settings.run_dir.join("control.sock");
         let _ = std::fs::remove_file(&control_path);
         let control = tokio::net::UnixListener::bind(&control_path)

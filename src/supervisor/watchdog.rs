@@ -34,6 +34,42 @@ pub fn notices(datagram: &[u8]) -> impl Iterator<Item = Notice> + '_ {
 /// than taken for hung, since it could not be heard either.
 pub const PAUSED: Duration = Duration::from_secs(1);
 
+/// How often the supervisor's [`Pulse`] ticks.
+pub const PULSE: Duration = Duration::from_millis(100);
+
+/// The supervisor's own heartbeat, ticked every [`PULSE`]: a gap of [`PAUSED`] or more between
+/// two ticks means the supervisor did not run meanwhile. A deadline noticed late is not enough to
+/// see that: paused 6 s with a 5 s watchdog, it is noticed less than a second late.
+#[derive(Debug, Clone, Copy)]
+pub struct Pulse {
+    last: Instant,
+    /// The end of the latest gap.
+    resumed: Option<Instant>,
+}
+
+impl Pulse {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            last: now,
+            resumed: None,
+        }
+    }
+
+    /// A tick; a gap since the last one is recorded.
+    pub fn tick(&mut self, now: Instant) {
+        if now >= self.last + PAUSED {
+            self.resumed = Some(now);
+        }
+        self.last = self.last.max(now);
+    }
+
+    /// Whether the supervisor missed time after `since` (a child's last ping): it has not ticked
+    /// for [`PAUSED`] (it is only now running again), or a gap ended after `since`.
+    pub fn missed_since(&self, since: Instant, now: Instant) -> bool {
+        now >= self.last + PAUSED || self.resumed.is_some_and(|resumed| resumed > since)
+    }
+}
+
 /// The watchdog of one run of a child.
 #[derive(Debug, Clone, Copy)]
 pub struct Watchdog {
@@ -68,6 +104,11 @@ impl Watchdog {
     /// supervisor was not running at the deadline (then [`alive`](Self::alive) renews it).
     pub fn noticed_late(&self, now: Instant) -> bool {
         self.deadline().is_some_and(|deadline| now >= deadline + PAUSED)
+    }
+
+    /// The spawn, or the last `WATCHDOG=1`.
+    pub fn last(&self) -> Instant {
+        self.last
     }
 
     /// How long a silence is allowed, for the log line.
@@ -132,6 +173,33 @@ mod tests {
         assert!(watchdog.overdue(Instant::now()) && !watchdog.noticed_late(Instant::now()));
         tokio::time::advance(PAUSED).await;
         assert!(watchdog.noticed_late(Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_in_the_pulse_after_the_last_ping_is_a_pause_whichever_wakes_first() {
+        let start = Instant::now();
+        let mut pulse = Pulse::new(start);
+        let watchdog = Watchdog::new(Some(LIMIT), start);
+        tokio::time::advance(PULSE).await;
+        pulse.tick(Instant::now());
+        assert!(!pulse.missed_since(watchdog.last(), Instant::now()));
+        // Paused a little longer than the limit: the deadline is noticed less than PAUSED late.
+        tokio::time::advance(LIMIT + PAUSED / 2).await;
+        let now = Instant::now();
+        assert!(watchdog.overdue(now) && !watchdog.noticed_late(now));
+        // The watchdog's timer runs first: the pulse has not ticked for the whole pause.
+        assert!(pulse.missed_since(watchdog.last(), now));
+        // Or the pulse's runs first: it records the gap.
+        pulse.tick(now);
+        assert!(pulse.missed_since(watchdog.last(), now));
+        // A child silent for the limit with the supervisor running all along is hung.
+        let renewed = Watchdog::new(Some(LIMIT), now);
+        for _ in 0..(LIMIT.as_millis() / PULSE.as_millis()) {
+            tokio::time::advance(PULSE).await;
+            pulse.tick(Instant::now());
+        }
+        let now = Instant::now();
+        assert!(renewed.overdue(now) && !pulse.missed_since(renewed.last(), now));
     }
 
     #[tokio::test(start_paused = true)]
