@@ -23,6 +23,15 @@ fn config() -> String {
     format!("{}{}{}", server("twisted", "tcp"), tornado, server("web", "ws"))
 }
 
+/// alice on twisted and carol on tornado, both logged in.
+async fn alice_and_carol(twisted: std::net::SocketAddr, tornado: std::net::SocketAddr) -> (Telnet, Telnet) {
+    let mut a = Telnet::connect(twisted).await;
+    let mut c = Telnet::connect(tornado).await;
+    a.login("alice").await;
+    c.login("carol").await;
+    (a, c)
+}
+
 /// The numbers of carol's numbered lines among `lines`.
 fn numbers(lines: &[String]) -> Vec<usize> {
     lines
@@ -174,10 +183,7 @@ fn a_restart_takes_over_half_sent_and_throttled_input() {
     let (tornado, _) = up.listening("tornado");
     let (web, web_pid) = up.listening("web");
     run(LIMIT, async {
-        let mut a = Telnet::connect(twisted).await;
-        let mut c = Telnet::connect(tornado).await;
-        a.login("alice").await;
-        c.login("carol").await;
+        let (mut a, mut c) = alice_and_carol(twisted, tornado).await;
         let mut r = tokio::net::TcpStream::connect(web).await.unwrap();
         assert!(util::ws_handshake(&mut r, &web.to_string()).await.contains(" 101 "));
         util::ws_greeting(&mut r).await;
@@ -301,10 +307,7 @@ fn a_client_that_leaves_while_its_frontend_is_down_is_logged_out_once() {
     let (twisted, pid) = up.listening("twisted");
     let (tornado, _) = up.listening("tornado");
     run(LIMIT, async {
-        let mut a = Telnet::connect(twisted).await;
-        let mut c = Telnet::connect(tornado).await;
-        a.login("alice").await;
-        c.login("carol").await;
+        let (a, mut c) = alice_and_carol(twisted, tornado).await;
         // Its process stops answering, alice leaves, and it dies.
         kill(pid, Signal::SIGSTOP);
         drop(a);
@@ -331,10 +334,7 @@ fn a_frontend_stopped_before_the_kernel_welcomed_it_still_says_goodbye() {
     let kernel = up.children().unwrap()["kernel"];
     let log = up.dir.path().join("logs/twisted.log");
     run(LIMIT, async {
-        let mut a = Telnet::connect(twisted).await;
-        let mut c = Telnet::connect(tornado).await;
-        a.login("alice").await;
-        c.login("carol").await;
+        let (_alice, mut c) = alice_and_carol(twisted, tornado).await;
         kill(kernel, Signal::SIGSTOP);
         kill(pid, Signal::SIGKILL);
         let lines = |needle: &'static str| {
@@ -342,7 +342,7 @@ fn a_frontend_stopped_before_the_kernel_welcomed_it_still_says_goodbye() {
             async move {
                 loop {
                     let text = std::fs::read_to_string(&log).unwrap_or_default();
-                    if text.matches(needle).count() > 0 {
+                    if text.contains(needle) {
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -441,10 +441,7 @@ fn a_reload_that_changes_a_server_keeps_its_clients() {
     let (twisted, old) = up.listening("twisted");
     let (tornado, _) = up.listening("tornado");
     run(LIMIT, async {
-        let mut a = Telnet::connect(twisted).await;
-        let mut c = Telnet::connect(tornado).await;
-        a.login("alice").await;
-        c.login("carol").await;
+        let (mut a, mut c) = alice_and_carol(twisted, tornado).await;
         a.until_has("[carol] login to chat.").await;
         let changed = config().replacen("name = \"twisted\"\n", "name = \"twisted\"\ninput_burst = 50\n", 1);
         assert_ne!(changed, config());

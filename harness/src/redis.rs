@@ -131,16 +131,6 @@ impl Redis {
             })
             .collect())
     }
-
-    /// Its CPU time so far (user and system), in seconds.
-    pub fn cpu_seconds(&self) -> Result<f64> {
-        let pid = self.pid().context("not running")?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-        Ok(ticks / 100.0)
-    }
 }
 
 impl Drop for Redis {

@@ -51,7 +51,7 @@ where
     let redis = |s: &System| -> Result<(f64, u64, std::collections::BTreeMap<String, u64>)> {
         let redis = s.redis().context("a cluster has a Redis")?;
         Ok((
-            redis.cpu_seconds()?,
+            crate::cpu::cpu_seconds(redis.pid().context("Redis is running")?)?,
             redis.info("stats", "total_commands_processed")?,
             redis.calls()?,
         ))
