@@ -17,6 +17,7 @@
 //! - [`spelling`]: the one spelling of each word that config, command line and `status` share.
 //! - [`notify`]: readiness reporting to whoever started the process.
 //! - [`heartbeat`]: the kernel link's heartbeat rule, without a timer per frame.
+//! - [`instance`]: a number for one run of a process (a frontend's instance, a kernel's epoch).
 //! - [`quiet`]: the kernel link's Unix stream, which wakes its process only for input.
 //! - [`memory`]: handing freed memory back to the system after a burst.
 //! - [`throttle`]: token buckets for client input and for warnings (pure).
@@ -34,6 +35,7 @@ pub mod config;
 pub mod frontend;
 pub mod handoff;
 pub mod heartbeat;
+pub mod instance;
 pub mod kernel;
 pub mod memory;
 pub mod notify;

@@ -88,7 +88,7 @@ where
     /// Runs until `shutdown`. `ready` is called once, on the first welcome.
     pub async fn run(self, mut upstream: mpsc::Receiver<Upstream>, shutdown: CancellationToken, ready: impl FnOnce()) {
         let memory = Memory {
-            instance: instance(),
+            instance: crate::instance::new(),
             unacked: Mutex::new(Unacked {
                 frames: VecDeque::new(),
                 next: 1,
@@ -375,14 +375,6 @@ async fn send(
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A number that tells this process apart from every earlier frontend of the same name.
-fn instance() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (nanos ^ (u64::from(std::process::id()) << 40)) | 1
 }
 
 #[cfg(test)]

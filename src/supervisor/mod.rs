@@ -96,14 +96,6 @@ fn reach(cluster: &crate::cluster::Cluster) -> Result<()> {
         .with_context(|| format!("[cluster] redis = {:?} does not answer", cluster.redis))
 }
 
-/// A number for this run of `up`, told apart from any other host's and any earlier run's.
-fn instance() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (nanos ^ (u64::from(std::process::id()) << 32)) | 1
-}
-
 fn bind(server: &Server) -> Result<TcpListener> {
     let listener = TcpListener::bind(server.addr())
         .with_context(|| format!("server `{}`: cannot bind {}", server.name, server.addr()))?;
@@ -207,7 +199,7 @@ impl Supervisor {
             expect: self.expect.clone(),
             member: self.settings.cluster.clone().map(|cluster| crate::kernel::Membership {
                 cluster,
-                instance: format!("{:x}", instance()),
+                instance: format!("{:x}", crate::instance::new()),
             }),
         };
         let kernel = Handle::start(self.spec("kernel", role, Restart::Always));

@@ -110,8 +110,13 @@ impl Hub {
         self.emit(emitted);
     }
 
-    /// A local frontend is gone for good: its users are logged out for everyone.
-    pub(super) fn cluster_gone(&mut self, frontend: FrontendId) {
+    /// A local frontend is gone for good: its users are logged out (for everyone, through
+    /// Redis, when this kernel is a cluster member).
+    pub(super) fn frontend_gone(&mut self, frontend: FrontendId) {
+        if self.cluster.is_none() {
+            self.chat.frontend_gone(frontend, &mut self.out);
+            return;
+        }
         self.member().frontend_gone(frontend);
         self.emit(Emitted::new());
     }

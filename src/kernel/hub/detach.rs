@@ -87,10 +87,7 @@ impl Hub {
                     until: now + REMEMBER,
                 },
             );
-            match self.cluster {
-                Some(_) => self.cluster_gone(id),
-                None => self.chat.frontend_gone(id, &mut self.out),
-            }
+            self.frontend_gone(id);
         }
         self.encode();
     }

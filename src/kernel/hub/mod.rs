@@ -158,7 +158,7 @@ pub async fn run(
     // `written` is signalled by the writers after each write, so that waiting acknowledgements
     // and a paused hub look again.
     let mut hub = Hub {
-        epoch: epoch(),
+        epoch: crate::instance::new(),
         cluster: cluster.map(Box::new),
         ..Hub::default()
     };
@@ -411,10 +411,7 @@ impl Hub {
                     Some((&old, older)) => {
                         for id in older {
                             self.detached.remove(id);
-                            match self.cluster {
-                                Some(_) => self.cluster_gone(*id),
-                                None => self.chat.frontend_gone(*id, &mut self.out),
-                            }
+                            self.frontend_gone(*id);
                         }
                         let mut away = self.detached.remove(&old).expect("listed above");
                         if !away.pending.is_empty() {
@@ -494,10 +491,8 @@ impl Hub {
                     let name = f.name.clone();
                     if wait {
                         self.detach(frontend, f);
-                    } else if self.cluster.is_some() {
-                        self.cluster_gone(frontend);
                     } else {
-                        self.chat.frontend_gone(frontend, &mut self.out);
+                        self.frontend_gone(frontend);
                     }
                     self.encode();
                     self.release(&name);
@@ -721,14 +716,6 @@ impl Hub {
             });
         }
     }
-}
-
-/// A number that tells this kernel process apart from every other (its frame numbers start over).
-fn epoch() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (nanos ^ (u64::from(std::process::id()) << 40)) | 1
 }
 
 #[cfg(test)]
