@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::Instant;
 
 use super::Limits;
@@ -105,45 +104,52 @@ pub enum Opening {
     Adopted(Box<Adopted>),
 }
 
-/// Serves one client until it ends; both halves of its socket are closed on return.
-pub async fn serve(
+/// Serves one client until it ends; its socket is closed on return.
+///
+/// Written as a function returning an `async move` block, as are the reader and the writer: an
+/// `async fn` stores each argument twice in its future (once as passed, once as bound), and this
+/// future is every connection's memory (see `a_connection_task_stays_small`).
+#[allow(clippy::manual_async_fn)] // an async fn would store each argument twice
+pub fn serve<'a>(
     stream: TcpStream,
     mut opening: Opening,
-    sessions: &Sessions,
-    mut decoder: impl Decode,
-    limits: &Limits,
-    render: &(dyn Fn(&Event) -> Bytes + Sync),
+    sessions: &'a Sessions,
+    mut decoder: impl Decode + 'a,
+    limits: &'a Limits,
+    render: impl Fn(&Event) -> Bytes + Sync + 'a,
     first: Bytes,
-) -> End {
-    let (reads, carried) = match &mut opening {
-        Opening::New(_) => (true, None),
-        Opening::Adopted(adopted) => (adopted.read, adopted.carried.take()),
-    };
-    let (session, mut outbox) = match opening {
-        Opening::New(peer) => {
-            let (session, outbox) = sessions.open(peer).await;
-            if let Some(store) = sessions.parking() {
-                store.park(session.id, session.slot(), &stream);
+) -> impl Future<Output = End> + 'a {
+    async move {
+        let (reads, carried) = match &mut opening {
+            Opening::New(_) => (true, None),
+            Opening::Adopted(adopted) => (adopted.read, adopted.carried.take()),
+        };
+        let (session, mut outbox) = match opening {
+            Opening::New(peer) => {
+                // Boxed: its wait (456 bytes) would otherwise stay in the task for good.
+                let (session, outbox) = Box::pin(sessions.open(peer)).await;
+                if let Some(store) = sessions.parking() {
+                    store.park(session.id, session.slot(), &stream);
+                }
+                (session, outbox)
             }
-            (session, outbox)
-        }
-        Opening::Adopted(adopted) => sessions.resume(*adopted),
-    };
-    let (read, write) = stream.into_split();
-    let parked = sessions.parking().map(|store| Parked {
-        store,
-        session: session.id,
-        socket: std::os::fd::AsRawFd::as_raw_fd(write.as_ref()),
-    });
-    let mut bucket = TokenBucket::new(limits.input_rate, limits.input_burst, Instant::now());
-    let end = tokio::select! {
-        end = read_in(&read, reads, (first, carried), &session, &mut decoder, &mut bucket, render) => end,
-        end = write_out(&write, &mut outbox, &session, limits.send_timeout) => end,
-    };
-    session.ended(&end);
-    drop(parked);
-    drop((read, write));
-    end
+            Opening::Adopted(adopted) => sessions.resume(*adopted),
+        };
+        let parked = sessions.parking().map(|store| Parked {
+            store,
+            session: session.id,
+            socket: std::os::fd::AsRawFd::as_raw_fd(&stream),
+        });
+        let mut bucket = TokenBucket::new(limits.input_rate, limits.input_burst, Instant::now());
+        let end = tokio::select! {
+            end = read_in(&stream, reads, BytesMut::from(first), carried, &session, &mut decoder, &mut bucket, &render) => end,
+            end = write_out(&stream, &mut outbox, &session, limits.send_timeout) => end,
+        };
+        session.ended(&end);
+        drop(parked);
+        drop(stream);
+        end
+    }
 }
 
 /// A connection whose copy waits with the supervisor. However its session ends (a panic
@@ -157,7 +163,7 @@ struct Parked<'a> {
 
 impl Drop for Parked<'_> {
     fn drop(&mut self) {
-        // The socket's halves outlive this guard (it is dropped before them): still the same socket.
+        // The socket outlives this guard (it is dropped before it): still the same socket.
         let _ = nix::sys::socket::shutdown(self.socket, nix::sys::socket::Shutdown::Both);
         self.store.release(self.session);
     }
@@ -165,139 +171,145 @@ impl Drop for Parked<'_> {
 
 /// Reads the client until it ends (`reads` false: never; and not once this process hands its
 /// clients over: what they send then waits in their sockets for the next process, and what the
-/// reader holds is left for it, see [`carry`](super::carry)). `first`: bytes read already, and
-/// what a previous process left undone (its decoder is restored already).
-async fn read_in(
-    read: &OwnedReadHalf,
+/// reader holds is left for it, see [`carry`](super::carry)). `buf`: bytes read already;
+/// `carried`: what a previous process left undone (its decoder is restored already).
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::manual_async_fn)] // an async fn would store each argument twice
+fn read_in<'a>(
+    read: &'a TcpStream,
     reads: bool,
-    (first, carried): (Bytes, Option<Box<Carried>>),
-    session: &Session<'_>,
-    decoder: &mut impl Decode,
-    bucket: &mut TokenBucket,
-    render: &(dyn Fn(&Event) -> Bytes + Sync),
-) -> End {
-    // Held only while it has bytes: an idle client keeps no read buffer. The rarely taken waits
-    // (a throttled or a behind client) are boxed, so that every idle connection's task stays small.
-    if !reads {
-        return std::future::pending().await;
-    }
-    let mut buf = BytesMut::from(&first[..]);
-    drop(first);
-    // Bytes read from the socket ever (by this process and earlier ones).
-    let mut consumed = session.read_base;
-    // Decoded and not yet handled: at first, what the previous process left undone.
-    let mut items = carried.map(|c| c.items).unwrap_or_default();
-    // Whether the decoder's state is left for a hand-over (it holds part of an item).
-    let mut kept = false;
-    loop {
-        if items.is_empty() {
-            if buf.is_empty() {
-                if decoder.partial() != kept {
-                    kept = decoder.partial();
-                    session.keep(kept.then(|| carry::part(&decoder.save(), [], render)));
+    mut buf: BytesMut,
+    carried: Option<Box<Carried>>,
+    session: &'a Session<'a>,
+    decoder: &'a mut impl Decode,
+    bucket: &'a mut TokenBucket,
+    render: &'a (dyn Fn(&Event) -> Bytes + Sync),
+) -> impl Future<Output = End> + 'a {
+    async move {
+        // Held only while it has bytes: an idle client keeps no read buffer. The rarely taken waits
+        // (a throttled or a behind client) are boxed, so that every idle connection's task stays small.
+        if !reads {
+            return std::future::pending().await;
+        }
+        // Bytes read from the socket ever (by this process and earlier ones).
+        let mut consumed = session.read_base;
+        // Decoded and not yet handled: at first, what the previous process left undone.
+        let mut items = carried.map(|c| c.items).unwrap_or_default();
+        // Whether the decoder's state is left for a hand-over (it holds part of an item).
+        let mut kept = false;
+        loop {
+            if items.is_empty() {
+                if buf.is_empty() {
+                    if decoder.partial() != kept {
+                        kept = decoder.partial();
+                        session.keep(kept.then(|| carry::part(&decoder.save(), [], render)));
+                    }
+                    buf = BytesMut::new();
+                    // Polled in place: `readable()` would keep a 168-byte waiter in every idle
+                    // connection's task.
+                    if std::future::poll_fn(|cx| read.poll_read_ready(cx)).await.is_err() {
+                        return End::Client;
+                    }
+                    if session.handing_over() {
+                        return std::future::pending().await;
+                    }
+                    buf.reserve(READ_CHUNK);
+                    // Until what it reads is recorded, a read is a moment where input could die unseen.
+                    session.reading(Some(consumed));
+                    match read.try_read_buf(&mut buf) {
+                        Ok(0) => return End::Client,
+                        Ok(n) => {
+                            session.heard();
+                            consumed += n as u64;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            session.reading(None);
+                            continue;
+                        }
+                        Err(_) => return End::Client,
+                    }
                 }
-                buf = BytesMut::new();
-                if read.readable().await.is_err() {
-                    return End::Client;
+                // The whole chunk is decoded first, so that the next process, should this one die
+                // while the items wait their turn, knows what died with it (see
+                // `crate::handoff::state`).
+                let mut input = &buf[..];
+                while let Some(item) = decoder.next(&mut input) {
+                    items.push_back(item);
                 }
+                buf.clear();
+                if kept {
+                    // Stale now: until it is left again, a hand-over's successor goes by the
+                    // position file, which says what died.
+                    kept = false;
+                    session.keep(None);
+                }
+            }
+            session.input_held(!items.is_empty(), decoder.partial());
+            session.reading(None);
+            // Set while it waits with items in hand: a hand-over waits for it to handle or leave them.
+            // (The frontend runs on one thread: between its waits a reader cannot be caught midway.)
+            let mut busy = false;
+            while let Some(item) = items.pop_front() {
+                // Each item costs a token; without one the client waits, unread. So does a client
+                // with more output waiting than it reads. A hand-over meanwhile: the rest is left.
+                let mut waited = true;
                 if session.handing_over() {
+                    waited = false;
+                } else if !bucket.unlimited()
+                    && let Err(wait) = bucket.take(Instant::now())
+                {
+                    in_hand(session, &mut busy);
+                    waited = Box::pin(throttled(bucket, wait, session)).await;
+                }
+                if waited && session.is_behind() {
+                    in_hand(session, &mut busy);
+                    waited = Box::pin(caught_up(session)).await;
+                }
+                if !waited {
+                    items.push_front(item);
+                    session.keep(Some(carry::part(&decoder.save(), items, render)));
+                    session.busy(false);
                     return std::future::pending().await;
                 }
-                buf.reserve(READ_CHUNK);
-                // Until what it reads is recorded, a read is a moment where input could die unseen.
-                session.reading(Some(consumed));
-                match read.try_read_buf(&mut buf) {
-                    Ok(0) => return End::Client,
-                    Ok(n) => {
-                        session.heard();
-                        consumed += n as u64;
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        session.reading(None);
-                        continue;
-                    }
-                    Err(_) => return End::Client,
-                }
-            }
-            // The whole chunk is decoded first, so that the next process, should this one die
-            // while the items wait their turn, knows what died with it (see
-            // `crate::handoff::state`).
-            let mut input = &buf[..];
-            while let Some(item) = decoder.next(&mut input) {
-                items.push_back(item);
-            }
-            buf.clear();
-            if kept {
-                // Stale now: until it is left again, a hand-over's successor goes by the
-                // position file, which says what died.
-                kept = false;
-                session.keep(None);
-            }
-        }
-        session.input_held(!items.is_empty(), decoder.partial());
-        session.reading(None);
-        // Set while it waits with items in hand: a hand-over waits for it to handle or leave them.
-        // (The frontend runs on one thread: between its waits a reader cannot be caught midway.)
-        let mut busy = false;
-        while let Some(item) = items.pop_front() {
-            // Each item costs a token; without one the client waits, unread. So does a client
-            // with more output waiting than it reads. A hand-over meanwhile: the rest is left.
-            let mut waited = true;
-            if session.handing_over() {
-                waited = false;
-            } else if !bucket.unlimited()
-                && let Err(wait) = bucket.take(Instant::now())
-            {
-                in_hand(session, &mut busy);
-                waited = Box::pin(throttled(bucket, wait, session)).await;
-            }
-            if waited && session.is_behind() {
-                in_hand(session, &mut busy);
-                waited = Box::pin(caught_up(session)).await;
-            }
-            if !waited {
-                items.push_front(item);
-                session.keep(Some(carry::part(&decoder.save(), items, render)));
-                session.busy(false);
-                return std::future::pending().await;
-            }
-            match item {
-                Input::Line(line) => {
-                    let sent = match session.line_now(line) {
-                        Ok(()) => Ok(()),
-                        Err(wait) => {
-                            in_hand(session, &mut busy);
-                            Box::pin(session.line_after(wait)).await
+                match item {
+                    Input::Line(line) => {
+                        // Boxed at once: the wait (104 bytes) is not kept in every task.
+                        let sent = match session.line_now(line).map_err(Box::new) {
+                            Ok(()) => Ok(()),
+                            Err(wait) => {
+                                in_hand(session, &mut busy);
+                                Box::pin(session.line_after(*wait)).await
+                            }
+                        };
+                        if let Err(error) = sent {
+                            session.error(error, render);
                         }
-                    };
-                    if let Err(error) = sent {
-                        session.error(error, render);
                     }
-                }
-                Input::TooLong => session.error(ChatError::LineTooLong, render),
-                Input::Refuse(error) => session.error(error, render),
-                Input::Reply(bytes) => session.reply(bytes),
-                Input::Pong(bytes) => session.pong(bytes),
-                Input::Nothing => {}
-                Input::Close(last) => {
-                    if let Some(last) = last {
-                        session.reply(last);
+                    Input::TooLong => session.error(ChatError::LineTooLong, render),
+                    Input::Refuse(error) => session.error(error, render),
+                    Input::Reply(bytes) => session.reply(bytes),
+                    Input::Pong(bytes) => session.pong(bytes),
+                    Input::Nothing => {}
+                    Input::Close(last) => {
+                        if let Some(last) = last {
+                            session.reply(last);
+                        }
+                        session.close_after_output();
+                        // The writer ends the connection once that is sent; read nothing more.
+                        return std::future::pending::<End>().await;
                     }
-                    session.close_after_output();
-                    // The writer ends the connection once that is sent; read nothing more.
-                    return std::future::pending::<End>().await;
                 }
             }
+            if busy {
+                session.busy(false);
+            }
+            // An idle client keeps no item buffer either (160 bytes a connection, measured).
+            items = std::collections::VecDeque::new();
+            // All handed over but, perhaps, the start of a line.
+            session.input_held(false, decoder.partial());
+            // A chunk done: the other clients of this thread have their turn before the next one.
+            tokio::task::yield_now().await;
         }
-        if busy {
-            session.busy(false);
-        }
-        // An idle client keeps no item buffer either (160 bytes a connection, measured).
-        items = std::collections::VecDeque::new();
-        // All handed over but, perhaps, the start of a line.
-        session.input_held(false, decoder.partial());
-        // A chunk done: the other clients of this thread have their turn before the next one.
-        tokio::task::yield_now().await;
     }
 }
 
@@ -335,54 +347,57 @@ async fn caught_up(session: &Session<'_>) -> bool {
 
 /// Writes the outbox, everything queued in one system call where it fits; returns after a
 /// close (everything sent) or a drop.
-async fn write_out(
-    write: &OwnedWriteHalf,
-    outbox: &mut OutboxRx,
-    session: &Session<'_>,
+#[allow(clippy::manual_async_fn)] // an async fn would store each argument twice
+fn write_out<'a>(
+    write: &'a TcpStream,
+    outbox: &'a mut OutboxRx,
+    session: &'a Session<'a>,
     send_timeout: Duration,
-) -> End {
-    let mut batch: VecDeque<Bytes> = VecDeque::new();
-    loop {
-        match outbox.next(&mut batch).await {
-            Next::Send => {}
-            Next::Close => return End::Closed,
-            Next::Dropped(why) => return End::Dropped(why),
-        }
-        while !batch.is_empty() {
-            let written = {
-                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                let count = batch.len().min(MAX_SLICES);
-                let mut bytes_out = 0;
-                for (slice, bytes) in slices.iter_mut().zip(batch.iter()) {
-                    *slice = IoSlice::new(bytes);
-                    bytes_out += bytes.len();
-                }
-                outbox.writing(bytes_out);
-                let written = write.try_write_vectored(&slices[..count]);
-                outbox.writing(0);
-                written
-            };
-            match written {
-                Ok(0) => return End::Client,
-                Ok(mut n) => {
-                    outbox.sent(n);
-                    while n > 0 {
-                        let first = batch.front_mut().expect("written bytes were queued");
-                        if n >= first.len() {
-                            n -= first.len();
-                            batch.pop_front();
-                        } else {
-                            first.advance(n);
-                            n = 0;
+) -> impl Future<Output = End> + 'a {
+    async move {
+        let mut batch: VecDeque<Bytes> = VecDeque::new();
+        loop {
+            match outbox.next(&mut batch).await {
+                Next::Send => {}
+                Next::Close => return End::Closed,
+                Next::Dropped(why) => return End::Dropped(why),
+            }
+            while !batch.is_empty() {
+                let written = {
+                    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                    let count = batch.len().min(MAX_SLICES);
+                    let mut bytes_out = 0;
+                    for (slice, bytes) in slices.iter_mut().zip(batch.iter()) {
+                        *slice = IoSlice::new(bytes);
+                        bytes_out += bytes.len();
+                    }
+                    outbox.writing(bytes_out);
+                    let written = write.try_write_vectored(&slices[..count]);
+                    outbox.writing(0);
+                    written
+                };
+                match written {
+                    Ok(0) => return End::Client,
+                    Ok(mut n) => {
+                        outbox.sent(n);
+                        while n > 0 {
+                            let first = batch.front_mut().expect("written bytes were queued");
+                            if n >= first.len() {
+                                n -= first.len();
+                                batch.pop_front();
+                            } else {
+                                first.advance(n);
+                                n = 0;
+                            }
                         }
                     }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    if let Some(end) = Box::pin(writable(write, outbox, session, send_timeout)).await {
-                        return end;
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        if let Some(end) = Box::pin(writable(write, outbox, session, send_timeout)).await {
+                            return end;
+                        }
                     }
+                    Err(_) => return End::Client,
                 }
-                Err(_) => return End::Client,
             }
         }
     }
@@ -390,12 +405,7 @@ async fn write_out(
 
 /// Waits until a socket that refused bytes takes some again; `Some(end)` if the client is to go
 /// instead: it took nothing for `send_timeout`, or was dropped meanwhile.
-async fn writable(
-    write: &OwnedWriteHalf,
-    outbox: &OutboxRx,
-    session: &Session<'_>,
-    send_timeout: Duration,
-) -> Option<End> {
+async fn writable(write: &TcpStream, outbox: &OutboxRx, session: &Session<'_>, send_timeout: Duration) -> Option<End> {
     let deadline = outbox.blocked(Instant::now()) + send_timeout;
     tokio::select! {
         writable = tokio::time::timeout_at(deadline, write.writable()) => match writable {

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::accept::{self, Refusals};
-use super::admission::Admission;
+use super::admission::{Admission, Ticket};
 use super::client::{self, Decode, Input, Opening};
 use super::http::{self, Hosts, Route};
 use super::session::{Adopted, Sessions};
@@ -108,7 +108,8 @@ pub async fn serve(
         let ticket = admission.adopt(adopted.peer.ip());
         let web = web.clone();
         tokio::spawn(async move {
-            websocket(stream, Opening::Adopted(Box::new(adopted)), &web, Bytes::new()).await;
+            let end = websocket(stream, Opening::Adopted(Box::new(adopted)), &web, Bytes::new()).await;
+            tracing::debug!(?end, "web client gone");
             drop(ticket);
         });
     }
@@ -117,25 +118,35 @@ pub async fn serve(
         per_ip: http::refusal(429, &Event::Error(ChatError::TooManyConnections).plain()),
     };
     accept::serve(listener, admission, refusals, shutdown, move |stream, peer, ticket| {
-        let web = web.clone();
-        async move {
-            connection(stream, peer, &web).await;
-            drop(ticket);
-        }
+        task(stream, peer, web.clone(), ticket)
     })
     .await;
 }
 
-/// Serves HTTP requests until the connection closes or becomes a WebSocket.
-async fn connection(mut stream: TcpStream, peer: SocketAddr, web: &Web) {
+/// A new client's task, from accept to close: the memory every connection costs, mostly.
+#[allow(clippy::manual_async_fn)] // an async fn would store each argument twice
+fn task(stream: TcpStream, peer: SocketAddr, web: Arc<Web>, ticket: Ticket) -> impl Future<Output = ()> {
+    async move {
+        // Two phases one after the other, so that the task is the larger of the two, not both.
+        if let Some((stream, first)) = connection(stream, peer, &web).await {
+            let end = websocket(stream, Opening::New(peer), &web, first).await;
+            tracing::debug!(?end, "web client gone");
+        }
+        drop(ticket);
+    }
+}
+
+/// Serves HTTP requests until the connection closes, or becomes a WebSocket: then returns its
+/// socket and the first bytes it sent as one.
+async fn connection(mut stream: TcpStream, peer: SocketAddr, web: &Web) -> Option<(TcpStream, Bytes)> {
     let mut buf = BytesMut::new();
     loop {
         let deadline = Instant::now() + web.limits.handshake_timeout;
         let (request, len) = match tokio::time::timeout_at(deadline, read_head(&stream, &mut buf)).await {
             Ok(Ok(Some(head))) => head,
-            Ok(Ok(None)) => return, // closed between requests
-            Ok(Err(status)) => return refuse(stream, status, "malformed request").await,
-            Err(_) => return refuse(stream, 408, "request not complete in time").await,
+            Ok(Ok(None)) => return None, // closed between requests
+            Ok(Err(status)) => return Box::pin(refuse(stream, status, "malformed request")).await,
+            Err(_) => return Box::pin(refuse(stream, 408, "request not complete in time")).await,
         };
         buf.advance(len);
         let close = request.close;
@@ -143,21 +154,19 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, web: &Web) {
             Route::Asset { asset, head } => http::asset(&asset, head, close),
             Route::Refuse(status, text) => {
                 tracing::debug!(%peer, status, host = ?request.host, path = %request.path, "refused a request: {text}");
-                return refuse(stream, status, text).await;
+                return Box::pin(refuse(stream, status, text)).await;
             }
             Route::Upgrade { accept } => {
                 if !send(&mut stream, &http::upgrade(&accept), web).await {
-                    return;
+                    return None;
                 }
                 // What the client sent after its request is the WebSocket's first bytes; copied,
                 // so that the request's read buffer is not kept for the connection's lifetime.
-                let first = Bytes::copy_from_slice(&buf);
-                drop(buf);
-                return websocket(stream, Opening::New(peer), web, first).await;
+                return Some((stream, Bytes::copy_from_slice(&buf)));
             }
         };
         if !send(&mut stream, &response, web).await || close {
-            return;
+            return None;
         }
         if buf.is_empty() {
             buf = BytesMut::new();
@@ -165,8 +174,15 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, web: &Web) {
     }
 }
 
-/// Serves a WebSocket (its handshake done) until it ends; `first`: its bytes already read.
-async fn websocket(stream: TcpStream, mut opening: Opening, web: &Web, first: Bytes) {
+/// Serves a WebSocket (its handshake done) until it ends; `first`: its bytes already read. Its
+/// decoder is set up here, then the client loop's future is the task's (see `connection` in
+/// [`tcp`](super::tcp)).
+fn websocket(
+    stream: TcpStream,
+    mut opening: Opening,
+    web: &Web,
+    first: Bytes,
+) -> impl Future<Output = client::End> + '_ {
     let mut decoder = Rfc6455 {
         decoder: websocket::Decoder::new(web.limits.max_line + 2, web.message_cap()),
         max_line: web.limits.max_line,
@@ -184,8 +200,7 @@ async fn websocket(stream: TcpStream, mut opening: Opening, web: &Web, first: By
             adopted.tell(render(&Event::LineLost));
         }
     }
-    let end = client::serve(stream, opening, &web.sessions, decoder, &web.limits, &render, first).await;
-    tracing::debug!(?end, "web client gone");
+    client::serve(stream, opening, &web.sessions, decoder, &web.limits, render, first)
 }
 
 /// Reads until a whole request head is in `buf`; `None` if the client closed first.
@@ -215,6 +230,36 @@ async fn send(stream: &mut TcpStream, bytes: &[u8], web: &Web) -> bool {
     )
 }
 
-async fn refuse(stream: TcpStream, status: u16, text: &str) {
+async fn refuse<T>(stream: TcpStream, status: u16, text: &str) -> Option<T> {
     client::refuse(stream, http::refusal(status, text)).await;
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection's task is this future: its size is memory per WebSocket (issue 11).
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let web = Arc::new(Web {
+            sessions: Arc::new(Sessions::new(tx, None)),
+            limits: Limits::default(),
+            hosts: Hosts {
+                bound: "127.0.0.1".parse().unwrap(),
+                allowed: Vec::new(),
+            },
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let peer = stream.local_addr().unwrap();
+        let ticket = Admission::new(1, 1).admit(peer.ip()).ok().unwrap();
+        let task = task(stream, peer, web, ticket);
+        let size = std::mem::size_of_val(&task);
+        eprintln!("a web connection's task: {size} bytes");
+        // 2,360 bytes before issue 11's second round: the HTTP phase's futures (its refusal's
+        // among them) stayed beside the WebSocket's, and async fns kept every argument twice.
+        assert!(size <= 1056, "a web connection's task grew to {size} bytes");
+    }
 }

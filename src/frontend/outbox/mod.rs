@@ -12,11 +12,13 @@
 //! taking bytes, never because this process is busy.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -114,11 +116,43 @@ struct Shared {
     /// [`Sessions::sweep`](super::session::Sessions::sweep)).
     heard: AtomicU32,
     /// Wakes the writer; a wake with no writer waiting is kept for its next wait.
-    wake: Notify,
+    wake: Wake,
     /// Wakes whoever waits for a client that was behind: shared by every outbox of a frontend.
     room: Arc<Notify>,
     /// Where how far its output is written is recorded for the next process, if anywhere.
     slot: Option<Slot>,
+}
+
+/// Wakes the outbox's one writer. A `Notify` would do, but its wait keeps a waiter of 64 bytes in
+/// every idle connection's task; this one polls in place.
+#[derive(Default)]
+struct Wake {
+    /// A wake not yet taken.
+    pending: AtomicBool,
+    writer: AtomicWaker,
+}
+
+impl Wake {
+    fn notify(&self) {
+        self.pending.store(true, Ordering::Release);
+        self.writer.wake();
+    }
+
+    /// Completes at the first wake since the last wait completed. One task waits at a time.
+    fn wait(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.pending.swap(false, Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.writer.register(cx.waker());
+            // A wake between the first look and the registration found no waker: look again.
+            if self.pending.swap(false, Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
 }
 
 /// The pushing side; cheap to clone.
@@ -162,7 +196,7 @@ pub fn outbox(room: Arc<Notify>, slot: Option<Slot>, written_seq: u64, base: u64
             base,
         }),
         heard: AtomicU32::new(0),
-        wake: Notify::new(),
+        wake: Wake::default(),
         room,
         slot,
     });
@@ -205,7 +239,7 @@ impl Outbox {
         }
         drop(queue);
         if pushed != Pushed::Ignored {
-            self.0.wake.notify_one();
+            self.0.wake.notify();
         }
         pushed
     }
@@ -228,7 +262,7 @@ impl Outbox {
             queue.pong = Some(queue.items.len() - 1);
         }
         drop(queue);
-        self.0.wake.notify_one();
+        self.0.wake.notify();
         pushed
     }
 
@@ -267,7 +301,7 @@ impl Outbox {
         }
         Self::drop_queue(&mut queue, why);
         drop(queue);
-        self.0.wake.notify_one();
+        self.0.wake.notify();
         self.0.room.notify_waiters();
         true
     }
@@ -275,7 +309,7 @@ impl Outbox {
     /// Closes the connection once everything queued is sent.
     pub fn close(&self) {
         self.lock().close = true;
-        self.0.wake.notify_one();
+        self.0.wake.notify();
     }
 
     /// Until when a link should wait for this client, if at all: while it is behind, for at most
@@ -341,7 +375,7 @@ impl OutboxRx {
                 return why;
             }
             // Taking a wake meant for `next` is harmless: `next` looks at the queue first.
-            self.0.wake.notified().await;
+            self.0.wake.wait().await;
         }
     }
 
@@ -374,7 +408,7 @@ impl OutboxRx {
             if batch.capacity() > 0 {
                 *batch = VecDeque::new();
             }
-            self.0.wake.notified().await;
+            self.0.wake.wait().await;
         }
     }
 
