@@ -105,6 +105,63 @@ fn a_frontend_saying_goodbye_logs_out_each_of_its_users_once() {
     });
 }
 
+/// A frontend that says goodbye and exits at once may be gone before the kernel writes to it (its
+/// welcome, here): the write fails, and the goodbye still waits unread. It is read first, so the
+/// frontend's users are logged out at once, not after the grace. Each round has the kernel take
+/// the connection only once the frontend is gone (SIGSTOP); which the kernel meets first, the
+/// failed write or the goodbye, is its scheduler's pick, so four rounds.
+#[test]
+fn a_goodbye_after_which_the_kernels_writes_fail_still_logs_out_at_once() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let scene = Scene::new();
+    let kernel = scene.kernel();
+    let pid = Pid::from_raw(kernel.pid() as i32);
+    run(LIMIT, async {
+        let socket = scene.socket();
+        let mut watcher = WireFrontend::connect(&socket, "two", vec![]).await;
+        watcher.login(1, "watcher").await;
+        for round in 0..4u64 {
+            let name = format!("a{round}");
+            let login = chat_supervisor::chat::Login {
+                name: name.clone(),
+                seq: 1,
+            };
+            let mut bytes = bytes::BytesMut::new();
+            Upstream::Hello {
+                version: chat_supervisor::wire::VERSION,
+                frontend: "one".into(),
+                instance: round + 1,
+                first: 1,
+                sessions: vec![(1, Some(login))],
+                resume: None,
+            }
+            .encode(&mut bytes);
+            Upstream::Bye.encode(&mut bytes);
+            kill(pid, Signal::SIGSTOP).unwrap();
+            let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+            stream.write_all(&bytes).await.unwrap();
+            drop(stream);
+            kill(pid, Signal::SIGCONT).unwrap();
+            let gone = std::time::Instant::now();
+            let logout = format!("[SYSTEM INFO] - [{name}] logout from chat.");
+            let seen = tokio::time::timeout(Duration::from_secs(2), async {
+                loop {
+                    if watcher.delivery().await.1 == logout {
+                        return;
+                    }
+                }
+            })
+            .await;
+            assert!(
+                seen.is_ok(),
+                "round {round}: no logout within 2 s of the goodbye ({:?})",
+                gone.elapsed()
+            );
+        }
+    });
+}
+
 /// A frontend whose connection ends without a goodbye crashed: its next process may adopt its
 /// clients, so its users stay logged in for the grace, and are logged out once after it.
 #[test]

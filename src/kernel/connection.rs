@@ -24,6 +24,8 @@ use crate::wire::{self, Downstream, Upstream};
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes gathered into one write at most.
 const WRITE_BATCH: usize = 64 << 10;
+/// How long to keep reading a frontend connection whose write side failed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub async fn serve(
     id: FrontendId,
@@ -102,28 +104,24 @@ pub async fn serve(
 
     // Whether its sessions wait for its next process: unless it said goodbye, a frontend whose
     // connection ends crashed or hung, and its clients are parked with the supervisor.
+    let reading = read_frames(id, &name, first, frames, &hub);
+    tokio::pin!(reading);
     let wait = tokio::select! {
-        end = read_frames(id, &name, first, frames, &hub) => match end {
-            ReadEnd::Bye => false,
-            ReadEnd::Closed => {
-                tracing::warn!(frontend = %name, id, "frontend closed its connection without a goodbye; its sessions wait {:?} for it", hub::GRACE);
-                true
-            }
-            ReadEnd::Silent => {
-                tracing::warn!(frontend = %name, id, "frontend sent nothing for {:?}: hung; its sessions wait for it", wire::HEARTBEAT_TIMEOUT);
-                true
-            }
-            ReadEnd::Malformed(e) => {
-                tracing::warn!(frontend = %name, error = %e, "disconnecting frontend");
-                false
+        end = &mut reading => waits(end, &name, id),
+        result = write_outbox(write, outbox_rx, &progress, &written) => match result {
+            Ok(()) => true,
+            Err(e) => {
+                // A frontend that stopped fails our writes before we have read all it wrote: its
+                // last lines, and its goodbye, may wait in our receive buffer. Read them first.
+                match tokio::time::timeout(DRAIN_TIMEOUT, &mut reading).await {
+                    Ok(ReadEnd::Bye) => false,
+                    _ => {
+                        tracing::warn!(frontend = %name, error = %e, "lost frontend; its sessions wait {:?} for it", hub::GRACE);
+                        true
+                    }
+                }
             }
         },
-        result = write_outbox(write, outbox_rx, &progress, &written) => {
-            if let Err(e) = result {
-                tracing::warn!(frontend = %name, error = %e, "lost frontend; its sessions wait {:?} for it", hub::GRACE);
-            }
-            true
-        }
         _ = progress.let_go.cancelled() => false,
         _ = shutdown.cancelled() => false,
     };
@@ -144,6 +142,25 @@ async fn census(mut stream: WriteHalf, hub: &mpsc::Sender<Input>) {
     let mut frame = BytesMut::new();
     Downstream::Census { users }.encode(&mut frame);
     let _ = stream.write_all(&frame).await;
+}
+
+/// Whether the sessions of a frontend whose frames ended so wait for its next process.
+fn waits(end: ReadEnd, name: &str, id: FrontendId) -> bool {
+    match end {
+        ReadEnd::Bye => false,
+        ReadEnd::Closed => {
+            tracing::warn!(frontend = %name, id, "frontend closed its connection without a goodbye; its sessions wait {:?} for it", hub::GRACE);
+            true
+        }
+        ReadEnd::Silent => {
+            tracing::warn!(frontend = %name, id, "frontend sent nothing for {:?}: hung; its sessions wait for it", wire::HEARTBEAT_TIMEOUT);
+            true
+        }
+        ReadEnd::Malformed(e) => {
+            tracing::warn!(frontend = %name, error = %e, "disconnecting frontend");
+            false
+        }
+    }
 }
 
 /// Why a frontend's frames ended.
