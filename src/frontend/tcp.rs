@@ -125,7 +125,7 @@ fn connection(stream: TcpStream, opening: Opening, telnet: &Telnet) -> impl Futu
         decoder,
         &telnet.limits,
         render,
-        Bytes::new(),
+        client::First::default(),
     )
 }
 
@@ -151,6 +151,7 @@ mod tests {
         eprintln!("a telnet connection's task: {size} bytes");
         // 1,488 bytes before issue 11's second round (async fns kept every argument twice, and
         // the waits of `readable()`, `Notify` and the session's opening stayed in the task).
-        assert!(size <= 832, "a telnet connection's task grew to {size} bytes");
+        // tokio adds 104 bytes and rounds the task up to 128: at most 792 keeps it in 896.
+        assert!(size <= 792, "a telnet connection's task grew to {size} bytes");
     }
 }

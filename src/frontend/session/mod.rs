@@ -471,6 +471,16 @@ impl Sessions {
 
     /// Registers a new client and tells the kernel. Returns its handle and the outbox receiver.
     pub async fn open(&self, peer: SocketAddr) -> (Session<'_>, OutboxRx) {
+        let (session, rx, announced) = self.open_now(peer);
+        if !announced {
+            self.announce(session.id).await;
+        }
+        (session, rx)
+    }
+
+    /// [`open`](Self::open) without its wait: false if the kernel is not told yet (its queue is
+    /// full); then [`announce`](Self::announce) it before anything else of this session.
+    pub fn open_now(&self, peer: SocketAddr) -> (Session<'_>, OutboxRx, bool) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (outbox, rx) = outbox(self.room.clone(), self.slot(), 0, 0);
         outbox.heard(self.round.load(Ordering::Relaxed));
@@ -480,9 +490,10 @@ impl Sessions {
         }
         self.lock().insert(id, Entry::new(outbox.clone(), peer));
         crate::info_limited!(self.connects, session = id, %peer, "client connected");
-        // Waits only if the queue to the kernel is full (a long kernel outage under load): the new
-        // client then waits here rather than being refused.
-        let _ = self.upstream.send(Upstream::Open { session: id }).await;
+        let announced = match self.upstream.try_send(Upstream::Open { session: id }) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+        };
         let session = Session {
             id,
             peer,
@@ -490,7 +501,14 @@ impl Sessions {
             sessions: self,
             outbox,
         };
-        (session, rx)
+        (session, rx, announced)
+    }
+
+    /// Tells the kernel of a session [`open_now`](Self::open_now) could not: waits only if the
+    /// queue to the kernel is full (a long kernel outage under load), so that the new client
+    /// waits rather than being refused.
+    pub async fn announce(&self, session: SessionId) {
+        let _ = self.upstream.send(Upstream::Open { session }).await;
     }
 
     /// Delivers a rendered message, kernel frame `seq`, to `to` (replies and private messages: the
