@@ -1,7 +1,6 @@
 //! The telnet server: the accept loop with its limits, and per client the telnet decoder driving
 //! the shared client loop ([`client`](super::client)).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -70,12 +69,12 @@ pub async fn serve(
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
     for (adopted, stream) in adopted {
         let ticket = admission.adopt(adopted.peer.ip());
-        let telnet = telnet.clone();
-        tokio::spawn(async move {
-            let end = connection(stream, Opening::Adopted(Box::new(adopted)), &telnet).await;
-            tracing::debug!(?end, "telnet client gone");
-            drop(ticket);
-        });
+        tokio::spawn(task(
+            stream,
+            Opening::Adopted(Box::new(adopted)),
+            telnet.clone(),
+            ticket,
+        ));
     }
 
     let refusals = Refusals {
@@ -83,16 +82,16 @@ pub async fn serve(
         per_ip: telnet.render(&Event::Error(ChatError::TooManyConnections)),
     };
     accept::serve(listener, admission, refusals, shutdown, move |stream, peer, ticket| {
-        task(stream, peer, telnet.clone(), ticket)
+        task(stream, Opening::New(peer), telnet.clone(), ticket)
     })
     .await;
 }
 
-/// A new client's task, from accept to close: the memory every connection costs, mostly.
+/// A client's task, from accept (or adoption) to close: the memory every connection costs, mostly.
 #[allow(clippy::manual_async_fn)] // an async fn would store each argument twice
-fn task(stream: TcpStream, peer: SocketAddr, telnet: Arc<Telnet>, ticket: Ticket) -> impl Future<Output = ()> {
+fn task(stream: TcpStream, opening: Opening, telnet: Arc<Telnet>, ticket: Ticket) -> impl Future<Output = ()> {
     async move {
-        let end = connection(stream, Opening::New(peer), &telnet).await;
+        let end = connection(stream, opening, &telnet).await;
         tracing::debug!(?end, "telnet client gone");
         drop(ticket);
     }
@@ -146,7 +145,8 @@ mod tests {
         let stream = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let peer = stream.local_addr().unwrap();
         let ticket = Admission::new(1, 1).admit(peer.ip()).ok().unwrap();
-        let task = task(stream, peer, telnet, ticket);
+        // An adopted client's task is the same future (its `Opening` is boxed).
+        let task = task(stream, Opening::New(peer), telnet, ticket);
         let size = std::mem::size_of_val(&task);
         eprintln!("a telnet connection's task: {size} bytes");
         // 1,488 bytes before issue 11's second round (async fns kept every argument twice, and

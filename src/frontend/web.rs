@@ -106,18 +106,7 @@ pub async fn serve(
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
     for (adopted, stream) in adopted {
         let ticket = admission.adopt(adopted.peer.ip());
-        let web = web.clone();
-        tokio::spawn(async move {
-            let end = websocket(
-                stream,
-                Opening::Adopted(Box::new(adopted)),
-                &web,
-                client::First::default(),
-            )
-            .await;
-            tracing::debug!(?end, "web client gone");
-            drop(ticket);
-        });
+        tokio::spawn(adopted_task(stream, Box::new(adopted), web.clone(), ticket));
     }
     let refusals = Refusals {
         full: http::refusal(503, &Event::Error(ChatError::ServerFull).plain()),
@@ -140,6 +129,16 @@ fn task(stream: TcpStream, peer: SocketAddr, web: Arc<Web>, ticket: Ticket) -> i
             return;
         };
         let end = websocket(stream, Opening::New(peer), &web, client::First::new(first)).await;
+        tracing::debug!(?end, "web client gone");
+        drop(ticket);
+    }
+}
+
+/// An adopted WebSocket's task (see [`task`]), its `Adopted` boxed before it is spawned.
+#[allow(clippy::manual_async_fn)] // an async fn would store each argument twice
+fn adopted_task(stream: TcpStream, adopted: Box<Adopted>, web: Arc<Web>, ticket: Ticket) -> impl Future<Output = ()> {
+    async move {
+        let end = websocket(stream, Opening::Adopted(adopted), &web, client::First::default()).await;
         tracing::debug!(?end, "web client gone");
         drop(ticket);
     }
