@@ -380,12 +380,16 @@ pub fn report(f: &Value, before: Option<&Value>, commit: &str) -> String {
     ));
     match (&before_rows, before) {
         (Some(earlier), Some(b)) => {
+            // Not the `--supervisor` path it was given: that names a folder of the machine that
+            // measured it, which means nothing to a reader.
             out.push_str(&format!(
                 "The before column: an earlier run of the same load generator, commit {}{}.\n\n",
                 b["commit"].as_str().unwrap_or("unknown"),
-                b["supervisor"]
-                    .as_str()
-                    .map_or(String::new(), |s| format!(" (`--supervisor {s}`)"))
+                if b["supervisor"].is_string() {
+                    ", built apart and passed as `--supervisor`"
+                } else {
+                    ""
+                }
             ));
             out.push_str("| figure | target | before | measured | |\n|---|---|---|---|---|\n");
             for row in rows {
