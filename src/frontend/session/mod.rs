@@ -470,6 +470,8 @@ impl Sessions {
     }
 
     /// Registers a new client and tells the kernel. Returns its handle and the outbox receiver.
+    /// The client loop opens in two steps (see `client::serve`); the tests, in one.
+    #[cfg(test)]
     pub async fn open(&self, peer: SocketAddr) -> (Session<'_>, OutboxRx) {
         let (session, rx, announced) = self.open_now(peer);
         if !announced {
@@ -478,8 +480,9 @@ impl Sessions {
         (session, rx)
     }
 
-    /// [`open`](Self::open) without its wait: false if the kernel is not told yet (its queue is
-    /// full); then [`announce`](Self::announce) it before anything else of this session.
+    /// Registers a new client and tells the kernel if that needs no wait. Returns its handle, the
+    /// outbox receiver, and false if the kernel is not told yet (its queue is full): then
+    /// [`announce`](Self::announce) it before anything else of this session.
     pub fn open_now(&self, peer: SocketAddr) -> (Session<'_>, OutboxRx, bool) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (outbox, rx) = outbox(self.room.clone(), self.slot(), 0, 0);
