@@ -7,7 +7,7 @@
 # chat-supervisor with this chat-bench (the same load generator for both), then pass its JSON:
 #   git worktree add ../chat-old OLD_COMMIT
 #   (cd ../chat-old && cargo build --release --bins)
-#   cargo build --release --workspace --bins
+#   cargo build --release -p chat-bench
 #   target/release/chat-bench --supervisor ../chat-old/target/release/chat-supervisor \
 #       --commit OLD_COMMIT > before.json
 #   scripts/bench.sh --before before.json
@@ -48,7 +48,11 @@ if [ "$wants_peer" = 1 ]; then
   if [ -n "$ngircd" ]; then peer=(--ngircd "$ngircd"); fi
 fi
 
-cargo build --release --locked --workspace --bins
+# Two builds: one of the workspace would unify the features of shared dependencies, and
+# chat-bench's tokio (with the multi-threaded runtime) would make a larger chat-supervisor than the
+# one `cargo build --release` or `cargo run --release` makes, the one measured here.
+cargo build --release --locked -p chat-bench
+cargo build --release --locked
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
 target/release/chat-bench --report BENCHMARKS.md --commit "$commit" ${peer[@]+"${peer[@]}"} "$@" > target/bench.json

@@ -322,16 +322,35 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// Logs go to stderr; the supervisor files them under `logs/`. `RUST_LOG` filters as usual.
+/// Logs go to stderr; the supervisor files them under `logs/`. `RUST_LOG` filters (see
+/// [`log_filter`]).
 pub fn init_logging() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(log_filter())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
+}
+
+/// What `RUST_LOG` lets through: a level, levels by target, or both (`warn`,
+/// `chat_supervisor::kernel=debug`, `info,chat_supervisor::frontend=trace`); `info` when it is
+/// unset or unreadable. Targets only, not `EnvFilter`'s span and field filters: those bring a
+/// regex engine into every process, about 300 KB of code and tables, for a filter nobody here uses.
+pub fn log_filter() -> tracing_subscriber::filter::Targets {
+    filter_of(std::env::var("RUST_LOG").ok().as_deref())
+}
+
+fn filter_of(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    rust_log
+        .and_then(|wanted| wanted.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// Runs `main` on a tokio runtime with a shutdown token cancelled by SIGTERM or Ctrl-C.
@@ -359,4 +378,34 @@ where
         });
         main(shutdown).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::filter_of;
+
+    #[test]
+    fn rust_log_sets_levels_by_target() {
+        let info = filter_of(None);
+        assert!(info.would_enable("chat_supervisor::kernel", &Level::INFO));
+        assert!(!info.would_enable("chat_supervisor::kernel", &Level::DEBUG));
+
+        let quiet = filter_of(Some("warn"));
+        assert!(!quiet.would_enable("chat_supervisor::kernel", &Level::INFO));
+        assert!(quiet.would_enable("chat_supervisor::kernel", &Level::WARN));
+
+        let one = filter_of(Some("info,chat_supervisor::kernel=debug"));
+        assert!(one.would_enable("chat_supervisor::kernel::hub", &Level::DEBUG));
+        assert!(!one.would_enable("chat_supervisor::frontend", &Level::DEBUG));
+        assert!(one.would_enable("chat_supervisor::frontend", &Level::INFO));
+    }
+
+    #[test]
+    fn an_unreadable_rust_log_leaves_info() {
+        let filter = filter_of(Some("chat_supervisor=loud"));
+        assert!(filter.would_enable("chat_supervisor", &Level::INFO));
+        assert!(!filter.would_enable("chat_supervisor", &Level::DEBUG));
+    }
 }

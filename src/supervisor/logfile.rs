@@ -42,7 +42,8 @@ const RETRY: Duration = Duration::from_millis(10);
 pub struct Logging(#[allow(dead_code)] WorkerGuard);
 
 /// Sends every supervisor line to `logs/supervisor.log` and stdout, in that order and on one
-/// thread: once a line shows on stdout, it is in the file too. `RUST_LOG` filters as usual.
+/// thread: once a line shows on stdout, it is in the file too. `RUST_LOG` filters (see
+/// [`log_filter`](crate::cli::log_filter)).
 pub fn init(dir: &Path, keep: usize) -> Result<Logging> {
     use std::io::IsTerminal;
     use tracing_subscriber::prelude::*;
@@ -56,8 +57,7 @@ pub fn init(dir: &Path, keep: usize) -> Result<Logging> {
             file,
             stdout: io::stdout(),
         });
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = crate::cli::log_filter();
     let to = |tag| Tagged {
         channel: channel.clone(),
         tag,
