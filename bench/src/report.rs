@@ -182,7 +182,13 @@ fn rows(f: &Value) -> Vec<[String; 4]> {
                 } else {
                     "-".into()
                 },
-                format!("{} (baseline {}): {:.2}x", ms(m), ms(b), ratio.unwrap_or(0.0)),
+                format!(
+                    "{} (baseline {}): {}{}",
+                    ms(m),
+                    ms(b),
+                    ratio.map_or("n/a".into(), |r| format!("{r:.2}x")),
+                    round_ratios(lat, key)
+                ),
                 if targeted {
                     verdict(ratio.map(|r| r <= 1.3)).into()
                 } else {
@@ -407,6 +413,7 @@ pub fn report(f: &Value, before: Option<&Value>, commit: &str) -> String {
             }
         }
     }
+    out.push_str(&latency_note(f, before));
     out.push_str(peer::note(f));
     out.push_str(cluster::note(f));
     out.push_str("\nThe raw figures of this run, as `chat-bench` printed them:\n\n```json\n");
@@ -416,6 +423,50 @@ pub fn report(f: &Value, before: Option<&Value>, commit: &str) -> String {
 }
 
 /// An earlier run's measured figures by row name; a figure it could not measure is left out.
+/// How the 1:1 latency was sampled, if in rounds; and that the before column's was not, if so.
+fn latency_note(f: &Value, before: Option<&Value>) -> String {
+    let lat = &f["latency"];
+    let Some(rounds) = lat["rounds"].as_array() else {
+        return String::new();
+    };
+    let mut note = format!(
+        "The 1:1 latency rows: {} interleaved rounds of {} s per system (the multi-process system, then \
+         the one-thread and the all-cores baseline), each system's percentiles over all its samples, so \
+         that how busy the machine was at a moment weighs on all three alike; the baseline is the one \
+         with the lower p99. Each round's own ratio is shown too.",
+        rounds.len(),
+        lat["round_secs"]
+    );
+    if before.is_some_and(|b| !b["latency"].is_null() && b["latency"]["rounds"].is_null()) {
+        note.push_str(" The before column's latency is one run of each system.");
+    }
+    note.push_str("\n\n");
+    note
+}
+
+/// For the latency scenario's rows: how its samples were taken and each round's ratio of `key`
+/// (empty for a run from before the rounds).
+fn round_ratios(lat: &Value, key: &str) -> String {
+    let Some(rounds) = lat["rounds"].as_array() else {
+        return String::new();
+    };
+    let ratio_key = match key {
+        "p50_us" => "p50_ratio",
+        "p99_us" => "p99_ratio",
+        _ => return String::new(),
+    };
+    let ratios: Vec<String> = rounds
+        .iter()
+        .map(|r| r[ratio_key].as_f64().map_or("n/a".into(), |r| format!("{r:.2}x")))
+        .collect();
+    format!(
+        "; {} samples each from {} interleaved rounds (each round alone: {})",
+        lat["multi"]["latency"]["samples"],
+        rounds.len(),
+        ratios.join(", ")
+    )
+}
+
 fn rows_by_figure(f: &Value) -> std::collections::HashMap<String, String> {
     rows(f)
         .into_iter()
@@ -479,6 +530,43 @@ mod tests {
         );
         // No storm ran: no storm rows.
         assert!(!report.contains("after a login storm"));
+    }
+
+    #[test]
+    fn latency_rows_show_each_round() {
+        let lat = |p50: u64, p99: u64| json!({"latency": {"samples": 15000, "p50_us": p50, "p99_us": p99}});
+        let figures = json!({"latency": {
+            "multi": lat(130, 300), "baseline": lat(100, 250),
+            "rounds": [{"p50_ratio": 1.25, "p99_ratio": 1.1}, {"p50_ratio": 1.4, "p99_ratio": 1.3}],
+            "round_secs": 3,
+        }});
+        let shown = report(&figures, None, "abc1234");
+        let p50 = line(&shown, "1:1 `msg` latency across frontends at 1,000 msg/s, p50");
+        assert!(
+            p50.contains("0.13 ms (baseline 0.10 ms): 1.30x; 15000 samples each from 2 interleaved rounds (each round alone: 1.25x, 1.40x) | met |"),
+            "{p50}"
+        );
+        let p99 = line(&shown, "1:1 `msg` latency across frontends at 1,000 msg/s, p99");
+        assert!(
+            p99.contains("1.20x; 15000 samples") && p99.contains("1.10x, 1.30x) | met |"),
+            "{p99}"
+        );
+        assert!(
+            shown.contains("The 1:1 latency rows: 2 interleaved rounds of 3 s per system"),
+            "{shown}"
+        );
+        let old = json!({"latency": {"multi": lat(140, 300), "baseline": lat(100, 200)}});
+        let beside = report(&figures, Some(&old), "abc1234");
+        assert!(beside.contains("The before column's latency is one run of each system."));
+        assert!(!shown.contains("The before column's latency"));
+        // An earlier run's figures, one run of each system, have no rounds to show.
+        let old = json!({"latency": {"multi": lat(140, 300), "baseline": lat(100, 200)}});
+        let old = report(&old, None, "abc1234");
+        let p99 = line(&old, "1:1 `msg` latency across frontends at 1,000 msg/s, p99");
+        assert!(
+            p99.contains("0.30 ms (baseline 0.20 ms): 1.50x | **missed** |"),
+            "{p99}"
+        );
     }
 
     #[test]
