@@ -263,6 +263,18 @@ fn names_are_unique_up_to_case_and_look_alikes() {
     let got = h.send(c, "login \u{430}lice");
     assert!(got.contains(&(c, "[SYSTEM INFO] - [\u{430}lice] login to chat.".into())));
     assert_eq!(h.reply(c, "/whoami"), "\u{430}lice");
+    // Both of ADMIN's keys are let go too: its look-alike under either is free.
+    h.send(key(1, 2), "logout");
+    let d = key(2, 2);
+    h.open(d);
+    let got = h.send(d, "login ADMlN");
+    assert!(
+        got.contains(&(d, "[SYSTEM INFO] - [ADMlN] login to chat.".into())),
+        "{got:?}"
+    );
+    let e = key(2, 3);
+    h.open(e);
+    assert_eq!(h.reply(e, "login ADMIN"), "[ERROR] - Username already taken!");
 }
 
 #[test]
