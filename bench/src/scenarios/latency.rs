@@ -57,9 +57,7 @@ pub async fn rounds(args: &RunArgs) -> Result<Value> {
     let sent = args.latency_secs * 1000 * args.latency_rounds as u64;
     let mut out = serde_json::Map::new();
     for (i, pool) in pooled.into_iter().enumerate() {
-        let figures =
-            json!({"rate_per_sec": 1000, "sent": sent, "received": received[i], "latency": percentiles(pool)});
-        out.insert(SYSTEMS[i].into(), figures);
+        out.insert(SYSTEMS[i].into(), figures(sent, received[i], pool));
     }
     let p99 = |key: &str| out[key]["latency"]["p99_us"].as_u64().unwrap_or(u64::MAX);
     let base = if p99(SYSTEMS[1]) <= p99(SYSTEMS[2]) {
@@ -84,9 +82,12 @@ pub async fn run(args: &RunArgs, system: System) -> Result<Value> {
 /// [`run`], leaving the system running.
 pub async fn measure(args: &RunArgs, system: &System) -> Result<Value> {
     let (got, samples) = samples(args, system).await?;
-    Ok(
-        json!({"rate_per_sec": 1000, "sent": args.latency_secs * 1000, "received": got, "latency": percentiles(samples)}),
-    )
+    Ok(figures(args.latency_secs * 1000, got, samples))
+}
+
+/// What a 1:1 run reports: the lines sent (one a millisecond) and received, and their latencies.
+pub fn figures(sent: u64, received: u64, samples: Vec<u32>) -> Value {
+    json!({"rate_per_sec": 1000, "sent": sent, "received": received, "latency": percentiles(samples)})
 }
 
 /// [`measure`]'s deliveries and latencies, unsummarised.

@@ -101,7 +101,5 @@ async fn latency(args: &RunArgs, server: Ngircd) -> Result<Value> {
         latency::one_to_one(args, &senders, &receivers, |i| format!("PRIVMSG r{i} :t={}", now_ns())).await;
     drop((senders, receivers));
     server.stop();
-    Ok(
-        json!({"rate_per_sec": 1000, "sent": args.latency_secs * 1000, "received": got, "latency": percentiles(samples)}),
-    )
+    Ok(latency::figures(args.latency_secs * 1000, got, samples))
 }
