@@ -22,11 +22,15 @@
 //! - [`memory`]: handing freed memory back to the system after a burst.
 //! - [`throttle`]: token buckets for client input and for warnings (pure).
 //! - [`cli`]: the command line; `main.rs` only parses it and prints errors.
+//! - [`sys`]: every `unsafe` of the crate, behind small safe functions (the rest denies it).
 //!
 //! Beside `src/`, two packages of the workspace that this library does not contain: `harness/`
 //! (`chat-harness`), which runs `chat-supervisor up` for the integration tests and the benchmark,
 //! and `bench/` (`chat-bench`), the load generator behind `scripts/bench.sh`, with its in-process
 //! baseline.
+
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod chat;
 pub mod cli;
@@ -42,5 +46,6 @@ pub mod notify;
 pub mod quiet;
 pub mod spelling;
 pub mod supervisor;
+pub mod sys;
 pub mod throttle;
 pub mod wire;

@@ -14,20 +14,6 @@ const EVERY: Duration = Duration::from_secs(2);
 pub async fn trim_when_idle() {
     loop {
         tokio::time::sleep(EVERY).await;
-        let _ = tokio::task::spawn_blocking(trim).await;
+        let _ = tokio::task::spawn_blocking(crate::sys::trim_heap).await;
     }
 }
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim() {
-    unsafe extern "C" {
-        fn malloc_trim(pad: usize) -> i32;
-    }
-    // SAFETY: malloc_trim takes a plain integer and only walks glibc's own heap.
-    unsafe {
-        malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}

@@ -34,9 +34,7 @@ pub fn split(stream: tokio::net::UnixStream) -> io::Result<(ReadHalf, WriteHalf)
 
 /// Registers `stream` with the runtime for `interest` only.
 fn watch(stream: UnixStream, interest: Interest) -> io::Result<AsyncFd<UnixStream>> {
-    // SAFETY: the `AsyncFd` owns the stream, which owns its descriptor: it stays open, and the
-    // same, until the `AsyncFd` is dropped (and deregistered).
-    Ok(unsafe { AsyncFd::register_with_interest(stream, interest) }?)
+    crate::sys::fd::register(stream, interest)
 }
 
 /// The input half: readable readiness only.

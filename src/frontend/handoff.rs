@@ -86,7 +86,7 @@ pub struct Socket {
     pub slot: u32,
     pub stream: std::io::Result<tokio::net::TcpStream>,
     pub peer: std::net::SocketAddr,
-    /// Bytes ever written to it and read from it (see [`crate::handoff::state::byte_counts`]).
+    /// Bytes ever written to it and read from it (see [`crate::sys::tcp::byte_counts`]).
     pub counts: (Option<u64>, Option<u64>),
 }
 
@@ -101,9 +101,7 @@ pub fn sockets(clients: Vec<(SessionId, u32, OwnedFd)>) -> Vec<Socket> {
 
 fn sockets_by(clients: Vec<(SessionId, u32, OwnedFd)>, per_thread_at_least: usize) -> Vec<Socket> {
     let open = |(id, slot, fd): (SessionId, u32, OwnedFd)| {
-        let counts = crate::handoff::state::byte_counts(std::os::fd::AsFd::as_fd(&fd))
-            .ok()
-            .unzip();
+        let counts = crate::sys::tcp::byte_counts(std::os::fd::AsFd::as_fd(&fd)).ok().unzip();
         let stream = std::net::TcpStream::from(fd);
         let peer = stream
             .peer_addr()

@@ -35,27 +35,14 @@ pub fn listener(addr: Option<SocketAddr>) -> Result<TcpListener> {
 /// Arranges for `command`'s child to inherit `listener` as fd 3, with `LISTEN_FDS=1` and
 /// `LISTEN_FDNAMES=name`. The caller keeps its own copy open, so connections queue in the backlog
 /// while no child is accepting.
-pub fn hand_over(command: &mut std::process::Command, listener: &impl std::os::fd::AsRawFd, name: &str) {
-    use std::os::unix::process::CommandExt;
-    let fd = listener.as_raw_fd();
+pub fn hand_over(
+    command: &mut std::process::Command,
+    listener: &impl std::os::fd::AsFd,
+    name: &str,
+) -> std::io::Result<()> {
     command
         .env("LISTEN_FDS", "1")
         .env("LISTEN_FDNAMES", name)
         .env_remove("LISTEN_PID");
-    // SAFETY: runs between fork and exec; it only calls dup2/fcntl, which are async-signal-safe,
-    // and allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            let borrowed = std::os::fd::BorrowedFd::borrow_raw(fd);
-            if fd == LISTEN_FDS_START {
-                // Already in place: only its close-on-exec flag must go.
-                nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))?;
-            } else {
-                // dup2 clears close-on-exec on the copy; the copy is the child's to keep.
-                let copy = nix::unistd::dup2_raw(borrowed, LISTEN_FDS_START)?;
-                std::mem::forget(copy);
-            }
-            Ok(())
-        });
-    }
+    crate::sys::exec::pass_fd(command, listener, LISTEN_FDS_START)
 }

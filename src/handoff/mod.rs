@@ -42,7 +42,7 @@ use thiserror::Error;
 use crate::chat::SessionId;
 
 /// Descriptors in one packet at most (Linux's `SCM_MAX_FD` is 253).
-pub const MAX_FDS: usize = 253;
+pub const MAX_FDS: usize = crate::sys::fd::MAX_FDS;
 /// Session ids in one release packet at most.
 pub const MAX_RELEASES: usize = 1024;
 /// The environment variable naming the frontend's end of its handoff socket.

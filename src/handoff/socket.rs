@@ -1,12 +1,11 @@
 //! The handoff socket's I/O: packets with descriptors (`SCM_RIGHTS`) over a `SOCK_SEQPACKET`
 //! socket pair, on the tokio reactor.
 
-use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
-};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::{MAX_FDS, MAX_PACKET, Message};
@@ -31,9 +30,7 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
 impl Channel {
     /// Serves `fd` (a non-blocking `SOCK_SEQPACKET` socket) on the current runtime.
     pub fn new(fd: OwnedFd) -> io::Result<Self> {
-        // SAFETY: the `AsyncFd` owns the descriptor: it stays open, and the same, until the
-        // `AsyncFd` is dropped (and deregistered).
-        let fd = unsafe { AsyncFd::register(fd) }?;
+        let fd = crate::sys::fd::register(fd, Interest::READABLE | Interest::WRITABLE)?;
         Ok(Self { fd, sender: None })
     }
 
@@ -52,29 +49,17 @@ impl Channel {
     ///
     /// Call it before any thread starts (it changes the environment).
     pub fn inherited() -> Option<OwnedFd> {
-        let value = std::env::var(super::ENV).ok()?;
-        // SAFETY: no other thread runs yet (see above).
-        unsafe { std::env::remove_var(super::ENV) };
-        let fd: RawFd = value.parse().ok()?;
-        // SAFETY: only looked at (its socket type) while it stays open: nothing in this process
-        // has touched the descriptors it inherited yet. A closed one fails the look, harmlessly.
-        let borrowed = (fd >= 3).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })?;
-        match nix::sys::socket::getsockopt(&borrowed, nix::sys::socket::sockopt::SockType) {
-            Ok(SockType::SeqPacket) => {}
-            _ => {
-                tracing::warn!(
-                    fd,
-                    "{} names no SOCK_SEQPACKET socket; no connection handoff",
-                    super::ENV
-                );
-                return None;
-            }
+        let value = crate::sys::take_env(super::ENV)?;
+        let fd = value.parse().ok()?;
+        let taken = crate::sys::fd::inherited_socket(fd, SockType::SeqPacket);
+        if taken.is_none() {
+            tracing::warn!(
+                fd,
+                "{} names no SOCK_SEQPACKET socket; no connection handoff",
+                super::ENV
+            );
         }
-        // SAFETY: the supervisor gave this descriptor to this process alone (checked above to be
-        // a socket of the expected type), and nothing else here owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
-        Some(fd)
+        taken
     }
 
     /// Sends one packet with its descriptors (`message.fds()` of them, at most [`MAX_FDS`]).
@@ -131,40 +116,17 @@ impl Channel {
 }
 
 fn send_now(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
-    let iov = [IoSlice::new(bytes)];
-    let rights = [ControlMessage::ScmRights(fds)];
-    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
-    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-    sendmsg::<()>(fd, &iov, cmsgs, flags, None)?;
-    Ok(())
+    crate::sys::fd::send(fd, bytes, fds)
 }
 
 fn recv_now(fd: RawFd, sender: Option<u32>) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
     let mut buf = vec![0u8; MAX_PACKET];
-    // Room for the most a packet may carry, so that a well-formed one is never truncated.
-    let mut space = nix::cmsg_space!([RawFd; MAX_FDS], nix::sys::socket::UnixCredentials);
-    let mut from = None;
-    let (bytes, flags, fds) = {
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
-        let received = recvmsg::<()>(fd, &mut iov, Some(&mut space), flags)?;
-        let mut fds = Vec::new();
-        // On MSG_CTRUNC nix refuses to walk the control messages: whatever arrived then stays
-        // open, which only a peer breaking the protocol can cause (it is our own child).
-        if let Ok(cmsgs) = received.cmsgs() {
-            for cmsg in cmsgs {
-                match cmsg {
-                    ControlMessageOwned::ScmRights(received) => {
-                        // SAFETY: the kernel just installed these descriptors in our table for us.
-                        fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
-                    }
-                    ControlMessageOwned::ScmCredentials(creds) => from = Some((creds.pid(), creds.uid())),
-                    _ => {}
-                }
-            }
-        }
-        (received.bytes, received.flags, fds)
-    };
+    let crate::sys::fd::Received {
+        len: bytes,
+        truncated,
+        fds,
+        from,
+    } = crate::sys::fd::recv(fd, &mut buf)?;
     if bytes == 0 && fds.is_empty() {
         return Ok(None);
     }
@@ -178,7 +140,7 @@ fn recv_now(fd: RawFd, sender: Option<u32>) -> io::Result<Option<(Message, Vec<O
             ));
         }
     }
-    if flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC) {
+    if truncated {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "a handoff packet was truncated",

@@ -30,14 +30,15 @@
 //! A process that dies inside a write to a client leaves the next one unsure how much of it
 //! reached the socket, and one that dies just after a read, before it could record what it read,
 //! leaves it unsure whether input died with it; the socket itself knows how many bytes were ever
-//! written to it and read from it ([`byte_counts`]), which settles both.
+//! written to it and read from it ([`byte_counts`](crate::sys::tcp::byte_counts)), which settles
+//! both.
 
 use std::io;
-use std::num::NonZeroUsize;
 use std::os::fd::OwnedFd;
-use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sys::shared::SharedWords;
 
 const MAGIC: u64 = u64::from_be_bytes(*b"CHATPOS1");
 const HEADER_WORDS: usize = 8;
@@ -56,15 +57,9 @@ pub const HELD: u64 = 4;
 
 /// A mapped position file.
 pub struct State {
-    words: NonNull<AtomicU64>,
-    len: usize,
+    words: SharedWords,
     slots: u32,
 }
-
-// SAFETY: the mapping is only ever accessed through atomics, and lives as long as the `State`.
-unsafe impl Send for State {}
-// SAFETY: as above.
-unsafe impl Sync for State {}
 
 impl State {
     /// A new position file with room for `slots` clients.
@@ -78,29 +73,14 @@ impl State {
 
     /// Maps a position file; the descriptor may be closed afterwards.
     pub fn map(fd: &OwnedFd) -> io::Result<Arc<Self>> {
-        use nix::sys::mman::{MapFlags, ProtFlags, mmap};
-        let len = nix::sys::stat::fstat(fd)?.st_size as usize;
-        let words = len / 8;
-        if words < HEADER_WORDS {
+        let words = SharedWords::map(fd)?;
+        let count = words.words().len();
+        if count < HEADER_WORDS {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "a position file too small"));
         }
-        let size = NonZeroUsize::new(len).expect("checked above");
-        // SAFETY: a fresh shared mapping of a whole file we hold; it is only accessed as atomics
-        // (u64-aligned: mappings are page-aligned), and unmapped on drop.
-        let ptr = unsafe {
-            mmap(
-                None,
-                size,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-                fd,
-                0,
-            )?
-        };
         let state = Self {
-            words: ptr.cast(),
-            len,
-            slots: ((words - HEADER_WORDS) / SLOT_WORDS) as u32,
+            words,
+            slots: ((count - HEADER_WORDS) / SLOT_WORDS) as u32,
         };
         let magic = state.word(0);
         if magic.load(Ordering::Acquire) != MAGIC {
@@ -110,9 +90,7 @@ impl State {
     }
 
     fn word(&self, i: usize) -> &AtomicU64 {
-        assert!(i < self.len / 8);
-        // SAFETY: in bounds (checked), aligned, and valid for the life of `self`.
-        unsafe { &*self.words.as_ptr().add(i) }
+        &self.words.words()[i]
     }
 
     /// How many client slots it has.
@@ -301,66 +279,6 @@ impl Slot {
     }
 }
 
-/// How many bytes were ever written to and read from the accepted TCP socket `socket`, by any
-/// process: written, those the peer acknowledged (`tcpi_bytes_acked`) and those still queued
-/// (`SIOCOUTQ`); read, those received (`tcpi_bytes_received`) less those waiting to be read
-/// (`SIOCINQ`). One `TCP_INFO` for both: an adoption asks this of every client.
-pub fn byte_counts(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<(u64, u64)> {
-    let (acked, received) = tcp_bytes(socket)?;
-    let written = acked + queue(socket, nix::libc::TIOCOUTQ)?;
-    let read = received.saturating_sub(queue(socket, nix::libc::FIONREAD)?);
-    Ok((written, read))
-}
-
-/// Offsets in `struct tcp_info` (Linux 4.1 and later); glibc's copy of the struct stops before.
-const TCPI_BYTES_ACKED: usize = 120;
-const TCPI_BYTES_RECEIVED: usize = 128;
-
-/// `tcpi_bytes_acked` and `tcpi_bytes_received` of `socket`.
-fn tcp_bytes(socket: std::os::fd::BorrowedFd<'_>) -> io::Result<(u64, u64)> {
-    use nix::libc;
-    use std::os::fd::AsRawFd;
-    let mut info = [0u8; TCPI_BYTES_RECEIVED + 8];
-    let mut len = info.len() as libc::socklen_t;
-    // SAFETY: the buffer and its length are valid for the call, which writes at most `len` bytes.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            info.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if (len as usize) < info.len() {
-        return Err(io::Error::new(io::ErrorKind::Unsupported, "a tcp_info too short"));
-    }
-    let at = |offset: usize| u64::from_ne_bytes(info[offset..offset + 8].try_into().expect("8 bytes"));
-    Ok((at(TCPI_BYTES_ACKED), at(TCPI_BYTES_RECEIVED)))
-}
-
-/// Bytes in a socket queue: `TIOCOUTQ` (not yet acknowledged) or `FIONREAD` (not yet read).
-fn queue(socket: std::os::fd::BorrowedFd<'_>, request: nix::libc::Ioctl) -> io::Result<u64> {
-    use std::os::fd::AsRawFd;
-    let mut queued: nix::libc::c_int = 0;
-    // SAFETY: both requests write one int to the pointer they are given.
-    let rc = unsafe { nix::libc::ioctl(socket.as_raw_fd(), request, &mut queued) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(queued.max(0) as u64)
-}
-
-impl Drop for State {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `map`, of this length, used by nobody after this.
-        let _ = unsafe { nix::sys::mman::munmap(self.words.cast(), self.len) };
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,37 +329,6 @@ mod tests {
         }));
         slot.reset(0);
         assert_eq!(slot.login(), None);
-    }
-
-    #[test]
-    fn a_socket_knows_how_many_bytes_were_written_to_it() {
-        use std::io::Write;
-        use std::os::fd::AsFd;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        assert_eq!(byte_counts(server.as_fd()).unwrap().0, 0);
-        let mut copy = server.try_clone().unwrap();
-        copy.write_all(&[7u8; 1000]).unwrap();
-        drop(copy);
-        assert_eq!(
-            byte_counts(server.as_fd()).unwrap().0,
-            1000,
-            "counted across descriptors"
-        );
-        // (On the connecting side the count includes the SYN: clients are always accepted here.)
-        let mut client = client;
-        client.write_all(b"hello\n").unwrap();
-        let mut server = server;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while tcp_bytes(server.as_fd()).unwrap().1 < 6 {
-            assert!(std::time::Instant::now() < deadline);
-            std::thread::yield_now();
-        }
-        assert_eq!(byte_counts(server.as_fd()).unwrap().1, 0, "received, not yet read");
-        let mut three = [0u8; 3];
-        std::io::Read::read_exact(&mut server, &mut three).unwrap();
-        assert_eq!(byte_counts(server.as_fd()).unwrap().1, 3);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! its notify socket, the listening socket and (a frontend) the handoff socket it inherits, and its
 //! output copied into its log file.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -139,7 +139,8 @@ fn command(spec: &Spec) -> Result<std::process::Command> {
         Role::Frontend { server, listener } => {
             let args = ServeArgs::for_server(server, &spec.kernel_socket);
             command.arg("serve").args(args.to_args());
-            crate::frontend::listen::hand_over(&mut command, listener.as_ref(), &server.name);
+            crate::frontend::listen::hand_over(&mut command, listener.as_ref(), &server.name)
+                .context("passing the listening socket")?;
         }
     }
     // Ours, if systemd watches us, are not the child's.
@@ -153,19 +154,7 @@ fn command(spec: &Spec) -> Result<std::process::Command> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let parent = std::process::id();
-    // SAFETY: between fork and exec this only makes async-signal-safe calls (prctl, getppid).
-    unsafe {
-        command.pre_exec(move || {
-            // The supervisor dying, even by SIGKILL, takes the child with it. The signal is tied to
-            // the forking thread: `up` runs on a single-threaded runtime, so that is the main thread.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            if nix::unistd::getppid().as_raw() as u32 != parent {
-                return Err(std::io::Error::other("the supervisor died before the child started"));
-            }
-            Ok(())
-        });
-    }
+    crate::sys::exec::die_with_parent(&mut command);
     Ok(command)
 }
 
@@ -174,25 +163,8 @@ fn command(spec: &Spec) -> Result<std::process::Command> {
 fn hand_off(command: &mut std::process::Command) -> Result<OwnedFd> {
     use crate::handoff::{ENV, FD};
     let (ours, theirs) = crate::handoff::socket::pair().context("creating a handoff socket")?;
-    // Above the descriptors the child gets, so that placing fd 3 cannot clobber it.
-    let theirs =
-        nix::fcntl::fcntl(&theirs, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(16)).context("placing a handoff socket")?;
-    // SAFETY: fcntl just made this descriptor, and nothing else owns it.
-    let theirs = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(theirs) };
-    let raw = theirs.as_raw_fd();
+    crate::sys::exec::pass_fd(command, &theirs, FD).context("passing a handoff socket")?;
     command.env(ENV, FD.to_string());
-    // SAFETY: runs between fork and exec; it only calls dup2, which is async-signal-safe, and
-    // allocates nothing. The closure keeps our copy of the child's end open until the command is
-    // dropped, after the spawn.
-    unsafe {
-        command.pre_exec(move || {
-            let _keep = &theirs;
-            // dup2 clears close-on-exec on the copy; the copy is the child's to keep.
-            let copy = nix::unistd::dup2_raw(std::os::fd::BorrowedFd::borrow_raw(raw), FD)?;
-            std::mem::forget(copy);
-            Ok(())
-        });
-    }
     Ok(ours)
 }
 
