@@ -136,7 +136,7 @@ impl Cli {
                 node,
                 instance,
             } => {
-                init_logging();
+                crate::logging::init();
                 raise_fd_limit();
                 let member = match (redis, node, instance) {
                     (Some(redis), Some(node), Some(instance)) => Some(crate::kernel::Membership {
@@ -152,7 +152,7 @@ impl Cli {
                 let listener = frontend::listen::listener(args.listen)?;
                 let handoff = crate::handoff::socket::Channel::inherited();
                 let options = args.options();
-                init_logging();
+                crate::logging::init();
                 raise_fd_limit();
                 runtime(|shutdown| frontend::run(options, listener, handoff, shutdown))
             }
@@ -187,7 +187,7 @@ fn check(path: &Path) -> Result<()> {
             s.send_timeout.as_secs(),
             s.restart,
         );
-        if s.kind == frontend::Kind::Ws {
+        if s.kind == crate::config::Kind::Ws {
             println!(
                 "      handshake_timeout={}s allowed_hosts={:?}",
                 s.handshake_timeout.as_secs(),
@@ -322,37 +322,6 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// Logs go to stderr; the supervisor files them under `logs/`. `RUST_LOG` filters (see
-/// [`log_filter`]).
-pub fn init_logging() {
-    use std::io::IsTerminal;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    tracing_subscriber::registry()
-        .with(log_filter())
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
-        .init();
-}
-
-/// What `RUST_LOG` lets through: a level, levels by target, or both (`warn`,
-/// `chat_supervisor::kernel=debug`, `info,chat_supervisor::frontend=trace`); `info` when it is
-/// unset or unreadable. Targets only, not `EnvFilter`'s span and field filters: those bring a
-/// regex engine (about 520 KB of code) into the binary every process maps.
-pub fn log_filter() -> tracing_subscriber::filter::Targets {
-    filter_of(std::env::var("RUST_LOG").ok().as_deref())
-}
-
-fn filter_of(rust_log: Option<&str>) -> tracing_subscriber::filter::Targets {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    rust_log
-        .and_then(|wanted| wanted.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
-}
-
 /// Runs `main` on a tokio runtime with a shutdown token cancelled by SIGTERM or Ctrl-C.
 fn runtime<F, Fut>(main: F) -> Result<()>
 where
@@ -378,34 +347,4 @@ where
         });
         main(shutdown).await
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use tracing::Level;
-
-    use super::filter_of;
-
-    #[test]
-    fn rust_log_sets_levels_by_target() {
-        let info = filter_of(None);
-        assert!(info.would_enable("chat_supervisor::kernel", &Level::INFO));
-        assert!(!info.would_enable("chat_supervisor::kernel", &Level::DEBUG));
-
-        let quiet = filter_of(Some("warn"));
-        assert!(!quiet.would_enable("chat_supervisor::kernel", &Level::INFO));
-        assert!(quiet.would_enable("chat_supervisor::kernel", &Level::WARN));
-
-        let one = filter_of(Some("info,chat_supervisor::kernel=debug"));
-        assert!(one.would_enable("chat_supervisor::kernel::hub", &Level::DEBUG));
-        assert!(!one.would_enable("chat_supervisor::frontend", &Level::DEBUG));
-        assert!(one.would_enable("chat_supervisor::frontend", &Level::INFO));
-    }
-
-    #[test]
-    fn an_unreadable_rust_log_leaves_info() {
-        let filter = filter_of(Some("chat_supervisor=loud"));
-        assert!(filter.would_enable("chat_supervisor", &Level::INFO));
-        assert!(!filter.would_enable("chat_supervisor", &Level::DEBUG));
-    }
 }

@@ -21,6 +21,7 @@
 //! - [`quiet`]: the kernel link's Unix stream, which wakes its process only for input.
 //! - [`memory`]: handing freed memory back to the system after a burst.
 //! - [`throttle`]: token buckets for client input and for warnings (pure).
+//! - [`logging`]: where each process's log lines go, and what `RUST_LOG` lets through.
 //! - [`cli`]: the command line; `main.rs` only parses it and prints errors.
 //! - [`sys`]: every `unsafe` of the crate, behind small safe functions (the rest denies it).
 //!
@@ -41,6 +42,7 @@ pub mod handoff;
 pub mod heartbeat;
 pub mod instance;
 pub mod kernel;
+pub mod logging;
 pub mod memory;
 pub mod notify;
 pub mod quiet;

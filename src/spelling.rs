@@ -72,8 +72,8 @@ macro_rules! spelled {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::Kind;
     use crate::config::Restart;
-    use crate::frontend::Kind;
     use crate::supervisor::lifecycle::State;
 
     /// Every value shows as a word that parses back to it.

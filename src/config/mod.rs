@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use check::check;
 
-use crate::frontend::Kind;
-
 /// A validated configuration. Paths are absolute (relative ones are taken from the file's folder).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -31,6 +29,17 @@ pub struct Config {
     pub cluster: Option<crate::cluster::Cluster>,
     pub servers: Vec<Server>,
 }
+
+/// Which protocol a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Telnet: a TCP line chat.
+    Tcp,
+    /// The web page and its WebSocket.
+    Ws,
+}
+
+crate::spelled!(Kind, "kind", { Kind::Tcp => "tcp", Kind::Ws => "ws" });
 
 /// One `[[server]]`: a frontend process.
 #[derive(Debug, Clone, PartialEq, Eq)]

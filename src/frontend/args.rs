@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Kind, Limits, Options, client};
+use super::{Limits, Options, client};
+use crate::config::Kind;
 use crate::config::{self, Server};
 
 /// `chat-supervisor serve …`: one frontend attached to the kernel.

@@ -42,19 +42,9 @@ use anyhow::Result;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Kind;
 use link::Link;
 use session::{Adopted, Sessions};
-
-/// Which protocol a frontend serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Telnet: a TCP line chat.
-    Tcp,
-    /// The web page and its WebSocket.
-    Ws,
-}
-
-crate::spelled!(Kind, "kind", { Kind::Tcp => "tcp", Kind::Ws => "ws" });
 
 /// Per-server limits of PROTOCOL.md §5.
 #[derive(Debug, Clone, Copy)]

@@ -43,7 +43,7 @@ pub struct Logging(#[allow(dead_code)] WorkerGuard);
 
 /// Sends every supervisor line to `logs/supervisor.log` and stdout, in that order and on one
 /// thread: once a line shows on stdout, it is in the file too. `RUST_LOG` filters (see
-/// [`log_filter`](crate::cli::log_filter)).
+/// [`filter`](crate::logging::filter)).
 pub fn init(dir: &Path, keep: usize) -> Result<Logging> {
     use std::io::IsTerminal;
     use tracing_subscriber::prelude::*;
@@ -57,7 +57,7 @@ pub fn init(dir: &Path, keep: usize) -> Result<Logging> {
             file,
             stdout: io::stdout(),
         });
-    let filter = crate::cli::log_filter();
+    let filter = crate::logging::filter();
     let to = |tag| Tagged {
         channel: channel.clone(),
         tag,

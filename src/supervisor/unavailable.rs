@@ -13,8 +13,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::chat::{ChatError, Event};
+use crate::config::Kind;
 use crate::config::Server;
-use crate::frontend::{Kind, client, http, render};
+use crate::frontend::{client, http, render};
 
 /// Refusals being answered at once; past it, connections are closed without a word.
 const REFUSING: usize = 64;
