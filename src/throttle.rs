@@ -3,7 +3,7 @@
 //!
 //! The caller passes the clock in, so both are tested without waiting.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -105,7 +105,7 @@ impl Warnings {
     }
 
     pub fn pass_at(&self, now: Instant) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock();
         let (bucket, held) = &mut *state;
         match bucket.take(now) {
             Ok(()) => Some(std::mem::take(held)),

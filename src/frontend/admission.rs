@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 /// Why a connection is turned away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,8 +106,8 @@ impl Admission {
         self.lock().total
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Counts> {
+        self.counts.lock()
     }
 }
 

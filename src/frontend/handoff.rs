@@ -127,11 +127,11 @@ fn sockets_by(clients: Vec<(SessionId, u32, OwnedFd)>, per_thread_at_least: usiz
     let mut parts = Vec::with_capacity(threads);
     while !rest.is_empty() {
         let tail = rest.split_off(rest.len().min(per_thread));
-        parts.push(std::sync::Mutex::new(std::mem::replace(&mut rest, tail)));
+        parts.push(parking_lot::Mutex::new(std::mem::replace(&mut rest, tail)));
     }
     // Each part is taken by whoever opens it: its thread, or this one if the thread could not start.
-    let open_part = |part: &std::sync::Mutex<Vec<(SessionId, u32, OwnedFd)>>| {
-        let part = std::mem::take(&mut *part.lock().unwrap_or_else(|e| e.into_inner()));
+    let open_part = |part: &parking_lot::Mutex<Vec<(SessionId, u32, OwnedFd)>>| {
+        let part = std::mem::take(&mut *part.lock());
         part.into_iter().map(open).collect::<Vec<_>>()
     };
     let runtime = tokio::runtime::Handle::current();

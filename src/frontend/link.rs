@@ -13,7 +13,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -124,7 +126,7 @@ where
             backoff = BACKOFF_MIN;
             connection += 1;
             // Sent again (unacknowledged by the last kernel) and waiting (typed meanwhile).
-            let replayed = lock(&memory.unacked).frames.len();
+            let replayed = memory.unacked.lock().frames.len();
             let queued = upstream.len();
             tracing::info!(
                 socket = %self.socket.display(),
@@ -165,7 +167,7 @@ where
         let (read, mut write) = crate::quiet::split(stream)?;
         let mut buf = BytesMut::new();
         {
-            let unacked = lock(&memory.unacked);
+            let unacked = memory.unacked.lock();
             let first = unacked.frames.front().map_or(unacked.next, |sent| sent.seq);
             Upstream::Hello {
                 version: wire::VERSION,
@@ -173,7 +175,7 @@ where
                 instance: memory.instance,
                 first,
                 sessions: self.sessions.snapshot(),
-                resume: *lock(&memory.position),
+                resume: *memory.position.lock(),
             }
             .encode(&mut buf);
             for sent in &unacked.frames {
@@ -247,7 +249,7 @@ where
                     // Everything before `next` is behind us: a process that dies before handling
                     // any frame still tells its successor where to start.
                     let before = next.saturating_sub(1);
-                    *lock(&memory.position) = Some((epoch, before));
+                    *memory.position.lock() = Some((epoch, before));
                     self.sessions.handled(epoch, before);
                     let lost = self
                         .sessions
@@ -260,7 +262,7 @@ where
                     }
                 }
                 Downstream::Ack { seq } => {
-                    let mut unacked = lock(&memory.unacked);
+                    let mut unacked = memory.unacked.lock();
                     while let Some(sent) = unacked.frames.pop_front_if(|sent| sent.seq <= seq) {
                         if let Some(session) = sent.line_of {
                             self.sessions.acked(session);
@@ -276,7 +278,7 @@ where
             }
             if numbered && let Some((epoch, next)) = &mut numbering {
                 // Handled: recorded for the next kernel connection and the next process.
-                *lock(&memory.position) = Some((*epoch, *next));
+                *memory.position.lock() = Some((*epoch, *next));
                 self.sessions.handled(*epoch, *next);
                 *next += 1;
                 // Clients that read slowly set the pace; the others get their turn.
@@ -315,7 +317,7 @@ async fn send(
     let mut beat = Beat::new();
     loop {
         let next = async {
-            while lock(&memory.unacked).frames.len() >= MAX_UNACKED {
+            while memory.unacked.lock().frames.len() >= MAX_UNACKED {
                 memory.room.notified().await;
             }
             upstream.recv().await
@@ -343,7 +345,7 @@ async fn send(
         beat.active();
         let mut message = Some(first);
         {
-            let mut unacked = lock(&memory.unacked);
+            let mut unacked = memory.unacked.lock();
             while let Some(m) = message.take() {
                 let start = buf.len();
                 m.encode(&mut buf);
@@ -371,10 +373,6 @@ async fn send(
         }
         buf.clear();
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

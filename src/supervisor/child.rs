@@ -6,7 +6,9 @@
 use std::collections::VecDeque;
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixDatagram;
@@ -265,7 +267,7 @@ async fn supervise(spec: Spec, carry: Carry, mut ctl: mpsc::Receiver<Ctl>, statu
         });
         if state.unavailable() && run.process.is_none() && !run.successor {
             // Stopped for good (or failed): nobody will adopt its clients.
-            let closed = lock(&run.parked).clear();
+            let closed = run.parked.lock().clear();
             if closed > 0 {
                 tracing::info!(name = %spec.name, closed, "closed the connections its clients had parked");
             }
@@ -486,7 +488,7 @@ impl Run<'_> {
 
     /// Applies a packet of the frontend's handoff socket to its parked connections.
     fn parked(&self, message: Message, fds: Vec<std::os::fd::OwnedFd>) {
-        if !lock(&self.parked).apply(message, fds) {
+        if !self.parked.lock().apply(message, fds) {
             tracing::warn!(name = %self.spec.name, "unexpected handoff message from the frontend");
         }
     }
@@ -536,10 +538,6 @@ async fn recv_handoff(handoff: &Option<Arc<Channel>>) -> std::io::Result<Option<
         Some(channel) => channel.recv().await,
         None => std::future::pending().await,
     }
-}
-
-fn lock(parked: &Mutex<Parked>) -> std::sync::MutexGuard<'_, Parked> {
-    parked.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The exit of the process; pending without one.

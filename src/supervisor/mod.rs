@@ -109,7 +109,7 @@ struct Supervisor {
     /// The config that runs: the file as last applied.
     config: Config,
     /// The servers a restarted kernel waits for; shared with the kernel's spec.
-    expect: Arc<std::sync::Mutex<Vec<String>>>,
+    expect: Arc<parking_lot::Mutex<Vec<String>>>,
     kernel: Option<Handle>,
     servers: BTreeMap<String, Handle>,
     listeners: BTreeMap<String, Arc<TcpListener>>,
@@ -126,7 +126,7 @@ impl Supervisor {
         Self {
             settings: config.clone(),
             config,
-            expect: Arc::new(std::sync::Mutex::new(names)),
+            expect: Arc::new(parking_lot::Mutex::new(names)),
             kernel: None,
             servers: BTreeMap::new(),
             listeners,
@@ -500,7 +500,7 @@ impl Supervisor {
             let carry = carried.remove(&server.name);
             self.start_server_with(server, carry);
         }
-        *self.expect.lock().unwrap_or_else(|e| e.into_inner()) = new.servers.iter().map(|s| s.name.clone()).collect();
+        *self.expect.lock() = new.servers.iter().map(|s| s.name.clone()).collect();
         self.config = new;
         self.applied = (chrono::Local::now(), plan.changes());
         self.refused = None;

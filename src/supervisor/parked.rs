@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::chat::SessionId;
 use crate::config::Config;
@@ -80,17 +82,17 @@ impl Parked {
 /// Connections released meanwhile are skipped. Returns how many were sent.
 pub async fn adopt(channel: Arc<Channel>, state: Arc<OwnedFd>, parked: Arc<Mutex<Parked>>) -> io::Result<usize> {
     channel.send(&Message::State, &[state.as_raw_fd()]).await?;
-    let carried = lock(&parked).carried.take();
+    let carried = parked.lock().carried.take();
     if let Some(carried) = carried {
         channel.send(&Message::Carry, &[carried.as_raw_fd()]).await?;
     }
-    let ids = lock(&parked).ids();
+    let ids = parked.lock().ids();
     let mut sent = 0;
     for chunk in ids.chunks(MAX_FDS) {
         loop {
             let result = {
                 // The descriptors stay open while the lock is held, and the send does not wait.
-                let parked = lock(&parked);
+                let parked = parked.lock();
                 let (ids, fds): (Vec<Entry>, Vec<RawFd>) = chunk
                     .iter()
                     .filter_map(|id| parked.fds.get(id).map(|(slot, fd)| ((*id, *slot), fd.as_raw_fd())))
@@ -149,10 +151,6 @@ pub fn fd_shortfall(needed: u64, hard: u64) -> Option<String> {
     })
 }
 
-fn lock(parked: &Mutex<Parked>) -> std::sync::MutexGuard<'_, Parked> {
-    parked.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,7 +188,9 @@ mod tests {
         let parked = Arc::new(Mutex::new(Parked::default()));
         let ids: Vec<SessionId> = (1..=600).collect();
         let list = ids.iter().map(|id| (*id, *id as u32)).collect();
-        lock(&parked).apply(Message::Park(list), ids.iter().map(|_| null()).collect());
+        parked
+            .lock()
+            .apply(Message::Park(list), ids.iter().map(|_| null()).collect());
         let state = Arc::new(crate::handoff::state::State::create("test", 1000).unwrap());
         let sending = tokio::spawn(adopt(ours, state, parked.clone()));
         let got = crate::frontend::handoff::adopt(&theirs).await.unwrap();
@@ -198,6 +198,6 @@ mod tests {
         assert!(got.state.is_some(), "the position file came first");
         assert_eq!(got.clients.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(), ids);
         assert!(got.clients.iter().all(|(id, slot, _)| *slot == *id as u32));
-        assert_eq!(lock(&parked).len(), 600, "the supervisor keeps its copies");
+        assert_eq!(parked.lock().len(), 600, "the supervisor keeps its copies");
     }
 }

@@ -1,7 +1,9 @@
 //! The supervisor's own heartbeat ([`Pulse`]): a task ticks it, and a child's watchdog asks it
 //! whether the supervisor itself was paused before taking the child for hung.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -18,7 +20,7 @@ pub fn start() {
             loop {
                 ticks.tick().await;
                 if let Some(state) = STATE.get() {
-                    lock(state).tick(Instant::now());
+                    state.lock().tick(Instant::now());
                 }
             }
         });
@@ -28,10 +30,5 @@ pub fn start() {
 /// Whether the supervisor missed time after `since` (see [`Pulse::missed_since`]); false before
 /// [`start`].
 pub fn missed_since(since: Instant, now: Instant) -> bool {
-    STATE.get().is_some_and(|state| lock(state).missed_since(since, now))
-}
-
-fn lock(state: &Mutex<Pulse>) -> std::sync::MutexGuard<'_, Pulse> {
-    // Every update is one call: a panic cannot leave it half made.
-    state.lock().unwrap_or_else(|e| e.into_inner())
+    STATE.get().is_some_and(|state| state.lock().missed_since(since, now))
 }

@@ -121,7 +121,7 @@ fn command(spec: &Spec) -> Result<std::process::Command> {
     match &spec.role {
         Role::Kernel { expect, member } => {
             command.arg("kernel").arg("--socket").arg(&spec.kernel_socket);
-            let expect = expect.lock().unwrap_or_else(|e| e.into_inner()).join(",");
+            let expect = expect.lock().join(",");
             if !expect.is_empty() {
                 command.arg("--expect").arg(expect);
             }

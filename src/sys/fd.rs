@@ -1,10 +1,10 @@
 //! Descriptors: registered with tokio's event loop, passed between processes with `SCM_RIGHTS`,
 //! and taken over from the environment a process was started with.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, SockType, UnixCredentials, recvmsg, sendmsg};
 use tokio::io::Interest;
@@ -97,7 +97,7 @@ pub fn inherited_socket(fd: RawFd, kind: SockType) -> Option<OwnedFd> {
     if fd < 3 {
         return None;
     }
-    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut taken = TAKEN.lock();
     let taken = taken.get_or_insert_with(HashSet::new);
     if taken.contains(&fd) {
         return None;

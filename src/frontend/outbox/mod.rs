@@ -12,8 +12,10 @@
 //! taking bytes, never because this process is busy.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -361,8 +363,8 @@ impl Outbox {
         self.lock().waiting()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.0.queue.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Queue> {
+        self.0.queue.lock()
     }
 }
 
@@ -466,8 +468,8 @@ impl OutboxRx {
         Outbox(self.0.clone()).drop_client(why)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.0.queue.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Queue> {
+        self.0.queue.lock()
     }
 }
 

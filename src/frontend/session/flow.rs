@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Session, Sessions, lock};
+use super::{Session, Sessions};
 use crate::chat::{ChatError, SessionId};
 use crate::frontend::outbox::{Dropped, HoldBack};
 use crate::wire::Upstream;
@@ -36,7 +36,7 @@ impl Sessions {
     /// does not read (or reads too slowly) costs the others little.
     pub async fn hold_back(&self) {
         loop {
-            if lock(&self.behind).is_empty() {
+            if self.behind.lock().is_empty() {
                 return;
             }
             let room = self.room.notified();
@@ -44,15 +44,17 @@ impl Sessions {
             room.as_mut().enable();
             let now = Instant::now();
             let mut until: Option<Instant> = None;
-            lock(&self.behind).retain(|outbox| match outbox.wait_until(now, HOLD_BACK) {
-                Some(at) => {
-                    until = Some(until.map_or(at, |u| u.min(at)));
-                    true
-                }
-                None => false,
-            });
+            self.behind
+                .lock()
+                .retain(|outbox| match outbox.wait_until(now, HOLD_BACK) {
+                    Some(at) => {
+                        until = Some(until.map_or(at, |u| u.min(at)));
+                        true
+                    }
+                    None => false,
+                });
             let Some(until) = until else { return };
-            let available = lock(&self.budget).available(now);
+            let available = self.budget.lock().available(now);
             if available.is_zero() {
                 return;
             }
@@ -60,7 +62,7 @@ impl Sessions {
                 _ = room => {}
                 _ = tokio::time::sleep_until(until.min(now + available)) => {}
             }
-            lock(&self.budget).spend(now.elapsed());
+            self.budget.lock().spend(now.elapsed());
         }
     }
 

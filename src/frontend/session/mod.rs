@@ -13,8 +13,10 @@ mod flow;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, watch};
@@ -242,7 +244,7 @@ impl Sessions {
     /// The kernel applied the previous process's frames up to `applied`: each adopted client
     /// whose latest line came after (or never reached the kernel) is told it was lost.
     pub fn lines_lost_after(&self, applied: u64, notice: &Bytes) -> usize {
-        let unsure = std::mem::take(&mut *lock(&self.unsure));
+        let unsure = std::mem::take(&mut *self.unsure.lock());
         let lost: Vec<SessionId> = unsure
             .into_iter()
             .filter(|(_, frame)| *frame == 0 || *frame > applied)
@@ -267,13 +269,13 @@ impl Sessions {
 
     /// The adopted clients' floors (see [`adopt`](Self::adopt)) are numbers of kernel `epoch`.
     pub fn floors_of(&self, epoch: u64) {
-        lock(&self.floors).epoch = epoch;
+        self.floors.lock().epoch = epoch;
     }
 
     /// The kernel numbers what follows as kernel `epoch`: floors of another kernel process mean
     /// nothing to it.
     pub fn numbered_by(&self, epoch: u64) {
-        let mut floors = lock(&self.floors);
+        let mut floors = self.floors.lock();
         if floors.epoch != epoch && !floors.of.is_empty() {
             *floors = Floors::default();
         }
@@ -290,7 +292,7 @@ impl Sessions {
     fn slot(&self) -> Option<Slot> {
         let p = self.positions.as_ref()?;
         let index = {
-            let mut slots = lock(&p.slots);
+            let mut slots = p.slots.lock();
             match slots.free.pop() {
                 Some(index) => index,
                 None => {
@@ -314,7 +316,7 @@ impl Sessions {
     fn free_slot(&self, slot: Option<&Slot>) {
         if let (Some(p), Some(slot)) = (&self.positions, slot) {
             slot.reset(0);
-            lock(&p.slots).free.push(slot.index());
+            p.slots.lock().free.push(slot.index());
         }
     }
 
@@ -385,7 +387,7 @@ impl Sessions {
         // Held or partial input is certainly lost, and its client told at once (see `tcp` and
         // `web`); lines sent and unacknowledged may have been applied: the kernel says.
         if input & UNACKED != 0 && input & (PARTIAL | HELD) == 0 {
-            lock(&self.unsure).insert(id, line);
+            self.unsure.lock().insert(id, line);
         }
         let reached = if output & PENDING != 0 {
             let written = output & !PENDING;
@@ -400,7 +402,7 @@ impl Sessions {
             slot.set_login(login.as_ref());
         }
         if let Some(reached) = reached {
-            let mut floors = lock(&self.floors);
+            let mut floors = self.floors.lock();
             floors.of.insert(id, reached);
             floors.highest = floors.highest.max(reached);
         }
@@ -461,7 +463,7 @@ impl Sessions {
 
     /// What the readers left for the next process, by session (see [`carry`](super::carry)).
     pub fn carried(&self) -> HashMap<SessionId, Vec<u8>> {
-        std::mem::take(&mut *lock(&self.carried))
+        std::mem::take(&mut *self.carried.lock())
     }
 
     /// Greets every client with `greeting` as it connects.
@@ -517,7 +519,7 @@ impl Sessions {
     /// Delivers a rendered message, kernel frame `seq`, to `to` (replies and private messages: the
     /// link never waits for a client these put behind).
     pub fn deliver(&self, to: &[SessionId], message: &Bytes, seq: u64) {
-        let floors = lock(&self.floors);
+        let floors = self.floors.lock();
         let mut entries = self.lock();
         for id in to {
             if Self::reached(&floors, *id, seq) {
@@ -534,7 +536,7 @@ impl Sessions {
 
     /// Delivers a rendered message, kernel frame `seq`, to every logged-in session (a broadcast).
     pub fn deliver_logged_in(&self, message: &Bytes, seq: u64) {
-        let mut floors = lock(&self.floors);
+        let mut floors = self.floors.lock();
         if !floors.of.is_empty() && seq > floors.highest {
             // Past what any adopted client had: no more to skip.
             *floors = Floors::default();
@@ -553,7 +555,7 @@ impl Sessions {
         match pushed {
             Pushed::Queued => true,
             Pushed::Behind => {
-                lock(&self.behind).push(entry.outbox.clone());
+                self.behind.lock().push(entry.outbox.clone());
                 true
             }
             Pushed::Dropped => {
@@ -618,14 +620,9 @@ impl Sessions {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Entry>> {
-        lock(&self.entries)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<SessionId, Entry>> {
+        self.entries.lock()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding a lock leaves the data consistent (every update is one call).
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Session<'_> {
@@ -642,7 +639,7 @@ impl Session<'_> {
     /// Leaves `part` (see [`carry`](super::carry)) for the next process, should this one hand
     /// over; `None`: nothing to leave.
     pub fn keep(&self, part: Option<Vec<u8>>) {
-        let mut carried = lock(&self.sessions.carried);
+        let mut carried = self.sessions.carried.lock();
         match part {
             Some(part) => carried.insert(self.id, part),
             None => carried.remove(&self.id),
@@ -741,7 +738,7 @@ impl Session<'_> {
 impl Drop for Session<'_> {
     fn drop(&mut self) {
         self.sessions.lock().remove(&self.id);
-        lock(&self.sessions.carried).remove(&self.id);
+        self.sessions.carried.lock().remove(&self.id);
         self.sessions.free_slot(self.outbox.slot());
         let closed = Upstream::Closed { session: self.id };
         if let Err(mpsc::error::TrySendError::Full(closed)) = self.sessions.upstream.try_send(closed) {
