@@ -11,6 +11,8 @@
 //!   WebSocket servers, rendering, the web page.
 //! - [`handoff`]: client connections parked in the supervisor, adopted by a frontend's next
 //!   process.
+//! - [`journal`]: where a frontend's clients left off, kept across the death of its process, and
+//!   what a new process makes of it.
 //! - [`cluster`]: with `[cluster]`, each host's kernel as its member of one chat kept in Redis.
 //! - [`supervisor`]: `chat-supervisor up`: sockets, children, restarts, logs, control, reloads.
 //! - [`config`]: `servers.toml`, validated strictly.
@@ -41,6 +43,7 @@ pub mod frontend;
 pub mod handoff;
 pub mod heartbeat;
 pub mod instance;
+pub mod journal;
 pub mod kernel;
 pub mod logging;
 pub mod memory;

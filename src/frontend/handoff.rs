@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chat::SessionId;
 use crate::handoff::socket::Channel;
-use crate::handoff::state::State;
 use crate::handoff::{MAX_FDS, MAX_RELEASES, Message, Parked};
+use crate::journal::{Counts, Part, PositionFile, carry};
 use crate::throttle::Warnings;
 
 /// What a client task asks of the handoff task.
@@ -49,9 +49,9 @@ impl Store {
     }
 
     /// Hands the supervisor what the readers left for the next process (a hand-over's last
-    /// word); `parts` by session, see [`carry`](super::carry).
-    pub fn carry(&self, parts: &HashMap<SessionId, Vec<u8>>) {
-        match write_carry(&super::carry::file(parts)) {
+    /// word): the carry, see [`crate::journal::carry`].
+    pub fn carry(&self, parts: &HashMap<SessionId, Part>) {
+        match carry::write(parts) {
             Ok(fd) => self.request(Request::Carry(fd)),
             Err(e) => tracing::warn!(error = %e, "could not write what the readers left; it is lost"),
         }
@@ -75,8 +75,8 @@ impl Store {
 /// connection), in the order they were parked.
 #[derive(Default)]
 pub struct Adoption {
-    pub state: Option<std::sync::Arc<State>>,
-    pub carried: HashMap<SessionId, Vec<u8>>,
+    pub file: Option<std::sync::Arc<PositionFile>>,
+    pub carried: HashMap<SessionId, Part>,
     pub clients: Vec<(SessionId, u32, OwnedFd)>,
 }
 
@@ -87,7 +87,7 @@ pub struct Socket {
     pub stream: std::io::Result<tokio::net::TcpStream>,
     pub peer: std::net::SocketAddr,
     /// Bytes ever written to it and read from it (see [`crate::sys::tcp::byte_counts`]).
-    pub counts: (Option<u64>, Option<u64>),
+    pub counts: Counts,
 }
 
 /// Makes the adopted descriptors sockets of this runtime, asking each what it knows. That is six
@@ -101,7 +101,8 @@ pub fn sockets(clients: Vec<(SessionId, u32, OwnedFd)>) -> Vec<Socket> {
 
 fn sockets_by(clients: Vec<(SessionId, u32, OwnedFd)>, per_thread_at_least: usize) -> Vec<Socket> {
     let open = |(id, slot, fd): (SessionId, u32, OwnedFd)| {
-        let counts = crate::sys::tcp::byte_counts(std::os::fd::AsFd::as_fd(&fd)).ok().unzip();
+        let (written, read) = crate::sys::tcp::byte_counts(std::os::fd::AsFd::as_fd(&fd)).ok().unzip();
+        let counts = Counts { written, read };
         let stream = std::net::TcpStream::from(fd);
         let peer = stream
             .peer_addr()
@@ -165,12 +166,12 @@ pub async fn adopt(channel: &Channel) -> std::io::Result<Adoption> {
     let mut adoption = Adoption::default();
     loop {
         match channel.recv().await? {
-            Some((Message::State, fds)) => match fds.first().map(State::map) {
-                Some(Ok(state)) => adoption.state = Some(state),
+            Some((Message::State, fds)) => match fds.first().map(PositionFile::map) {
+                Some(Ok(file)) => adoption.file = Some(file),
                 Some(Err(e)) => tracing::warn!(error = %e, "cannot map the position file"),
                 None => {}
             },
-            Some((Message::Carry, fds)) => match fds.first().map(read_carry) {
+            Some((Message::Carry, fds)) => match fds.first().map(carry::read) {
                 Some(Ok(carried)) => adoption.carried = carried,
                 Some(Err(e)) => tracing::warn!(error = %e, "cannot read what the previous process left"),
                 None => {}
@@ -291,26 +292,6 @@ async fn flush_releases(channel: &Channel, releases: &mut Vec<SessionId>) -> std
     channel.send(&Message::Release(std::mem::take(releases)), &[]).await
 }
 
-/// A memfd holding `bytes`.
-fn write_carry(bytes: &[u8]) -> std::io::Result<OwnedFd> {
-    use nix::sys::memfd::{MFdFlags, memfd_create};
-    use std::io::Write;
-    let fd = memfd_create("carry", MFdFlags::MFD_CLOEXEC)?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(bytes)?;
-    Ok(file.into())
-}
-
-/// What [`write_carry`] wrote (read from its start, whatever its offset), as parts by session.
-fn read_carry(fd: &OwnedFd) -> std::io::Result<HashMap<SessionId, Vec<u8>>> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::from(fd.try_clone()?);
-    let mut bytes = vec![0; file.metadata()?.len() as usize];
-    file.read_exact_at(&mut bytes, 0)?;
-    super::carry::parse_file(&bytes)
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not a file of what readers left"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,7 +313,14 @@ mod tests {
         for (id, socket) in opened.iter().enumerate() {
             assert_eq!((socket.id, socket.slot), (id as u64, id as u32 + 100));
             assert_eq!(socket.peer, peers[id].0);
-            assert_eq!(socket.counts, (Some(0), Some(0)), "nothing written or read yet");
+            assert_eq!(
+                socket.counts,
+                Counts {
+                    written: Some(0),
+                    read: Some(0)
+                },
+                "nothing written or read yet"
+            );
             assert!(socket.stream.is_ok());
         }
         // Each is a socket of this runtime.

@@ -230,51 +230,8 @@ where
                 message,
                 Downstream::Deliver { .. } | Downstream::Named { .. } | Downstream::Close { .. }
             );
-            let seq = numbering.map_or(0, |(_, next)| next);
-            match message {
-                Downstream::Deliver { to, origin, event } => {
-                    if origin.is_none_or(|o| fresh(seen, o, connection)) {
-                        let message = (self.render)(&event);
-                        match to {
-                            To::Only(to) => self.sessions.deliver(&to, &message, seq),
-                            To::LoggedIn => self.sessions.deliver_logged_in(&message, seq),
-                        }
-                    }
-                }
-                Downstream::Named { session, login } => self.sessions.set_login(session, login),
-                Downstream::Close { session } => self.sessions.close(session),
-                Downstream::Sync { epoch, next, applied } => {
-                    numbering = Some((epoch, next));
-                    self.sessions.numbered_by(epoch);
-                    // Everything before `next` is behind us: a process that dies before handling
-                    // any frame still tells its successor where to start.
-                    let before = next.saturating_sub(1);
-                    *memory.position.lock() = Some((epoch, before));
-                    self.sessions.handled(epoch, before);
-                    let lost = self
-                        .sessions
-                        .lines_lost_after(applied, &(self.render)(&Event::LineLost));
-                    if lost > 0 {
-                        tracing::warn!(
-                            clients = lost,
-                            "lines that died with the previous process: their senders are told"
-                        );
-                    }
-                }
-                Downstream::Ack { seq } => {
-                    let mut unacked = memory.unacked.lock();
-                    while let Some(sent) = unacked.frames.pop_front_if(|sent| sent.seq <= seq) {
-                        if let Some(session) = sent.line_of {
-                            self.sessions.acked(session);
-                        }
-                    }
-                    drop(unacked);
-                    self.sessions.acks_done();
-                    memory.room.notify_one();
-                }
-                Downstream::Heartbeat => {}
-                Downstream::Welcome { .. } => return anyhow!("a second welcome from the kernel"),
-                Downstream::Census { .. } => {} // never asked for
+            if let Err(e) = self.apply(message, memory, &mut numbering, seen, connection) {
+                return e;
             }
             if numbered && let Some((epoch, next)) = &mut numbering {
                 // Handled: recorded for the next kernel connection and the next process.
@@ -286,6 +243,64 @@ where
                 tokio::task::coop::consume_budget().await;
             }
         }
+    }
+    /// Applies one frame of the kernel's (but a welcome, which is an error here); `numbering`:
+    /// the kernel epoch and the number of the next numbered frame, once a `Sync` says.
+    fn apply(
+        &self,
+        message: Downstream,
+        memory: &Memory,
+        numbering: &mut Option<(u64, u64)>,
+        seen: &mut HashMap<u64, (u64, u64)>,
+        connection: u64,
+    ) -> Result<(), anyhow::Error> {
+        let seq = numbering.map_or(0, |(_, next)| next);
+        match message {
+            Downstream::Deliver { to, origin, event } => {
+                if origin.is_none_or(|o| fresh(seen, o, connection)) {
+                    let message = (self.render)(&event);
+                    match to {
+                        To::Only(to) => self.sessions.deliver(&to, &message, seq),
+                        To::LoggedIn => self.sessions.deliver_logged_in(&message, seq),
+                    }
+                }
+            }
+            Downstream::Named { session, login } => self.sessions.set_login(session, login),
+            Downstream::Close { session } => self.sessions.close(session),
+            Downstream::Sync { epoch, next, applied } => {
+                *numbering = Some((epoch, next));
+                self.sessions.numbered_by(epoch);
+                // Everything before `next` is behind us: a process that dies before handling
+                // any frame still tells its successor where to start.
+                let before = next.saturating_sub(1);
+                *memory.position.lock() = Some((epoch, before));
+                self.sessions.handled(epoch, before);
+                let lost = self
+                    .sessions
+                    .lines_lost_after(applied, &(self.render)(&Event::LineLost));
+                if lost > 0 {
+                    tracing::warn!(
+                        clients = lost,
+                        "lines that died with the previous process: their senders are told"
+                    );
+                }
+            }
+            Downstream::Ack { seq } => {
+                let mut unacked = memory.unacked.lock();
+                while let Some(sent) = unacked.frames.pop_front_if(|sent| sent.seq <= seq) {
+                    if let Some(session) = sent.line_of {
+                        self.sessions.acked(session);
+                    }
+                }
+                drop(unacked);
+                self.sessions.acks_done();
+                memory.room.notify_one();
+            }
+            Downstream::Heartbeat => {}
+            Downstream::Welcome { .. } => return Err(anyhow!("a second welcome from the kernel")),
+            Downstream::Census { .. } => {} // never asked for
+        }
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ use super::session::{Adopted, Sessions};
 use super::telnet::{Decoder, Item};
 use super::{Limits, render};
 use crate::chat::{ChatError, Event};
+use crate::journal::Start;
 
 pub struct Telnet {
     pub sessions: Arc<Sessions>,
@@ -102,16 +103,13 @@ fn task(stream: TcpStream, opening: Opening, telnet: Arc<Telnet>, ticket: Ticket
 fn connection(stream: TcpStream, opening: Opening, telnet: &Telnet) -> impl Future<Output = client::End> + '_ {
     let mut decoder = Telnet854(Decoder::new(telnet.limits.max_line));
     if let Opening::Adopted(adopted) = &opening {
-        use crate::handoff::state::{HELD, PARTIAL};
         let taken_over = adopted.carried.as_ref().is_some_and(|c| decoder.restore(&c.decoder));
-        if taken_over {
-            // A planned hand-over: it goes on where the previous process stopped.
-        } else {
-            if adopted.input & PARTIAL != 0 {
+        match crate::journal::recover::start(adopted.input, taken_over) {
+            Start::GoOn => {}
+            Start::TellLost => adopted.tell(telnet.render(&Event::LineLost)),
+            Start::MidLine => {
                 // The start of its line died with the previous process: the rest is dropped.
                 decoder.0.skip_line();
-            }
-            if adopted.input & (PARTIAL | HELD) != 0 {
                 adopted.tell(telnet.render(&Event::LineLost));
             }
         }

@@ -23,6 +23,7 @@ use super::session::{Adopted, Sessions};
 use super::websocket::{self, Item};
 use super::{Limits, render};
 use crate::chat::{ChatError, Event, SyntaxError};
+use crate::journal::Start;
 
 pub struct Web {
     pub sessions: Arc<Sessions>,
@@ -196,16 +197,13 @@ fn websocket(
         max_line: web.limits.max_line,
     };
     if let Opening::Adopted(adopted) = &mut opening {
-        use crate::handoff::state::{HELD, PARTIAL};
         let taken_over = adopted.carried.as_ref().is_some_and(|c| decoder.restore(&c.decoder));
-        if taken_over {
-            // A planned hand-over: it goes on where the previous process stopped.
-        } else if adopted.input & PARTIAL != 0 {
-            // It died mid-frame: where the next frame starts is unknown. The page reconnects.
-            adopted.close_with(websocket::close(websocket::SERVICE_RESTART, "server restarted"));
-        } else if adopted.input & HELD != 0 {
+        match crate::journal::recover::start(adopted.input, taken_over) {
+            Start::GoOn => {}
             // Whole messages it had sent died with the previous process.
-            adopted.tell(render(&Event::LineLost));
+            Start::TellLost => adopted.tell(render(&Event::LineLost)),
+            // It died mid-frame: where the next frame starts is unknown. The page reconnects.
+            Start::MidLine => adopted.close_with(websocket::close(websocket::SERVICE_RESTART, "server restarted")),
         }
     }
     client::serve(stream, opening, &web.sessions, decoder, &web.limits, render, first)

@@ -35,7 +35,6 @@
 //! [`socket`] does the I/O; this file is the pure encoding.
 
 pub mod socket;
-pub mod state;
 
 use thiserror::Error;
 

@@ -203,7 +203,7 @@ impl Carry {
         let state = match &spec.role {
             Role::Frontend { server, .. } => {
                 let slots = server.max_connections.min(u32::MAX as usize - 1) as u32;
-                crate::handoff::state::State::create(&spec.name, slots)
+                crate::journal::PositionFile::create(&spec.name, slots)
                     .map_err(
                         |e| tracing::warn!(name = %spec.name, error = %e, "no position file: a restart may lose lines"),
                     )
@@ -369,7 +369,7 @@ struct Run<'a> {
     handoff: Option<Arc<Channel>>,
     /// Its clients' connections, kept across its restarts.
     parked: Arc<Mutex<Parked>>,
-    /// Its position file (see [`crate::handoff::state`]), kept across its restarts.
+    /// Its position file (see [`crate::journal`]), kept across its restarts.
     state: Option<Arc<std::os::fd::OwnedFd>>,
     /// The next stop is a restart's: ask for a hand-over instead of sending SIGTERM.
     hand_over: bool,

@@ -191,11 +191,11 @@ mod tests {
         parked
             .lock()
             .apply(Message::Park(list), ids.iter().map(|_| null()).collect());
-        let state = Arc::new(crate::handoff::state::State::create("test", 1000).unwrap());
+        let state = Arc::new(crate::journal::PositionFile::create("test", 1000).unwrap());
         let sending = tokio::spawn(adopt(ours, state, parked.clone()));
         let got = crate::frontend::handoff::adopt(&theirs).await.unwrap();
         assert_eq!(sending.await.unwrap().unwrap(), 600);
-        assert!(got.state.is_some(), "the position file came first");
+        assert!(got.file.is_some(), "the position file came first");
         assert_eq!(got.clients.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(), ids);
         assert!(got.clients.iter().all(|(id, slot, _)| *slot == *id as u32));
         assert_eq!(parked.lock().len(), 600, "the supervisor keeps its copies");

@@ -13,18 +13,16 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-
-use parking_lot::Mutex;
-use std::task::Poll;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::handoff::state::Slot;
+use crate::journal::Slot;
+use wake::Wake;
 
 /// Bytes waiting for one client before it is dropped. One message always fits in an empty queue,
 /// however large.
@@ -125,38 +123,6 @@ struct Shared {
     slot: Option<Slot>,
 }
 
-/// Wakes the outbox's one writer. A `Notify` would do, but its wait keeps a waiter of 64 bytes in
-/// every idle connection's task; this one polls in place.
-#[derive(Default)]
-struct Wake {
-    /// A wake not yet taken.
-    pending: AtomicBool,
-    writer: AtomicWaker,
-}
-
-impl Wake {
-    fn notify(&self) {
-        self.pending.store(true, Ordering::Release);
-        self.writer.wake();
-    }
-
-    /// Completes at the first wake since the last wait completed. One task waits at a time.
-    fn wait(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| {
-            if self.pending.swap(false, Ordering::Acquire) {
-                return Poll::Ready(());
-            }
-            self.writer.register(cx.waker());
-            // A wake between the first look and the registration found no waker: look again.
-            if self.pending.swap(false, Ordering::Acquire) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-    }
-}
-
 /// The pushing side; cheap to clone.
 #[derive(Clone)]
 pub struct Outbox(Arc<Shared>);
@@ -213,7 +179,7 @@ impl Outbox {
         self.push_with(message, wait, 0, Instant::now)
     }
 
-    /// Queues the rendering of kernel frame number `seq` (see [`crate::handoff::state`]).
+    /// Queues the rendering of kernel frame number `seq` (see [`crate::journal`]).
     pub fn push_numbered(&self, message: Bytes, wait: bool, seq: u64) -> Pushed {
         self.push_with(message, wait, seq, Instant::now)
     }
@@ -236,7 +202,7 @@ impl Outbox {
             if queue.marks.len() == 1
                 && let Some(slot) = &self.0.slot
             {
-                slot.set_output(queue.written_seq, true);
+                slot.output(queue.written_seq, true);
             }
         }
         drop(queue);
@@ -368,110 +334,8 @@ impl Outbox {
     }
 }
 
-impl OutboxRx {
-    /// Completes once the client is dropped, with why: race it against anything that may never
-    /// finish.
-    pub async fn dropped(&self) -> Dropped {
-        loop {
-            if let Some(why) = self.lock().dropped {
-                return why;
-            }
-            // Taking a wake meant for `next` is harmless: `next` looks at the queue first.
-            self.0.wake.wait().await;
-        }
-    }
-
-    /// Waits for work. On [`Next::Send`] every queued message has been moved into `batch` (which
-    /// must be empty); report what is written with [`sent`](Self::sent).
-    pub async fn next(&mut self, batch: &mut VecDeque<Bytes>) -> Next {
-        if batch.capacity() > KEEP_CAPACITY {
-            *batch = VecDeque::new();
-        }
-        loop {
-            {
-                let mut queue = self.lock();
-                if let Some(why) = queue.dropped {
-                    return Next::Dropped(why);
-                }
-                if !queue.items.is_empty() {
-                    std::mem::swap(&mut queue.items, batch);
-                    queue.writing += std::mem::take(&mut queue.queued);
-                    queue.pong = None;
-                    return Next::Send;
-                }
-                if queue.close {
-                    return Next::Close;
-                }
-                // Going idle: no buffer is held while nothing waits, on either side of the swap.
-                if queue.items.capacity() > 0 {
-                    queue.items = VecDeque::new();
-                }
-            }
-            if batch.capacity() > 0 {
-                *batch = VecDeque::new();
-            }
-            self.0.wake.wait().await;
-        }
-    }
-
-    /// `n` bytes of the batch are about to be written: if the process dies inside that write,
-    /// the next one cannot know how much reached the client (see [`crate::handoff::state`]).
-    pub fn writing(&self, n: usize) {
-        let Some(slot) = &self.0.slot else { return };
-        if n == 0 {
-            slot.set_writing(0, 0);
-            return;
-        }
-        let queue = self.lock();
-        let end = queue.written + n as u64;
-        let completes = queue
-            .marks
-            .iter()
-            .take_while(|(e, _)| *e <= end)
-            .last()
-            .map_or(0, |(_, seq)| *seq);
-        slot.set_writing(completes, queue.base + end);
-    }
-
-    /// `n` bytes of the batch reached the socket.
-    pub fn sent(&self, n: usize) {
-        let mut queue = self.lock();
-        queue.writing = queue.writing.saturating_sub(n);
-        queue.blocked_since = None;
-        queue.written += n as u64;
-        let written = queue.written;
-        if queue.marks.front().is_some_and(|(end, _)| *end <= written) {
-            while let Some((_, seq)) = queue.marks.pop_front_if(|(end, _)| *end <= written) {
-                queue.written_seq = seq;
-            }
-            if queue.marks.is_empty() {
-                queue.marks = VecDeque::new();
-            }
-            if let Some(slot) = &self.0.slot {
-                slot.set_output(queue.written_seq, !queue.marks.is_empty());
-            }
-        }
-        if queue.behind_since.is_some() && queue.waiting() <= BEHIND_BYTES {
-            queue.behind_since = None;
-            drop(queue);
-            self.0.room.notify_waiters();
-        }
-    }
-
-    /// The socket refused bytes (would block); returns since when it has been refusing.
-    pub fn blocked(&self, now: Instant) -> Instant {
-        *self.lock().blocked_since.get_or_insert(now)
-    }
-
-    /// Drops the client (the writer found it not reading).
-    pub fn drop_client(&self, why: Dropped) -> bool {
-        Outbox(self.0.clone()).drop_client(why)
-    }
-
-    fn lock(&self) -> parking_lot::MutexGuard<'_, Queue> {
-        self.0.queue.lock()
-    }
-}
+mod wake;
+mod writer;
 
 #[cfg(test)]
 mod tests;

@@ -138,19 +138,20 @@ async fn catching_up_wakes_the_link() {
 
 #[tokio::test]
 async fn the_slot_says_how_far_the_kernel_frames_are_written() {
-    use crate::handoff::state::{PENDING, Slot, State};
-    let state = State::map(&State::create("test", 4).unwrap()).unwrap();
-    let slot = Slot::new(&state, 2).unwrap();
+    use crate::journal::{PositionFile, Slot};
+    let file = PositionFile::map(&PositionFile::create("test", 4).unwrap()).unwrap();
+    let slot = Slot::new(&file, 2).unwrap();
+    let output = |slot: &Slot| (slot.left().written, slot.left().pending);
     let (tx, mut rx) = outbox(Arc::new(Notify::new()), Some(slot.clone()), 10, 0);
     tx.push_numbered(Bytes::from_static(b"eleven"), true, 11);
     tx.push(Bytes::from_static(b"reply"), false);
     tx.push_numbered(Bytes::from_static(b"twelve"), true, 12);
-    assert_eq!(slot.read().0, 10 | PENDING, "pending from the first push");
+    assert_eq!(output(&slot), (10, true), "pending from the first push");
     let mut batch = VecDeque::new();
     assert_eq!(rx.next(&mut batch).await, Next::Send);
     // "eleven" and half of "reply".
     rx.sent(8);
-    assert_eq!(slot.read().0, 11 | PENDING);
+    assert_eq!(output(&slot), (11, true));
     rx.sent(3 + 6);
-    assert_eq!(slot.read().0, 12, "all written: nothing pending");
+    assert_eq!(output(&slot), (12, false), "all written: nothing pending");
 }
