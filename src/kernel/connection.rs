@@ -42,42 +42,16 @@ pub async fn serve(
         }
     };
     let mut frames = FramedRead::new(read, wire::codec());
-    let (name, instance, first, sessions, resume) = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
-        Ok(Some(Ok(body))) => match Upstream::decode(&body) {
-            Ok(Upstream::Hello {
-                version: wire::VERSION,
-                frontend,
-                instance,
-                first,
-                sessions,
-                resume,
-            }) => (frontend, instance, first, sessions, resume),
-            Ok(Upstream::Census) => {
-                census(write, &hub).await;
-                return;
-            }
-            Ok(Upstream::Hello { version, frontend, .. }) => {
-                tracing::warn!(%frontend, version, expected = wire::VERSION, "refused a frontend speaking another protocol version");
-                return;
-            }
-            Ok(other) => {
-                tracing::warn!(frontend = id, frame = ?other, "refused a connection that did not start with hello");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(frontend = id, error = %e, "refused a connection whose first frame is malformed");
-                return;
-            }
-        },
-        Ok(Some(Err(e))) => {
-            tracing::warn!(frontend = id, error = %e, "refused a connection with a bad first frame");
-            return;
-        }
-        Ok(None) => return,
-        Err(_) => {
-            tracing::warn!(frontend = id, "refused a connection that sent no hello in time");
-            return;
-        }
+    let Hello {
+        name,
+        instance,
+        first,
+        sessions,
+        resume,
+    } = match first_frame(id, &mut frames).await {
+        First::Hello(hello) => hello,
+        First::Census => return census(write, &hub).await,
+        First::Refused => return,
     };
     tracing::info!(frontend = %name, id, sessions = sessions.len(), "frontend attached");
 
@@ -129,6 +103,72 @@ pub async fn serve(
     written.notify_one();
     tracing::info!(frontend = %name, id, "frontend detached");
     let _ = hub.send(Input::Detach { frontend: id, wait }).await;
+}
+
+/// A frontend's hello: who it is and every live session.
+struct Hello {
+    name: String,
+    instance: u64,
+    first: u64,
+    sessions: Vec<(crate::chat::SessionId, Option<crate::chat::Login>)>,
+    resume: Option<(u64, u64)>,
+}
+
+/// What a connection's first frame says it is.
+enum First {
+    Hello(Hello),
+    /// An observer asking how many users each frontend has.
+    Census,
+    /// Anything else, or nothing in time (logged).
+    Refused,
+}
+
+/// Reads the first frame: a hello of this protocol version, or a census request.
+async fn first_frame(
+    id: FrontendId,
+    frames: &mut FramedRead<ReadHalf, tokio_util::codec::LengthDelimitedCodec>,
+) -> First {
+    let body = match tokio::time::timeout(HELLO_TIMEOUT, frames.next()).await {
+        Ok(Some(Ok(body))) => body,
+        Ok(Some(Err(e))) => {
+            tracing::warn!(frontend = id, error = %e, "refused a connection with a bad first frame");
+            return First::Refused;
+        }
+        Ok(None) => return First::Refused,
+        Err(_) => {
+            tracing::warn!(frontend = id, "refused a connection that sent no hello in time");
+            return First::Refused;
+        }
+    };
+    match Upstream::decode(&body) {
+        Ok(Upstream::Hello {
+            version: wire::VERSION,
+            frontend,
+            instance,
+            first,
+            sessions,
+            resume,
+        }) => First::Hello(Hello {
+            name: frontend,
+            instance,
+            first,
+            sessions,
+            resume,
+        }),
+        Ok(Upstream::Census) => First::Census,
+        Ok(Upstream::Hello { version, frontend, .. }) => {
+            tracing::warn!(%frontend, version, expected = wire::VERSION, "refused a frontend speaking another protocol version");
+            First::Refused
+        }
+        Ok(other) => {
+            tracing::warn!(frontend = id, frame = ?other, "refused a connection that did not start with hello");
+            First::Refused
+        }
+        Err(e) => {
+            tracing::warn!(frontend = id, error = %e, "refused a connection whose first frame is malformed");
+            First::Refused
+        }
+    }
 }
 
 /// Answers an observer (the supervisor's `status`) whose first frame is a census request: one

@@ -10,7 +10,7 @@ use crate::chat::FrontendId;
 /// A frame waiting for writes: `seq` of `frontend` is confirmed once every frontend in `after`
 /// has written its batch.
 #[derive(Debug)]
-struct Entry {
+struct Waiting {
     frontend: FrontendId,
     seq: u64,
     after: Vec<(FrontendId, u64)>,
@@ -19,14 +19,14 @@ struct Entry {
 /// Applied frames whose effects are not all written yet, oldest first.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    waiting: VecDeque<Entry>,
+    waiting: VecDeque<Waiting>,
 }
 
 impl Ledger {
     /// Frame `seq` of `frontend` was applied; its effects are in the batches `after` (frontend,
     /// batch number) handed to the writers.
     pub fn record(&mut self, frontend: FrontendId, seq: u64, after: &[(FrontendId, u64)]) {
-        self.waiting.push_back(Entry {
+        self.waiting.push_back(Waiting {
             frontend,
             seq,
             after: after.to_vec(),

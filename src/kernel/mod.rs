@@ -2,17 +2,17 @@
 //!
 //! One task owns the [`Chat`](crate::chat::Chat) ([`hub`]); each frontend connection has a reader
 //! feeding it and a writer draining what the hub queues for it ([`connection`]); the hub's
-//! acknowledgements wait in a [`ledger`]. The accept loop here checks
-//! each peer's uid before anything else, and binds the socket again if its file is deleted (else
-//! restarted frontends, which find the kernel by path, could never reach it again).
+//! acknowledgements wait in a [`ledger`]. The socket ([`socket`], served by `listen`) takes only
+//! peers of our own user, and is bound again if its file is deleted.
 
 pub mod clock;
 mod connection;
 mod hub;
 pub mod ledger;
+mod listen;
 pub mod socket;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,8 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chat::FrontendId;
 
-/// How often the kernel checks that its socket file is still there.
-const SOCKET_CHECK: Duration = Duration::from_secs(1);
 /// Longest a stop waits for the last acknowledgements to be written.
 const STOP_FLUSH: Duration = Duration::from_millis(200);
 
@@ -45,11 +43,7 @@ pub async fn run(
     member: Option<Membership>,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let mut listener = socket::bind(path)?;
-    let mut file = SocketFile {
-        path: path.to_path_buf(),
-        identity: socket::Identity::of(path)?,
-    };
+    let mut listening = listen::Listening::bind(path)?;
     tracing::info!(socket = %path.display(), "kernel ready");
     crate::notify::ready();
 
@@ -57,78 +51,16 @@ pub async fn run(
     let (hub_tx, hub_rx) = mpsc::channel(hub::QUEUE);
     let written = Arc::new(Notify::new());
     let clustered = match member {
-        Some(m) => {
-            tracing::info!(redis = %m.cluster.redis, node = %m.cluster.node, "a member of a cluster");
-            let ttl = crate::cluster::member::PRESENCE_TTL.as_millis().to_string();
-            let presence = [m.cluster.node.clone(), m.instance.clone(), ttl];
-            let link = crate::cluster::link::Link::start(
-                &m.cluster.redis,
-                crate::cluster::PREFIX,
-                presence,
-                hub_tx.clone(),
-                hub::Input::Cluster,
-            )?;
-            let member = crate::cluster::member::Member::new(&m.cluster.node, &m.instance);
-            Some(hub::Clustered { member, link })
-        }
+        Some(m) => Some(cluster_member(&m, hub_tx.clone())?),
         None => None,
     };
     let hub = tokio::spawn(hub::run(hub_rx, expect, written.clone(), clustered));
     tokio::spawn(crate::memory::trim_when_idle());
     tokio::spawn(crate::notify::watchdog());
-    let mut check = tokio::time::interval(SOCKET_CHECK);
-    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The last failure to bind again, logged once rather than every second.
-    let mut rebind_error = None;
     let mut next: FrontendId = 1;
     // Cancelled after the hub's last acknowledgements are written (see below), not at once.
     let connections = CancellationToken::new();
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = check.tick() => {
-                if file.identity.still_at(path) {
-                    continue;
-                }
-                // Connected frontends keep their streams; only the listener is replaced.
-                match socket::bind(path).and_then(|l| Ok((l, socket::Identity::of(path)?))) {
-                    Ok((new, identity)) => {
-                        tracing::warn!(socket = %path.display(), "the socket file was deleted or replaced; bound it again");
-                        listener = new;
-                        file.identity = identity;
-                        rebind_error = None;
-                    }
-                    Err(e) => {
-                        let e = format!("{e:#}");
-                        if rebind_error.as_ref() != Some(&e) {
-                            tracing::warn!(socket = %path.display(), error = %e, "the socket file is gone and cannot be bound again");
-                            rebind_error = Some(e);
-                        }
-                    }
-                }
-                continue;
-            }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of descriptors, most likely: back off rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        match socket::same_user(&stream) {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(cred = ?stream.peer_cred().ok(), "refused a peer running as another user");
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "refused a peer whose credentials are unreadable");
-                continue;
-            }
-        }
+    while let Some(stream) = listening.accept(&shutdown).await {
         let id = next;
         next += 1;
         tokio::spawn(connection::serve(
@@ -157,17 +89,19 @@ pub async fn run(
     Ok(())
 }
 
-/// The socket file this kernel bound; removed when the kernel stops, so the next one finds no
-/// stale file, unless it is another's by then.
-struct SocketFile {
-    path: PathBuf,
-    identity: socket::Identity,
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        if self.identity.still_at(&self.path) {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
+/// This kernel as its host's member of a cluster, with its link to Redis, which brings what Redis
+/// answers to the hub's inputs.
+fn cluster_member(m: &Membership, hub: mpsc::Sender<hub::Input>) -> Result<hub::Clustered> {
+    tracing::info!(redis = %m.cluster.redis, node = %m.cluster.node, "a member of a cluster");
+    let ttl = crate::cluster::member::PRESENCE_TTL.as_millis().to_string();
+    let presence = [m.cluster.node.clone(), m.instance.clone(), ttl];
+    let link = crate::cluster::link::Link::start(
+        &m.cluster.redis,
+        crate::cluster::PREFIX,
+        presence,
+        hub,
+        hub::Input::Cluster,
+    )?;
+    let member = crate::cluster::member::Member::new(&m.cluster.node, &m.instance);
+    Ok(hub::Clustered::new(member, link))
 }

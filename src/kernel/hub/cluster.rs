@@ -1,68 +1,66 @@
-//! The hub of a cluster member (see [`crate::cluster`]): what the frontends send goes to the
-//! [`Member`], whose requests go to Redis through the [`Link`], and whose outputs (answers, and
-//! the stream's events) are encoded here like the embedded kernel's, each with its origin. A
-//! frame is acknowledged once the member says it is done (its script ran, or its answer is out).
+//! The hub's engine when the kernel is its host's member of a cluster (see [`crate::cluster`]):
+//! what the frontends send goes to the [`Member`], whose requests go to Redis through the
+//! [`Link`], and whose outputs (answers, and the stream's events) the hub encodes like the local
+//! chat's, each with its origin. A frame is done once the member says so (its script ran, or its
+//! answer is out).
 
-use super::*;
+use std::time::Instant;
+
+use super::engine::{Back, Effects, Emitted, Engine, From};
+use crate::chat::{Chat, Event, FrontendId, Login, Now, Output, SessionId, SessionKey};
+use crate::cluster::entry::Id;
 use crate::cluster::link::{Incoming, Link};
-use crate::cluster::member::{Emitted, Member};
+use crate::cluster::member::Member;
+use crate::wire::Upstream;
 
 /// A member and its link to Redis.
 pub struct Clustered {
-    pub member: Member,
-    pub link: Link,
+    member: Member,
+    link: Link,
 }
 
-/// Where a frame is from: its frontend's connection, the frame's number, and that frontend's
-/// process.
-pub(super) struct From {
-    pub frontend: FrontendId,
-    pub seq: u64,
-    pub instance: u64,
+impl Clustered {
+    /// A member that starts by joining the cluster.
+    pub fn new(member: Member, link: Link) -> Self {
+        let mut clustered = Self { member, link };
+        clustered.settle(Emitted::new(), &mut Effects::default());
+        clustered
+    }
+
+    /// Passes on what the member caused and the frames it finished; sends its requests, where to
+    /// read the stream from and the epoch it joined.
+    fn settle(&mut self, emitted: Emitted, fx: &mut Effects) {
+        fx.outputs.extend(emitted);
+        for request in self.member.take_requests() {
+            self.link.send(request);
+        }
+        self.link.read_from(self.member.reading());
+        self.link.joined(self.member.epoch());
+        fx.done.extend(self.member.take_done());
+    }
 }
 
-impl Hub {
-    fn member(&mut self) -> &mut Member {
-        &mut self.cluster.as_mut().expect("a cluster member").member
+impl Engine for Clustered {
+    fn ready(&self) -> bool {
+        self.member.ready()
     }
 
-    /// Encodes what the member caused, each batch with its origin; sends its requests, and where
-    /// to read the stream from; readies the acknowledgements of the frames it finished.
-    pub(super) fn emit(&mut self, emitted: Emitted) {
-        for (origin, outputs) in emitted {
-            if outputs.is_empty() {
-                continue;
-            }
-            self.origin = origin;
-            self.out = outputs;
-            self.encode();
-        }
-        self.origin = None;
-        let Some(clustered) = self.cluster.as_mut() else { return };
-        for request in clustered.member.take_requests() {
-            clustered.link.send(request);
-        }
-        clustered.link.read_from(clustered.member.reading());
-        clustered.link.joined(clustered.member.epoch());
-        for (frontend, upto) in clustered.member.take_done() {
-            if let Some(f) = self.frontends.get_mut(&frontend) {
-                f.applied = Some(upto);
-                f.last_applied = upto;
-            }
-        }
+    fn chat(&self) -> &Chat {
+        &self.member.chat
     }
 
-    /// A local frontend said hello (see [`Member::attach`]); `logged_out`: its sessions logged out
-    /// while it was away too long, who are told so.
-    pub(super) fn cluster_attach(
+    /// See [`Member::attach`]; sessions logged out while their frontend was away too long are
+    /// told so.
+    fn attach(
         &mut self,
         frontend: FrontendId,
         name: &str,
         mut sessions: Vec<(SessionId, Option<Login>)>,
-        logged_out: Option<HashSet<SessionId>>,
+        back: Back,
+        fx: &mut Effects,
     ) {
         let mut emitted = Emitted::new();
-        if let Some(gone) = logged_out {
+        if let Back::TooLate(gone) = back {
             let mut told = Vec::new();
             for (session, login) in &mut sessions {
                 if gone.contains(session)
@@ -74,28 +72,26 @@ impl Hub {
                     };
                     told.push(Output::Named { key, login: None });
                     told.push(Output::Deliver {
-                        event: crate::chat::Event::Logout { name: login.name },
+                        event: Event::Logout { name: login.name },
                         to: vec![(frontend, vec![*session])],
                     });
                 }
             }
             emitted.push((None, told));
         }
-        self.member().attach(frontend, name, sessions, &mut emitted);
-        self.emit(emitted);
+        self.member.attach(frontend, name, sessions, &mut emitted);
+        self.settle(emitted, fx);
     }
 
-    /// A frame of a local frontend.
-    pub(super) fn cluster_frame(&mut self, from: From, message: Upstream) {
+    fn frame(&mut self, from: From, message: Upstream, now: Now<'_>, fx: &mut Effects) {
         let frame = (from.frontend, from.seq);
         let key = |session| SessionKey {
             frontend: from.frontend,
             session,
         };
-        let now = self.clock.now();
         let time = now.time.to_string();
         let mut emitted = Emitted::new();
-        let member = self.member();
+        let member = &mut self.member;
         member.arrived(from.frontend, from.seq);
         match message {
             Upstream::Open { session } => member.open(key(session), frame),
@@ -107,30 +103,24 @@ impl Hub {
                 unreachable!("the connection keeps these from the hub")
             }
         }
-        self.emit(emitted);
+        self.settle(emitted, fx);
     }
 
-    /// A local frontend is gone for good: its users are logged out (for everyone, through
-    /// Redis, when this kernel is a cluster member).
-    pub(super) fn frontend_gone(&mut self, frontend: FrontendId) {
-        if self.cluster.is_none() {
-            self.chat.frontend_gone(frontend, &mut self.out);
-            return;
-        }
-        self.member().frontend_gone(frontend);
-        self.emit(Emitted::new());
+    /// Its users are logged out for everyone, through Redis.
+    fn gone(&mut self, frontend: FrontendId, fx: &mut Effects) {
+        self.member.frontend_gone(frontend);
+        self.settle(Emitted::new(), fx);
     }
 
-    /// What the link brought back.
-    pub(super) fn cluster_incoming(&mut self, incoming: Incoming) {
+    fn incoming(&mut self, incoming: Incoming, fx: &mut Effects) {
         let mut emitted = Emitted::new();
-        let member = self.member();
+        let member = &mut self.member;
         let was_ready = member.ready();
         match incoming {
-            Incoming::Answer { id, reply } => member.answered(id, reply, std::time::Instant::now(), &mut emitted),
+            Incoming::Answer { id, reply } => member.answered(id, reply, Instant::now(), &mut emitted),
             Incoming::Entries { generation, entries } => member.entries(generation, entries, &mut emitted),
             Incoming::Tick => {
-                member.tick(std::time::Instant::now(), &mut emitted);
+                member.tick(Instant::now(), &mut emitted);
                 if let Some(note) = member.note.take() {
                     tracing::warn!("cluster: {note}");
                 }
@@ -139,33 +129,29 @@ impl Hub {
         if !was_ready && member.ready() {
             tracing::info!("joined the cluster");
         }
-        let applied = member.applied().number();
-        if applied > 0 {
-            self.entries_applied = Some(applied);
-        }
-        self.emit(emitted);
+        self.settle(emitted, fx);
     }
 
-    /// The kernel stops: see [`Member::part`].
-    pub(super) fn cluster_part(&mut self) {
-        if let Some(c) = self.cluster.as_mut() {
-            c.member.part();
-            self.emit(Emitted::new());
-        }
+    fn applied(&self) -> Option<u64> {
+        let applied = self.member.applied().number();
+        (applied > 0).then_some(applied)
     }
 
-    pub(super) fn cluster_parting(&self) -> bool {
-        self.cluster.as_ref().is_some_and(|c| c.member.parting())
+    fn written(&mut self, entry: u64) {
+        self.member.written(Id::from_number(entry));
     }
 
-    /// Users per node, as census entries named `@NODE`.
-    pub(super) fn cluster_census(&self) -> Vec<(String, u64)> {
-        self.cluster.as_ref().map_or_else(Vec::new, |c| {
-            c.member
-                .census()
-                .into_iter()
-                .map(|(node, users)| (format!("@{node}"), users))
-                .collect()
-        })
+    /// See [`Member::part`].
+    fn part(&mut self, fx: &mut Effects) {
+        self.member.part();
+        self.settle(Emitted::new(), fx);
+    }
+
+    fn parting(&self) -> bool {
+        self.member.parting()
+    }
+
+    fn nodes(&self) -> Vec<(String, u64)> {
+        self.member.census().into_iter().collect()
     }
 }

@@ -56,7 +56,6 @@ impl Hub {
             let name = f.name.clone();
             self.detach(id, f);
             // A hello from its next process may be waiting for this connection to end.
-            self.encode();
             self.release(&name);
         }
     }
@@ -78,8 +77,7 @@ impl Hub {
         for id in expired {
             let d = self.detached.remove(&id).expect("listed above");
             tracing::warn!(frontend = %d.name, id, "frontend did not come back; logging out its users");
-            let chat = self.cluster.as_ref().map_or(&self.chat, |c| &c.member.chat);
-            let sessions = chat.sessions_on(id).into_iter().collect();
+            let sessions = self.engine.chat().sessions_on(id).into_iter().collect();
             self.logged_out.insert(
                 d.name,
                 LoggedOut {
@@ -89,7 +87,6 @@ impl Hub {
             );
             self.frontend_gone(id);
         }
-        self.encode();
     }
 
     pub(super) fn next_expiry(&self) -> Option<Instant> {
@@ -136,6 +133,5 @@ impl Hub {
         for id in stalled {
             self.let_go(id, "it took nothing while its queue was full");
         }
-        self.encode();
     }
 }

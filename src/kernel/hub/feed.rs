@@ -124,6 +124,29 @@ impl Feed {
     }
 }
 
+/// What a frontend that comes back is sent first.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// Every numbered frame after `after`, again.
+    From { after: u64, frames: BytesMut },
+    /// Those after `after` are no longer all kept: it starts afresh, and its clients miss them.
+    Gone { after: u64 },
+    /// Nothing to send again: it says it left off nowhere, or with another kernel process.
+    Fresh,
+}
+
+/// What a frontend that comes back to kernel process `epoch` with `feed` (what it was sent while
+/// away) is sent again, by `resume`, where its hello says it left off (kernel epoch, frame).
+pub fn replay(feed: &Feed, epoch: u64, resume: Option<(u64, u64)>) -> Replay {
+    match resume {
+        Some((from, after)) if from == epoch => match feed.since(after) {
+            Some(frames) => Replay::From { after, frames },
+            None => Replay::Gone { after },
+        },
+        _ => Replay::Fresh,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +207,34 @@ mod tests {
         feed.expire(now + 2 * KEEP);
         assert_eq!(decode(&feed.since(2).unwrap()), vec![], "nothing missed");
         assert!(feed.since(1).is_none());
+    }
+
+    #[test]
+    fn what_a_frontend_that_comes_back_is_sent_again() {
+        let now = Instant::now();
+        let mut feed = Feed::default();
+        feed.numbered();
+        feed.numbered();
+        feed.keep(frames(&[close(1), close(2)]), now);
+        feed.expire(now);
+        let from = |after, closes: &[u64]| Replay::From {
+            after,
+            frames: BytesMut::from(&frames(&closes.iter().map(|s| close(*s)).collect::<Vec<_>>())[..]),
+        };
+        #[rustfmt::skip]
+        let table = [
+            ("where it left off, this kernel",       Some((7, 0)), from(0, &[1, 2])),
+            ("one handled already",                  Some((7, 1)), from(1, &[2])),
+            ("all handled",                          Some((7, 2)), from(2, &[])),
+            ("past what was sent",                   Some((7, 3)), Replay::Gone { after: 3 }),
+            ("another kernel's numbers",             Some((6, 1)), Replay::Fresh),
+            ("nowhere",                              None, Replay::Fresh),
+        ];
+        for (case, resume, expected) in table {
+            assert_eq!(replay(&feed, 7, resume), expected, "{case}");
+        }
+        feed.expire(now + KEEP);
+        assert_eq!(replay(&feed, 7, Some((7, 0))), Replay::Gone { after: 0 }, "forgotten");
     }
 
     #[test]

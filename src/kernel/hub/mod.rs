@@ -1,5 +1,13 @@
-//! The hub: the one task that owns the [`Chat`], applies every frontend's frames to it in arrival
-//! order, and encodes its outputs into one frame per frontend per event.
+//! The hub: the one task that owns the chat (through its [`Engine`]: the local chat, or this
+//! host's member of a cluster), applies every frontend's frames to it in arrival order, and
+//! encodes what it causes into one frame per frontend per event.
+//!
+//! - [`engine`]: what frames are applied to, and [`cluster`] its cluster member;
+//! - [`attach`]: a frontend saying hello, new or back, and its numbering and replay ([`feed`]);
+//! - [`order`]: what waits for what (the restore window after a start, a frontend whose previous
+//!   connection has not ended);
+//! - [`encode`]: outputs into frames, batches to the writers, acknowledgements;
+//! - [`detach`]: frontends let go of, and their grace.
 //!
 //! Frames for a frontend are gathered while more input is waiting and handed to its writer as one
 //! buffer (a *batch*), so a burst of `msgall` costs each frontend a few large writes, not one per
@@ -28,9 +36,13 @@
 //! part kept ([`feed`]), so that a frontend's next process gets again what the last one had not
 //! handled.
 
+mod attach;
 mod cluster;
 mod detach;
+mod encode;
+mod engine;
 mod feed;
+mod order;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -44,11 +56,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
 use super::ledger::Ledger;
-use crate::chat::{Chat, FrontendId, Login, Output, SessionId, SessionKey};
-use crate::wire::{self, Downstream, Origin, Upstream};
+use crate::chat::{FrontendId, Login, SessionId};
+use crate::wire::{self, Upstream};
 pub use cluster::Clustered;
 use detach::{Detached, LoggedOut};
+use engine::{Effects, Engine, Local};
 use feed::Feed;
+use order::Restoring;
 
 /// Inputs waiting for the hub, across all frontends; a full queue pushes back on their readers.
 pub const QUEUE: usize = 4096;
@@ -116,11 +130,12 @@ pub enum Input {
     Cluster(crate::cluster::link::Incoming),
 }
 
+/// A frontend attached to the hub.
 struct Frontend {
     name: String,
     instance: u64,
     outbox: mpsc::UnboundedSender<(u64, Bytes)>,
-    /// Frames encoded since the last hand-over.
+    /// Frames encoded since the last hand-over to its writer.
     pending: BytesMut,
     progress: Arc<Progress>,
     /// Its newest applied frame, to acknowledge once what it caused is written.
@@ -144,6 +159,15 @@ impl Frontend {
     }
 }
 
+/// What woke the hub.
+enum Woken {
+    Input(Input),
+    /// A timer, or a writer's progress: look again.
+    Again,
+    /// Every input sender is gone.
+    Closed,
+}
+
 /// Runs the hub until every input sender is gone. `expect` names the frontends whose hellos the
 /// hub waits for before applying any frame.
 ///
@@ -155,112 +179,42 @@ pub async fn run(
     written: Arc<Notify>,
     cluster: Option<Clustered>,
 ) {
-    // `written` is signalled by the writers after each write, so that waiting acknowledgements
-    // and a paused hub look again.
-    let mut hub = Hub {
-        epoch: crate::instance::new(),
-        cluster: cluster.map(Box::new),
-        ..Hub::default()
+    let engine: Box<dyn Engine> = match cluster {
+        Some(clustered) => Box::new(clustered),
+        None => Box::new(Local::default()),
     };
-    hub.emit(Vec::new());
-    // Held until the cluster member is ready.
-    let mut unready: VecDeque<Input> = VecDeque::new();
-    let mut restoring = Restoring {
-        expect: expect.into_iter().collect(),
-        held: VecDeque::new(),
-        until: Instant::now() + RESTORE_WINDOW,
-    };
-    let mut restored = restoring.expect.is_empty();
+    let mut hub = Hub::new(engine);
+    let mut restoring = Restoring::new(expect);
     // Told once a stop's flush is written.
     let mut flushing: Option<tokio::sync::oneshot::Sender<()>> = None;
     loop {
-        let stall = hub.stalled_by(Instant::now());
-        let expiry = hub.next_expiry();
-        let ack = hub.frontends.values().filter_map(|f| f.ack.map(|(_, due)| due)).min();
-        let input = tokio::select! {
-            input = inputs.recv(), if stall.is_none() => match input {
-                Some(input) => Some(input),
-                None => return,
-            },
-            _ = written.notified(), if stall.is_some() || !hub.unconfirmed.is_empty() || flushing.is_some() => None,
-            _ = tokio::time::sleep_until(stall.unwrap_or_else(Instant::now)), if stall.is_some() => {
-                hub.let_go_of_stalled(Instant::now());
-                None
-            }
-            _ = tokio::time::sleep_until(expiry.unwrap_or_else(Instant::now)), if expiry.is_some() => {
-                hub.expire(Instant::now());
-                None
-            }
-            _ = tokio::time::sleep_until(ack.unwrap_or_else(Instant::now)), if ack.is_some() => None,
-            _ = tokio::time::sleep_until(restoring.until), if !restored && hub.cluster_ready() => {
-                tracing::warn!(missing = ?restoring.expect, "restore window over without every frontend's hello");
-                restored = true;
-                None
-            }
+        // `written` is signalled by the writers after each write, so that waiting
+        // acknowledgements and a paused hub look again.
+        let mut next = match hub
+            .wait(&mut inputs, &written, &mut restoring, flushing.is_some())
+            .await
+        {
+            Woken::Input(input) => Some(input),
+            Woken::Again => None,
+            Woken::Closed => return,
         };
-        let mut next = input;
         let mut handled = 0;
         while let Some(input) = next.take() {
             match input {
                 Input::Flush { done } => {
                     hub.ack_now();
-                    hub.cluster_part();
+                    hub.part();
                     flushing = Some(done);
                 }
-                // Entries wait for the frontends' hellos, like their frames: what one causes for a
-                // frontend not attached yet would go nowhere.
-                Input::Cluster(entries @ crate::cluster::link::Incoming::Entries { .. }) if !restored => {
-                    restored = restoring.take(Input::Cluster(entries), &mut hub);
-                }
-                Input::Cluster(incoming) => {
-                    let was_ready = hub.cluster_ready();
-                    hub.cluster_incoming(incoming);
-                    if !was_ready && hub.cluster_ready() {
-                        // The hellos are counted from now.
-                        restoring.until = Instant::now() + RESTORE_WINDOW;
-                    }
-                    if hub.cluster_ready() {
-                        for held in unready.drain(..) {
-                            match held {
-                                held if restored => hub.handle(held),
-                                held => restored = restoring.take(held, &mut hub),
-                            }
-                        }
-                    }
-                }
-                input if !hub.cluster_ready() => unready.push_back(input),
-                input if restored => hub.handle(input),
-                input => restored = restoring.take(input, &mut hub),
-            }
-            // Held frames go first, before anything that arrives after them.
-            if restored {
-                for held in restoring.held.drain(..) {
-                    hub.handle(held);
-                }
+                input => restoring.route(input, &mut hub),
             }
             handled += 1;
             if handled < BATCH && !hub.any_behind() {
                 next = inputs.try_recv().ok();
             }
         }
-        if restored {
-            for held in restoring.held.drain(..) {
-                hub.handle(held);
-            }
-        }
-        let now = Instant::now();
-        hub.confirm(now);
-        hub.flush(now);
-        // What this batch applied without causing any output is confirmed already: readied now,
-        // its acknowledgement rides with the next frames.
-        hub.confirm(now);
-        if flushing.is_some() {
-            hub.ack_now();
-            hub.flush(now);
-            if hub.frontends.values().all(|f| f.waiting() == 0) && !hub.cluster_parting() {
-                let _ = flushing.take().map(|done| done.send(()));
-            }
-        }
+        restoring.release(&mut hub);
+        hub.end_batch(&mut flushing);
         // The writers and readers of this thread run before the next batch, if there is one
         // already (otherwise the hub waits for input anyway).
         if !inputs.is_empty() {
@@ -269,36 +223,13 @@ pub async fn run(
     }
 }
 
-/// Frames held until every expected frontend is back.
-struct Restoring {
-    expect: HashSet<String>,
-    held: VecDeque<Input>,
-    until: Instant,
-}
-
-impl Restoring {
-    /// Applies a hello at once and holds anything else; true once nobody is missing.
-    fn take(&mut self, input: Input, hub: &mut Hub) -> bool {
-        match input {
-            Input::Attach { ref name, .. } => {
-                self.expect.remove(name);
-                hub.handle(input);
-            }
-            other => self.held.push_back(other),
-        }
-        self.expect.is_empty()
-    }
-}
-
-#[derive(Default)]
+/// The hub's state: the engine, and what it knows of every frontend.
 struct Hub {
     /// Tells this kernel process's frame numbers apart from any other's.
     epoch: u64,
-    /// The chat, unless this kernel is a cluster member (whose replica is its member's).
-    chat: Chat,
-    cluster: Option<Box<Clustered>>,
-    /// A cluster member's stream entries applied since the last flush (the newest), and those
-    /// whose outputs wait to be written, as a ledger keyed by entry number.
+    engine: Box<dyn Engine>,
+    /// Events from elsewhere (a cluster's stream entries) applied since the last flush (the
+    /// newest), and those whose outputs wait to be written, as a ledger keyed by entry number.
     entries_applied: Option<u64>,
     entries_unwritten: Ledger,
     frontends: HashMap<FrontendId, Frontend>,
@@ -308,9 +239,6 @@ struct Hub {
     /// For each frontend past [`HIGH_WATER`]: the last batch seen written, and since when.
     stalls: HashMap<FrontendId, (u64, Instant)>,
     clock: Clock,
-    out: Vec<Output>,
-    /// The input being applied, stamped on what it causes.
-    origin: Option<Origin>,
     batch: u64,
     unconfirmed: Ledger,
     /// The hello of a frontend whose previous connection has not ended yet, and the frames after
@@ -320,63 +248,69 @@ struct Hub {
 }
 
 impl Hub {
-    /// Whether the cluster member (if any) has joined and read who is logged in.
-    fn cluster_ready(&self) -> bool {
-        self.cluster.as_ref().is_none_or(|c| c.member.ready())
+    fn new(engine: Box<dyn Engine>) -> Self {
+        Self {
+            epoch: crate::instance::new(),
+            engine,
+            entries_applied: None,
+            entries_unwritten: Ledger::default(),
+            frontends: HashMap::new(),
+            detached: HashMap::new(),
+            logged_out: HashMap::new(),
+            stalls: HashMap::new(),
+            clock: Clock::default(),
+            batch: 0,
+            unconfirmed: Ledger::default(),
+            held: VecDeque::new(),
+            holding: HashSet::new(),
+        }
     }
 
+    /// Waits for an input, or for a timer or a writer to give the hub something to do (which it
+    /// does before returning).
+    async fn wait(
+        &mut self,
+        inputs: &mut mpsc::Receiver<Input>,
+        written: &Notify,
+        restoring: &mut Restoring,
+        flushing: bool,
+    ) -> Woken {
+        let stall = self.stalled_by(Instant::now());
+        let expiry = self.next_expiry();
+        let ack = self.frontends.values().filter_map(|f| f.ack.map(|(_, due)| due)).min();
+        let window = restoring.window(self.engine.ready());
+        let at = |deadline: Option<Instant>| tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now));
+        tokio::select! {
+            input = inputs.recv(), if stall.is_none() => match input {
+                Some(input) => Woken::Input(input),
+                None => Woken::Closed,
+            },
+            _ = written.notified(), if stall.is_some() || !self.unconfirmed.is_empty() || flushing => Woken::Again,
+            _ = at(stall), if stall.is_some() => {
+                self.let_go_of_stalled(Instant::now());
+                Woken::Again
+            }
+            _ = at(expiry), if expiry.is_some() => {
+                self.expire(Instant::now());
+                Woken::Again
+            }
+            _ = at(ack), if ack.is_some() => Woken::Again,
+            _ = at(window), if window.is_some() => {
+                restoring.window_over();
+                Woken::Again
+            }
+        }
+    }
+
+    /// Applies `input`, unless it waits for a previous connection of its frontend to end (see
+    /// [`hold`](Self::hold)).
     fn handle(&mut self, input: Input) {
         if let Some(input) = self.hold(input) {
             self.apply(input);
         }
     }
 
-    /// Holds what a frontend sends while its previous connection (a process that died a moment
-    /// ago, say) has not ended: the frames still unread on that connection come first. Returns
-    /// `input` unless it was held. The previous connection's end releases them (see
-    /// [`Hub::release`]).
-    fn hold(&mut self, input: Input) -> Option<Input> {
-        match &input {
-            Input::Attach { frontend, name, .. } if self.frontends.values().any(|f| &f.name == name) => {
-                tracing::info!(frontend = %name, "its previous connection has not ended yet: waiting for it");
-                self.holding.insert(*frontend);
-            }
-            Input::Frame { frontend, .. } | Input::Detach { frontend, .. } if self.holding.contains(frontend) => {}
-            _ => return Some(input),
-        }
-        self.held.push_back(input);
-        None
-    }
-
-    /// Applies what was held for the frontends named `name`, in order.
-    fn release(&mut self, name: &str) {
-        let ids: HashSet<FrontendId> = self
-            .held
-            .iter()
-            .filter_map(|input| match input {
-                Input::Attach { frontend, name: n, .. } if n == name => Some(*frontend),
-                _ => None,
-            })
-            .collect();
-        if ids.is_empty() {
-            return;
-        }
-        self.holding.retain(|id| !ids.contains(id));
-        let (mine, others): (VecDeque<Input>, VecDeque<Input>) = self.held.drain(..).partition(|input| match input {
-            Input::Attach { frontend, .. } | Input::Frame { frontend, .. } | Input::Detach { frontend, .. } => {
-                ids.contains(frontend)
-            }
-            _ => false,
-        });
-        self.held = others;
-        for input in mine {
-            self.encode();
-            self.handle(input);
-        }
-    }
-
     fn apply(&mut self, input: Input) {
-        self.origin = None;
         match input {
             Input::Attach {
                 frontend,
@@ -387,104 +321,31 @@ impl Hub {
                 outbox,
                 progress,
             } => {
-                let before: Vec<FrontendId> = self
-                    .detached
-                    .iter()
-                    .filter(|(_, d)| d.name == name)
-                    .map(|(id, _)| *id)
-                    .collect();
-                self.frontends.insert(
-                    frontend,
-                    Frontend {
-                        name,
-                        instance,
-                        outbox,
-                        pending: BytesMut::new(),
-                        progress,
-                        applied: None,
-                        ack: None,
-                        feed: Feed::default(),
-                        last_applied: 0,
-                    },
-                );
-                match before.split_last() {
-                    Some((&old, older)) => {
-                        for id in older {
-                            self.detached.remove(id);
-                            self.frontend_gone(*id);
-                        }
-                        let mut away = self.detached.remove(&old).expect("listed above");
-                        if !away.pending.is_empty() {
-                            away.feed.keep(away.pending.split().freeze(), Instant::now());
-                        }
-                        let name = self.frontends[&frontend].name.clone();
-                        tracing::info!(frontend = %name, "frontend is back: its sessions carry on");
-                        match self.cluster {
-                            Some(_) => {
-                                self.resume(frontend, away.feed, away.last_applied, resume);
-                                self.cluster_attach(frontend, &name, sessions, None);
-                            }
-                            None => {
-                                self.chat.reattach(old, frontend, sessions, &mut self.out);
-                                self.resume(frontend, away.feed, away.last_applied, resume);
-                            }
-                        }
-                    }
-                    None => {
-                        self.sync(frontend, 0);
-                        let now = Instant::now();
-                        self.logged_out.retain(|_, l| l.until > now);
-                        let name = self.frontends[&frontend].name.clone();
-                        match (self.logged_out.remove(&name), self.cluster.is_some()) {
-                            (gone, true) => self.cluster_attach(frontend, &name, sessions, gone.map(|g| g.sessions)),
-                            (Some(gone), false) => {
-                                self.chat
-                                    .restore_after_logout(frontend, sessions, &gone.sessions, &mut self.out)
-                            }
-                            (None, false) => self.chat.restore(frontend, sessions, &mut self.out),
-                        }
-                    }
-                }
+                let f = Frontend {
+                    name,
+                    instance,
+                    outbox,
+                    pending: BytesMut::new(),
+                    progress,
+                    applied: None,
+                    ack: None,
+                    feed: Feed::default(),
+                    last_applied: 0,
+                };
+                self.attach(frontend, f, sessions, resume);
             }
             Input::Frame { frontend, seq, message } => {
-                let Some(f) = self.frontends.get_mut(&frontend) else {
+                let Some(f) = self.frontends.get(&frontend) else {
                     return; // let go of; its reader has not noticed yet
                 };
-                if self.cluster.is_some() {
-                    let instance = f.instance;
-                    self.cluster_frame(
-                        cluster::From {
-                            frontend,
-                            seq,
-                            instance,
-                        },
-                        message,
-                    );
-                    return;
-                }
-                f.applied = Some(seq);
-                f.last_applied = seq;
-                self.origin = Some(Origin {
-                    instance: f.instance,
+                let from = engine::From {
+                    frontend,
                     seq,
-                });
-                let key = |session| SessionKey { frontend, session };
-                match message {
-                    Upstream::Open { session } => {
-                        self.chat.open(key(session));
-                    }
-                    Upstream::Line { session, line } => {
-                        tracing::trace!(frontend, session, seq, %line, "line");
-                        let now = self.clock.now();
-                        if !self.chat.input(key(session), &line, now, &mut self.out) {
-                            tracing::debug!(frontend, session, "input for an unknown session ignored");
-                        }
-                    }
-                    Upstream::Closed { session } => self.chat.close(key(session), &mut self.out),
-                    Upstream::Hello { .. } | Upstream::Census | Upstream::Heartbeat | Upstream::Bye => {
-                        unreachable!("the connection keeps these from the hub")
-                    }
-                }
+                    instance: f.instance,
+                };
+                let mut fx = Effects::default();
+                self.engine.frame(from, message, self.clock.now(), &mut fx);
+                self.emit(fx);
             }
             Input::Detach { frontend, wait } => {
                 if let Some(f) = self.frontends.remove(&frontend) {
@@ -494,7 +355,6 @@ impl Hub {
                     } else {
                         self.frontend_gone(frontend);
                     }
-                    self.encode();
                     self.release(&name);
                 }
             }
@@ -503,218 +363,48 @@ impl Hub {
                 let _ = done.send(());
             }
             Input::Census { reply } => {
-                let mut users: HashMap<String, u64> = HashMap::new();
-                let chat = self.cluster.as_ref().map_or(&self.chat, |c| &c.member.chat);
-                let named = self.frontends.iter().map(|(id, f)| (id, &f.name));
-                for (id, name) in named.chain(self.detached.iter().map(|(id, d)| (id, &d.name))) {
-                    *users.entry(name.clone()).or_default() += chat.users_on(*id) as u64;
-                }
-                let mut users: Vec<(String, u64)> = users.into_iter().collect();
-                users.extend(self.cluster_census());
-                let _ = reply.send(users);
+                let _ = reply.send(self.census());
             }
-            Input::Cluster(incoming) => self.cluster_incoming(incoming),
-        }
-        self.encode();
-    }
-
-    /// Starts a new frontend's numbering: its frames from here on are numbered from its feed's
-    /// next number.
-    fn sync(&mut self, frontend: FrontendId, applied: u64) {
-        let epoch = self.epoch;
-        let f = self.frontends.get_mut(&frontend).expect("attached");
-        Downstream::Sync {
-            epoch,
-            next: f.feed.next(),
-            applied,
-        }
-        .encode(&mut f.pending);
-    }
-
-    /// A frontend came back with `feed`, what it was sent while away: if its hello says where it
-    /// (or its previous process) left off, and that is still kept, it gets what it has not handled
-    /// first; then the logins of its sessions, which its new process does not know yet, and the
-    /// rest numbered as usual.
-    fn resume(&mut self, frontend: FrontendId, feed: Feed, applied: u64, resume: Option<(u64, u64)>) {
-        let epoch = self.epoch;
-        let replay = resume.and_then(|(from, after)| (from == epoch).then(|| (after, feed.since(after))));
-        let f = self.frontends.get_mut(&frontend).expect("attached");
-        f.feed = feed;
-        match replay {
-            Some((after, Some(frames))) => {
-                // The logins first, unnumbered: the replay is for sessions as they are now.
-                let mut rest = Vec::with_capacity(self.out.len());
-                for output in self.out.drain(..) {
-                    match output {
-                        Output::Named { key, login } if key.frontend == frontend => Downstream::Named {
-                            session: key.session,
-                            login,
-                        }
-                        .encode(&mut f.pending),
-                        other => rest.push(other),
-                    }
-                }
-                self.out = rest;
-                Downstream::Sync {
-                    epoch,
-                    next: after + 1,
-                    applied,
-                }
-                .encode(&mut f.pending);
-                tracing::info!(frontend = %f.name, from = after + 1, to = f.feed.next(), bytes = frames.len(), "sending again what its last process did not handle");
-                f.pending.extend_from_slice(&frames);
-                // What is pending is not numbered anew (the replayed frames have their numbers):
-                // hand it over now, kept out of the feed.
-                let bytes = f.pending.split().freeze();
-                f.progress.queued.fetch_add(bytes.len(), Ordering::AcqRel);
-                let _ = f.outbox.send((self.batch, bytes));
-            }
-            Some((after, None)) => {
-                tracing::warn!(frontend = %f.name, after, next = f.feed.next(), "cannot send again what its last process did not handle: no longer kept");
-                self.sync(frontend, applied);
-            }
-            None => self.sync(frontend, applied),
+            Input::Cluster(incoming) => self.incoming(incoming),
         }
     }
 
-    /// Where a frontend's frames go: its pending buffer and feed, attached or away.
-    fn sink(&mut self, id: FrontendId) -> Option<(&mut BytesMut, &mut Feed)> {
-        if let Some(f) = self.frontends.get_mut(&id) {
-            return Some((&mut f.pending, &mut f.feed));
+    /// What the engine's link brought back.
+    fn incoming(&mut self, incoming: crate::cluster::link::Incoming) {
+        let mut fx = Effects::default();
+        self.engine.incoming(incoming, &mut fx);
+        if let Some(entry) = self.engine.applied() {
+            self.entries_applied = Some(entry);
         }
-        self.detached.get_mut(&id).map(|d| (&mut d.pending, &mut d.feed))
+        self.emit(fx);
     }
 
-    /// Encodes the outputs into each frontend's pending buffer, numbered.
-    fn encode(&mut self) {
-        let origin = self.origin;
-        let out = std::mem::take(&mut self.out);
-        for output in &out {
-            match output {
-                Output::Deliver { event, to } => {
-                    let body = wire::encode_event(event);
-                    for (frontend, sessions) in to {
-                        if let Some((pending, feed)) = self.sink(*frontend) {
-                            wire::encode_deliver(pending, Some(sessions), origin, &body);
-                            feed.numbered();
-                        }
-                    }
-                }
-                Output::Broadcast { event, to } => {
-                    tracing::trace!(?event, to = ?to.iter().map(|(f, _)| *f).collect::<Vec<_>>(), "broadcast");
-                    let body = wire::encode_event(event);
-                    for (frontend, _) in to {
-                        if let Some((pending, feed)) = self.sink(*frontend) {
-                            wire::encode_deliver(pending, None, origin, &body);
-                            feed.numbered();
-                        }
-                    }
-                }
-                Output::Named { key, login } => {
-                    if let Some((pending, feed)) = self.sink(key.frontend) {
-                        Downstream::Named {
-                            session: key.session,
-                            login: login.clone(),
-                        }
-                        .encode(pending);
-                        feed.numbered();
-                    }
-                }
-                Output::Close(key) => {
-                    if let Some((pending, feed)) = self.sink(key.frontend) {
-                        Downstream::Close { session: key.session }.encode(pending);
-                        feed.numbered();
-                    }
-                }
-            }
-        }
-        self.out = out;
-        self.out.clear();
+    /// A frontend is gone for good: its users are logged out.
+    fn frontend_gone(&mut self, frontend: FrontendId) {
+        let mut fx = Effects::default();
+        self.engine.gone(frontend, &mut fx);
+        self.emit(fx);
     }
 
-    /// Hands each frontend its pending frames as one batch, with its acknowledgement if one waits
-    /// (or alone, once due), and files the acknowledgements of the frames applied since. A
-    /// frontend past [`MAX_QUEUED`] is let go of instead.
-    fn flush(&mut self, now: Instant) {
-        self.batch += 1;
-        let batch = self.batch;
-        let mut after = Vec::new();
-        let mut over = Vec::new();
-        for (id, f) in &mut self.frontends {
-            if let Some((seq, due)) = f.ack
-                && (!f.pending.is_empty() || due <= now)
-            {
-                Downstream::Ack { seq }.encode(&mut f.pending);
-                f.ack = None;
-            }
-            if f.pending.is_empty() {
-                continue;
-            }
-            if f.waiting() > MAX_QUEUED {
-                over.push(*id);
-                continue;
-            }
-            let bytes = f.pending.split().freeze();
-            f.feed.keep(bytes.clone(), now);
-            f.progress.queued.fetch_add(bytes.len(), Ordering::AcqRel);
-            // A writer that is gone has a detach on its way.
-            let _ = f.outbox.send((batch, bytes));
-            after.push((*id, batch));
-        }
-        // Frontends that are away: what they are sent is kept for their replay.
-        for d in self.detached.values_mut() {
-            if !d.pending.is_empty() {
-                d.feed.keep(d.pending.split().freeze(), now);
-            }
-        }
-        for (id, f) in &mut self.frontends {
-            if let Some(seq) = f.applied.take() {
-                self.unconfirmed.record(*id, seq, &after);
-            }
-        }
-        if let Some(entry) = self.entries_applied.take() {
-            self.entries_unwritten.record(0, entry, &after);
-        }
-        for id in over {
-            self.let_go(id, "its queue passed the bound");
-        }
+    /// The kernel stops: the engine leaves whatever it is part of.
+    fn part(&mut self) {
+        let mut fx = Effects::default();
+        self.engine.part(&mut fx);
+        self.emit(fx);
     }
 
-    /// Makes every held acknowledgement due now.
-    fn ack_now(&mut self) {
-        let now = Instant::now();
-        for f in self.frontends.values_mut() {
-            if let Some((_, due)) = &mut f.ack {
-                *due = now;
-            }
+    /// Users by frontend name (a frontend let go of counts under its name), and by node as
+    /// `@NODE` (a cluster's other hosts).
+    fn census(&self) -> Vec<(String, u64)> {
+        let chat = self.engine.chat();
+        let mut users: HashMap<String, u64> = HashMap::new();
+        let named = self.frontends.iter().map(|(id, f)| (id, &f.name));
+        for (id, name) in named.chain(self.detached.iter().map(|(id, d)| (id, &d.name))) {
+            *users.entry(name.clone()).or_default() += chat.users_on(*id) as u64;
         }
-    }
-
-    /// Readies, in order, the acknowledgement of every frame whose effects have been written
-    /// everywhere; [`Hub::flush`] sends it.
-    fn confirm(&mut self, now: Instant) {
-        let frontends = &mut self.frontends;
-        let mut acks = Vec::new();
-        self.unconfirmed.confirm(
-            |id| frontends.get(&id).map(|f| f.progress.written.load(Ordering::Acquire)),
-            |frontend, seq| acks.push((frontend, seq)),
-        );
-        for (frontend, seq) in acks {
-            if let Some(f) = frontends.get_mut(&frontend) {
-                let due = f.ack.map_or(now + ACK_DELAY, |(_, due)| due);
-                f.ack = Some((seq, due));
-            }
-        }
-        if let Some(c) = self.cluster.as_mut() {
-            let written = |id| {
-                frontends
-                    .get(&id)
-                    .map(|f: &Frontend| f.progress.written.load(Ordering::Acquire))
-            };
-            self.entries_unwritten.confirm(written, |_, n| {
-                c.member.written(crate::cluster::entry::Id::from_number(n))
-            });
-        }
+        let mut users: Vec<(String, u64)> = users.into_iter().collect();
+        users.extend(self.engine.nodes().into_iter().map(|(node, n)| (format!("@{node}"), n)));
+        users
     }
 }
 

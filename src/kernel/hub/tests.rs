@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::chat::Event;
+use crate::wire::Downstream;
 
 /// A frontend as the hub sees it: the receiving end of its writer's queue.
 struct Fake {
