@@ -90,7 +90,7 @@ impl Admission {
 
     /// Counts a connection a previous process of this server admitted (adopted after a restart):
     /// it is served whatever the limits say now.
-    pub fn adopt(self: &Arc<Self>, ip: IpAddr) -> Ticket {
+    pub fn admit_adopted(self: &Arc<Self>, ip: IpAddr) -> Ticket {
         let source = Source::of(ip);
         let mut counts = self.lock();
         *counts.by_source.entry(source).or_insert(0) += 1;

@@ -161,8 +161,9 @@ fn sockets_by(clients: Vec<(SessionId, u32, OwnedFd)>, per_thread_at_least: usiz
     })
 }
 
-/// Reads the adoption until the supervisor says that was all.
-pub async fn adopt(channel: &Channel) -> std::io::Result<Adoption> {
+/// Receives what the supervisor hands a new process (see [`Adoption`]), until it says that was
+/// all.
+pub async fn receive(channel: &Channel) -> std::io::Result<Adoption> {
     let mut adoption = Adoption::default();
     loop {
         match channel.recv().await? {

@@ -159,7 +159,7 @@ impl Render {
 }
 
 /// Serves the `handoff` socket, if the supervisor gave one: first receives what the previous
-/// process left (see [`handoff::adopt`]), then starts the task that parks each new client;
+/// process left (see [`handoff::receive`]), then starts the task that parks each new client;
 /// `hand_over` is cancelled when the supervisor asks this process to hand over.
 async fn take_over(
     handoff: Option<std::os::fd::OwnedFd>,
@@ -169,7 +169,7 @@ async fn take_over(
         return Ok((None, Adoption::default()));
     };
     let channel = crate::handoff::socket::Channel::new(fd)?;
-    let adoption = match tokio::time::timeout(ADOPT_TIMEOUT, handoff::adopt(&channel)).await {
+    let adoption = match tokio::time::timeout(ADOPT_TIMEOUT, handoff::receive(&channel)).await {
         Ok(Ok(adoption)) => adoption,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "could not adopt the clients of the previous process");

@@ -69,7 +69,7 @@ pub async fn serve(
     let limits = telnet.limits;
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
     for (adopted, stream) in adopted {
-        let ticket = admission.adopt(adopted.peer.ip());
+        let ticket = admission.admit_adopted(adopted.peer.ip());
         tokio::spawn(task(
             stream,
             Opening::Adopted(Box::new(adopted)),

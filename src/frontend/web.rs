@@ -106,7 +106,7 @@ pub async fn serve(
     let limits = web.limits;
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
     for (adopted, stream) in adopted {
-        let ticket = admission.adopt(adopted.peer.ip());
+        let ticket = admission.admit_adopted(adopted.peer.ip());
         tokio::spawn(adopted_task(stream, Box::new(adopted), web.clone(), ticket));
     }
     let refusals = Refusals {

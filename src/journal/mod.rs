@@ -137,7 +137,7 @@ impl Journal {
     /// having seen `counts`: decides what became of it (see [`recover`]), remembers which frames
     /// sent again it skips and whether its latest line is in doubt, and starts its slot afresh
     /// from there.
-    pub fn adopt(&self, id: SessionId, index: u32, counts: Counts) -> (Option<Slot>, Recovery) {
+    pub fn recover(&self, id: SessionId, index: u32, counts: Counts) -> (Option<Slot>, Recovery) {
         let slot = self.file.as_ref().and_then(|file| Slot::new(file, index));
         let left = slot.as_ref().map(Slot::left).unwrap_or_default();
         let position = self.left_off.map(|(_, seq)| seq);

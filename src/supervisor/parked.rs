@@ -193,7 +193,7 @@ mod tests {
             .apply(Message::Park(list), ids.iter().map(|_| null()).collect());
         let state = Arc::new(crate::journal::PositionFile::create("test", 1000).unwrap());
         let sending = tokio::spawn(adopt(ours, state, parked.clone()));
-        let got = crate::frontend::handoff::adopt(&theirs).await.unwrap();
+        let got = crate::frontend::handoff::receive(&theirs).await.unwrap();
         assert_eq!(sending.await.unwrap().unwrap(), 600);
         assert!(got.file.is_some(), "the position file came first");
         assert_eq!(got.clients.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(), ids);

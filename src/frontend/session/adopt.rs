@@ -60,7 +60,7 @@ impl Sessions {
         carried: Option<Part>,
     ) -> (Adopted, Option<u64>) {
         self.next.fetch_max(id + 1, Ordering::Relaxed);
-        let (slot, recovery) = self.journal.adopt(id, slot, counts);
+        let (slot, recovery) = self.journal.recover(id, slot, counts);
         let written = recovery.reached.unwrap_or(0);
         let (outbox, rx) = outbox(self.room.clone(), slot, written, counts.written.unwrap_or(0));
         outbox.heard(self.round.load(Ordering::Relaxed));
