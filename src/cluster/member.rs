@@ -29,10 +29,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::entry::{Entry, Id, Leave};
-use super::scripts::{Reply, Script};
+use super::scripts::{self, Beaten, Call, Claim, Everyone, Frame, Joined, Refusal, Reply, Script};
 use crate::chat::command::{self, Command};
-use crate::chat::name::{self, Keys};
 use crate::chat::{Chat, ChatError, Event, FrontendId, Login, Output, SessionId, SessionKey};
+use crate::throttle::Warnings;
 use crate::wire::Origin;
 
 /// How long the users of other nodes wait, after Redis came back empty, for their nodes to
@@ -89,15 +89,14 @@ enum Purpose {
     /// A login asserted again.
     Reclaim {
         key: SessionKey,
-        fenced: bool,
+        claim: Claim,
     },
 }
 
-/// A request as it was made: its script, its arguments after the common head, and what for.
+/// A request as it was made: its script and arguments, and what for.
 #[derive(Debug, Clone)]
 struct Made {
-    script: Script,
-    args: Vec<String>,
+    call: Call,
     purpose: Purpose,
 }
 
@@ -113,9 +112,8 @@ struct Item {
 enum Work {
     /// Answered from the replica once at the front: the line.
     Local(String),
-    /// A script for this line, held until the local answer before it is out (the name typed for
-    /// a `msg`, whether it is a `logout`).
-    Deferred(Script, Vec<String>, Option<String>, bool),
+    /// A script for this line, held until the local answer before it is out.
+    Deferred(Made),
     /// Its script is on its way (request id).
     Sent(u64),
     /// Its script answered; this is shown (if anything) once at the front.
@@ -375,10 +373,10 @@ impl Member {
         }
     }
 
-    fn make(&mut self, script: Script, args: Vec<String>, purpose: Purpose) -> u64 {
+    fn make(&mut self, call: Call, purpose: Purpose) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.send(id, Made { script, args, purpose });
+        self.send(id, Made { call, purpose });
         id
     }
 
@@ -387,15 +385,15 @@ impl Member {
             self.parked.insert(id, made);
             return;
         }
-        let mut args = if made.script == Script::Join {
-            Vec::new()
-        } else {
+        let mut args = if made.call.script.takes_head() {
             vec![self.epoch.clone(), self.node.clone(), self.instance.clone()]
+        } else {
+            Vec::new()
         };
-        args.extend(made.args.iter().cloned());
+        args.extend(made.call.args.iter().cloned());
         self.outgoing.push(Request {
             id,
-            script: made.script,
+            script: made.call.script,
             args,
         });
         self.waiting.insert(id, made);
@@ -403,9 +401,8 @@ impl Member {
 
     fn join(&mut self) {
         let candidate = format!("{:016x}", random());
-        let ttl = PRESENCE_TTL.as_millis().to_string();
-        let args = vec![candidate, self.node.clone(), self.instance.clone(), ttl];
-        self.make(Script::Join, args, Purpose::Join);
+        let call = Call::join(&candidate, &self.node, &self.instance, PRESENCE_TTL);
+        self.make(call, Purpose::Join);
     }
 
     // ---- What the hub asks ------------------------------------------------------------------
@@ -465,7 +462,7 @@ impl Member {
                 // Redis does not have it logged in. If this node was reaped while its kernel was away,
                 // it claims the name again; otherwise it logged out meanwhile (its logout had not
                 // reached the frontend), and Redis's record stands.
-                (None, Some(login)) if !self.kept => self.reclaim(key, &login, true),
+                (None, Some(login)) if !self.kept => self.reclaim(key, &login, Claim::Fenced),
                 (None, Some(_)) => named.push(Output::Named { key, login: None }),
                 _ => {}
             }
@@ -528,48 +525,40 @@ impl Member {
             self.done(Some(frame));
             return;
         };
-        let mine = || vec![owner.clone(), process.to_string(), frame.1.to_string()];
-        let script = match command::parse(line) {
-            Some(Ok(Command::Login { name })) => {
-                let valid = name::is_valid(name);
-                let mut args = mine();
-                args.extend([if valid { "1" } else { "0" }.to_string(), name.to_string()]);
-                if valid {
-                    args.extend(Keys::of(name).iter().map(str::to_string));
-                }
-                Some((Script::Login, args, None))
-            }
-            Some(Ok(Command::Logout)) => {
-                let args = vec![process.to_string(), frame.1.to_string(), "c".to_string(), owner.clone()];
-                Some((Script::Leave, args, None))
-            }
-            Some(Ok(Command::Msg { name, text })) => {
-                let mut args = mine();
-                args.extend([time.to_string(), text]);
-                // A typed name that is no valid name names nobody: one key nobody holds.
-                match name::is_valid(name) {
-                    true => args.extend(Keys::of(name).iter().map(str::to_string)),
-                    false => args.push(String::new()),
-                }
-                Some((Script::Say, args, Some(name.to_string())))
-            }
-            Some(Ok(Command::MsgAll { text })) => {
-                let mut args = mine();
-                args.extend([time.to_string(), text]);
-                Some((Script::Say, args, None))
-            }
-            _ => None,
+        let frame_of = Frame {
+            owner: &owner,
+            process,
+            seq: frame.1,
         };
-        let logout = matches!(&script, Some((Script::Leave, ..)));
+        let (call, typed) = match command::parse(line) {
+            Some(Ok(Command::Login { name })) => (Call::login(frame_of, name), None),
+            Some(Ok(Command::Logout)) => (Call::logout(frame_of), None),
+            Some(Ok(Command::Msg { name, text })) => {
+                (Call::say(frame_of, time, text, Some(name)), Some(name.to_string()))
+            }
+            Some(Ok(Command::MsgAll { text })) => (Call::say(frame_of, time, text, None), None),
+            _ => {
+                let queue = self.queues.entry(key).or_default();
+                queue.items.push_back(Item {
+                    frame: Some(frame),
+                    work: Work::Local(line.to_string()),
+                });
+                self.advance(key, out);
+                return;
+            }
+        };
+        let logout = call.script == Script::Leave;
         let behind_local = self
             .queues
             .get(&key)
             .is_some_and(|q| q.items.iter().any(|i| matches!(i.work, Work::Local(_))));
-        let work = match script {
-            None => Work::Local(line.to_string()),
-            Some((script, args, typed)) if behind_local => Work::Deferred(script, args, typed, logout),
-            Some(_) if self.pending() >= self.max_pending => Work::Answered(Some(Event::Error(ChatError::ServerBusy))),
-            Some((script, args, typed)) => Work::Sent(self.make(script, args, Purpose::Line { key, typed, logout })),
+        let purpose = Purpose::Line { key, typed, logout };
+        let work = if behind_local {
+            Work::Deferred(Made { call, purpose })
+        } else if self.pending() >= self.max_pending {
+            Work::Answered(Some(Event::Error(ChatError::ServerBusy)))
+        } else {
+            Work::Sent(self.make(call, purpose))
         };
         let queue = self.queues.entry(key).or_default();
         queue.items.push_back(Item {
@@ -594,13 +583,12 @@ impl Member {
             return;
         };
         self.ending.insert(key);
-        let args = vec![String::new(), String::new(), "g".to_string(), owner];
         let purpose = Purpose::Line {
             key,
             typed: None,
             logout: false,
         };
-        let id = self.make(Script::Leave, args, purpose);
+        let id = self.make(Call::gone([owner]), purpose);
         let queue = self.queues.entry(key).or_default();
         queue.closing = true;
         queue.items.push_back(Item {
@@ -639,9 +627,7 @@ impl Member {
             owners.extend(self.owners.owner(*key));
         }
         for batch in owners.chunks(LEAVE_BATCH) {
-            let mut args = vec![String::new(), String::new(), "g".to_string()];
-            args.extend(batch.iter().cloned());
-            self.make(Script::Leave, args, Purpose::Gone);
+            self.make(Call::gone(batch.iter().cloned()), Purpose::Gone);
         }
     }
 
@@ -667,7 +653,7 @@ impl Member {
             match script {
                 Script::Join => self.join(),
                 _ => {
-                    self.make(Script::Users, Vec::new(), Purpose::Users);
+                    self.make(Call::users(), Purpose::Users);
                 }
             }
         }
@@ -721,24 +707,15 @@ impl Member {
             return;
         }
         let reap = self.joined_at.is_some_and(|at| now.duration_since(at) >= PRESENCE_TTL);
-        let position = if self.written == Id::default() {
-            String::new()
-        } else {
-            self.written.to_string()
-        };
-        let args = vec![
-            PRESENCE_TTL.as_millis().to_string(),
-            position,
-            if reap { "1" } else { "0" }.to_string(),
-        ];
-        self.make(Script::Beat, args, Purpose::Beat);
+        let written = Some(self.written).filter(|w| *w != Id::default());
+        self.make(Call::beat(PRESENCE_TTL, written, reap), Purpose::Beat);
     }
 
     /// The kernel stops: the node leaves the cluster if nobody is logged in on it (so that an
     /// `up` right after a `down` need not wait for its presence to lapse).
     pub fn part(&mut self) {
         if self.phase == Phase::Ready {
-            self.make(Script::Part, Vec::new(), Purpose::Part);
+            self.make(Call::part(), Purpose::Part);
         }
     }
 
@@ -752,6 +729,14 @@ impl Member {
     /// Redis answered request `id` (`None`: an error, or an answer that makes no sense).
     pub fn answered(&mut self, id: u64, reply: Option<Reply>, now: Instant, out: &mut Emitted) {
         let Some(made) = self.waiting.remove(&id) else { return };
+        if let Some(Reply::Refused(Refusal::Unknown(why))) = &reply {
+            crate::warn_limited!(
+                UNKNOWN_REFUSALS,
+                script = ?made.call.script,
+                refusal = %why,
+                "a cluster script refused for a reason this version does not know"
+            );
+        }
         if let Some(Reply::Reset | Reply::Fenced) = reply {
             match made.purpose {
                 // Its script ran nowhere: it goes again, in its place, once healed.
@@ -774,25 +759,26 @@ impl Member {
                 out.push((None, caused));
             }
             Purpose::Beat => {
-                if let Some(Reply::Ok(fields)) = reply.filter(|r| matches!(r, Reply::Ok(f) if !f.is_empty())) {
-                    let count: usize = fields[0].parse().unwrap_or(0);
-                    let (reaped, members) = fields[1..].split_at(count.min(fields.len() - 1));
+                if let Some(Reply::Ok(fields)) = reply
+                    && let Some(Beaten { reaped, members }) = Beaten::read(&fields)
+                {
                     if !reaped.is_empty() {
                         tracing::warn!(nodes = ?reaped, "reaped nodes whose presence lapsed: their users are logged out");
                     }
-                    self.nodes = members.iter().cloned().collect();
+                    self.nodes = members.into_iter().collect();
                 }
             }
             Purpose::Part => {}
             Purpose::Gone => {}
-            Purpose::Reclaim { key, fenced } => {
+            Purpose::Reclaim { key, claim } => {
+                // `taken` is the one refusal of a reclaim.
                 if let Some(Reply::Refused(_)) = reply {
                     // Taken meanwhile: told, logged out here too, and (after a fence) closed.
                     let mut caused = Vec::new();
                     self.chat
                         .answer(key, Event::Error(ChatError::UsernameTaken), &mut caused);
                     self.chat.left(key, true, &mut caused);
-                    if fenced {
+                    if claim == Claim::Fenced {
                         caused.push(Output::Close(key));
                     }
                     out.push((None, caused));
@@ -808,7 +794,7 @@ impl Member {
                 }
                 let shown = match reply {
                     Some(Reply::Ok(fields)) => {
-                        if let Some(entry) = fields.first().and_then(|f| f.parse::<Id>().ok())
+                        if let Some(entry) = scripts::appended(&fields)
                             && let Some(queue) = self.queues.get_mut(&key)
                         {
                             queue.after = Some(entry);
@@ -816,13 +802,13 @@ impl Member {
                         None
                     }
                     Some(Reply::Dup) => None,
-                    Some(Reply::Refused(why)) => Some(Event::Error(match why.as_str() {
-                        "already" => ChatError::AlreadyLogin,
-                        "invalid" => ChatError::InvalidUsername,
-                        "taken" => ChatError::UsernameTaken,
-                        "first" => ChatError::FirstLogin,
-                        "notfound" => ChatError::NotFound(typed.unwrap_or_default()),
-                        _ => ChatError::ServerBusy,
+                    Some(Reply::Refused(why)) => Some(Event::Error(match why {
+                        Refusal::Already => ChatError::AlreadyLogin,
+                        Refusal::Invalid => ChatError::InvalidUsername,
+                        Refusal::Taken => ChatError::UsernameTaken,
+                        Refusal::First => ChatError::FirstLogin,
+                        Refusal::NotFound => ChatError::NotFound(typed.unwrap_or_default()),
+                        Refusal::Unknown(_) => ChatError::ServerBusy,
                     })),
                     _ => Some(Event::Error(ChatError::ServerBusy)),
                 };
@@ -895,17 +881,15 @@ impl Member {
             match &item.work {
                 Work::Local(_) => break,
                 Work::Deferred(..) => {
-                    if let Work::Deferred(script, args, typed, logout) =
-                        std::mem::replace(&mut item.work, Work::Answered(None))
-                    {
-                        ready.push((i, script, args, typed, logout));
+                    if let Work::Deferred(made) = std::mem::replace(&mut item.work, Work::Answered(None)) {
+                        ready.push((i, made));
                     }
                 }
                 _ => {}
             }
         }
-        for (i, script, args, typed, logout) in ready {
-            let id = self.make(script, args, Purpose::Line { key, typed, logout });
+        for (i, made) in ready {
+            let id = self.make(made.call, made.purpose);
             if let Some(item) = self.queues.get_mut(&key).and_then(|q| q.items.get_mut(i)) {
                 item.work = Work::Sent(id);
             }
@@ -994,7 +978,7 @@ impl Member {
                 if local && why == Leave::Reaped && !self.ending.contains(&key) {
                     // Reaped while this node was cut off: it is still here, and says so again.
                     if let Some(login) = self.chat.login_of(key) {
-                        self.reclaim(key, &login, true);
+                        self.reclaim(key, &login, Claim::Fenced);
                     }
                     return;
                 }
@@ -1037,19 +1021,10 @@ impl Member {
         }
     }
 
-    /// Asserts `key`'s login in Redis again (`fenced`: only if its name is free; otherwise, after
-    /// a reset, quietly, the earlier login of a name winning).
-    fn reclaim(&mut self, key: SessionKey, login: &Login, fenced: bool) {
+    /// Asserts `key`'s login in Redis again.
+    fn reclaim(&mut self, key: SessionKey, login: &Login, claim: Claim) {
         let Some(owner) = self.owners.owner(key) else { return };
-        let mut args = vec![
-            owner,
-            login.seq.to_string(),
-            login.name.clone(),
-            if fenced { "0" } else { "1" }.to_string(),
-            if fenced { "fenced" } else { "reset" }.to_string(),
-        ];
-        args.extend(Keys::of(&login.name).iter().map(str::to_string));
-        self.make(Script::Reclaim, args, Purpose::Reclaim { key, fenced });
+        self.make(Call::reclaim(owner, login, claim), Purpose::Reclaim { key, claim });
     }
 
     // ---- Joining, healing ---------------------------------------------------------------------
@@ -1069,12 +1044,8 @@ impl Member {
     }
 
     fn joined(&mut self, reply: Option<Reply>, now: Instant) {
-        let (epoch, delivered, kept) = match reply {
-            Some(Reply::Ok(fields)) if !fields.is_empty() => (
-                fields[0].clone(),
-                fields.get(1).and_then(|p| p.parse().ok()),
-                fields.get(2).is_some_and(|k| k == "kept"),
-            ),
+        let Joined { epoch, delivered, kept } = match reply {
+            Some(Reply::Ok(fields)) if let Some(joined) = Joined::read(&fields) => joined,
             Some(Reply::Busy(ms)) => {
                 self.note = Some(format!(
                     "node name `{}` is held by another live instance (its presence lapses in {ms} ms): waiting",
@@ -1095,7 +1066,7 @@ impl Member {
             self.epoch = epoch;
             self.delivered = delivered;
             self.kept = kept;
-            self.make(Script::Users, Vec::new(), Purpose::Users);
+            self.make(Call::users(), Purpose::Users);
             return;
         }
         let reset = epoch != self.epoch;
@@ -1122,13 +1093,13 @@ impl Member {
                 generation: self.reading.generation + 1,
                 from: self.applied,
             };
-            self.make(Script::Users, Vec::new(), Purpose::Users);
+            self.make(Call::users(), Purpose::Users);
         }
         for frontend in self.owners.local() {
             for (session, login) in self.chat.logins_on(frontend) {
                 let key = SessionKey { frontend, session };
                 if !self.ending.contains(&key) {
-                    self.reclaim(key, &login, !reset);
+                    self.reclaim(key, &login, if reset { Claim::Reset } else { Claim::Fenced });
                 }
             }
         }
@@ -1139,28 +1110,22 @@ impl Member {
     }
 
     fn users(&mut self, reply: Option<Reply>, now: Instant, out: &mut Vec<Output>) {
-        let Some(Reply::Ok(fields)) = reply.filter(|r| matches!(r, Reply::Ok(f) if !f.is_empty())) else {
+        let Some(Everyone { last, mut users }) = reply.and_then(|r| match r {
+            Reply::Ok(fields) => Everyone::read(&fields),
+            _ => None,
+        }) else {
             self.note = Some("could not read who is logged in: trying again".into());
             self.ask_again(Script::Users, now, None);
             return;
         };
         if self.phase != Phase::Starting {
-            self.resync(&fields[1..], out);
+            self.resync(users, out);
             return;
         }
-        let last: Id = fields[0].parse().unwrap_or_default();
-        let mut users: Vec<(String, u64, String)> = fields[1..]
-            .chunks_exact(2)
-            .filter_map(|pair| {
-                let mut record = pair[1].split('\t');
-                let seq = record.next()?.parse().ok()?;
-                Some((pair[0].clone(), seq, record.next()?.to_string()))
-            })
-            .collect();
-        users.sort_by_key(|(_, seq, _)| *seq);
-        for (owner, seq, name) in users {
+        users.sort_by_key(|(_, login)| login.seq);
+        for (owner, login) in users {
             if let Some(key) = self.owners.key(&owner) {
-                self.chat.joined(key, &name, seq, false, out);
+                self.chat.joined(key, &login.name, login.seq, false, out);
             }
         }
         // Where its previous kernel left off, if that is older: what came between is delivered
@@ -1184,16 +1149,12 @@ impl Member {
         self.note = None;
     }
 
-    /// Puts the replica's users of other nodes right by the list of everyone logged in
-    /// (`owner, record` pairs): after a fence, what the node missed for good.
-    fn resync(&mut self, pairs: &[String], out: &mut Vec<Output>) {
-        let listed: HashMap<&str, (u64, &str)> = pairs
-            .chunks_exact(2)
-            .filter_map(|pair| {
-                let mut record = pair[1].split('\t');
-                let seq = record.next()?.parse().ok()?;
-                Some((pair[0].as_str(), (seq, record.next()?)))
-            })
+    /// Puts the replica's users of other nodes right by the list of everyone logged in: after a
+    /// fence, what the node missed for good.
+    fn resync(&mut self, users: Vec<(String, Login)>, out: &mut Vec<Output>) {
+        let listed: HashMap<&str, (u64, &str)> = users
+            .iter()
+            .map(|(owner, login)| (owner.as_str(), (login.seq, login.name.as_str())))
             .collect();
         for owner in self.remote_owners() {
             if !listed.contains_key(owner.as_str())
@@ -1236,6 +1197,10 @@ impl Member {
         owners
     }
 }
+
+/// Refusals this version does not know, logged at most a few a second (every line of a newer
+/// script's could meet one).
+static UNKNOWN_REFUSALS: std::sync::LazyLock<Warnings> = std::sync::LazyLock::new(|| Warnings::new(1, 5));
 
 /// The origin "instance" of the entries of one Redis epoch (FNV-1a of it, top bit set so that it
 /// is no frontend's instance).

@@ -139,7 +139,7 @@ fn a_refusal_is_shown_in_its_place_and_an_unknown_target_is_named() {
     line(&mut m, 2, 1, "msg nobody hi");
     let say = m.take_requests().pop().unwrap();
     assert_eq!(say.args.last().map(String::as_str), Some("nobody"), "the name's key");
-    let out = answer(&mut m, &say, Some(Reply::Refused("notfound".into())));
+    let out = answer(&mut m, &say, Some(Reply::Refused(Refusal::NotFound)));
     assert_eq!(shown(&out), [(2, "[ERROR] - [nobody] not found!".into())]);
     line(&mut m, 2, 2, "login b[a]d");
     let login = m.take_requests().pop().unwrap();
@@ -147,7 +147,7 @@ fn a_refusal_is_shown_in_its_place_and_an_unknown_target_is_named() {
         login.args[6], "0",
         "not valid: refused by the script after the login check"
     );
-    let out = answer(&mut m, &login, Some(Reply::Refused("invalid".into())));
+    let out = answer(&mut m, &login, Some(Reply::Refused(Refusal::Invalid)));
     assert_eq!(shown(&out), [(2, "[ERROR] - invalid username".into())]);
     assert_eq!(
         shown(&line(&mut m, 2, 3, "whoami")),
@@ -240,7 +240,7 @@ fn a_node_reaped_while_cut_off_keeps_its_users_and_claims_their_names_again() {
     assert_eq!(reclaim.script, Script::Reclaim);
     assert_eq!(reclaim.args[7], "fenced");
     // Taken meanwhile: told, and closed.
-    let out = answer(&mut m, &reclaim, Some(Reply::Refused("taken".into())));
+    let out = answer(&mut m, &reclaim, Some(Reply::Refused(Refusal::Taken)));
     assert_eq!(shown(&out)[0], (1, "[ERROR] - Username already taken!".into()));
     let closed = out
         .iter()
