@@ -1,6 +1,6 @@
-//! The member's I/O with Redis (redis-rs on tokio), one task per connection: [`pipeline`] runs
+//! The member's I/O with Redis (redis-rs on tokio), one task per connection: `pipeline` runs
 //! the scripts, in the order they were made, as pipelines (whatever waits goes in one round
-//! trip); [`stream`] reads the stream (`XREAD BLOCK`) from where the member says; a third task
+//! trip); `stream` reads the stream (`XREAD BLOCK`) from where the member says; a third task
 //! refreshes the node's presence every second whatever the kernel is busy with; a ticker asks
 //! the member for its heartbeat every second.
 //!

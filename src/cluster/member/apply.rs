@@ -147,8 +147,11 @@ impl Member {
             if !caused.is_empty() {
                 out.push((Some(self.origin_of(id)), caused));
             }
-            for key in self.sessions.reached(id) {
-                self.advance(key, out);
+            // Sessions waiting for this entry go on.
+            while let Some(keys) = self.sessions.reached(id) {
+                for key in keys {
+                    self.advance(key, out);
+                }
             }
         }
     }

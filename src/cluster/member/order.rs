@@ -49,7 +49,7 @@ struct Item {
 pub(super) enum Work {
     /// Answered from the replica once at the front: the line.
     Local(String),
-    /// A script for this line, held until the answer made here before it is out.
+    /// A script for this line, deferred until the answer made here before it is out.
     Deferred(Made),
     /// Its script is on its way (request id).
     Sent(u64),
@@ -190,13 +190,14 @@ impl Sessions {
         }
     }
 
-    /// The sessions that waited for the replica to reach an entry up to `id`.
-    pub(super) fn reached(&mut self, id: Id) -> Vec<SessionKey> {
-        let reached: Vec<Id> = self.waiters.range(..=id).map(|(at, _)| *at).collect();
-        reached
-            .into_iter()
-            .flat_map(|at| self.waiters.remove(&at).unwrap_or_default())
-            .collect()
+    /// Sessions that waited for the replica to reach an entry up to `id`, those of the earliest
+    /// entry first (`None` once there are none).
+    pub(super) fn reached(&mut self, id: Id) -> Option<HashSet<SessionKey>> {
+        let (at, _) = self.waiters.first_key_value()?;
+        if *at > id {
+            return None;
+        }
+        self.waiters.pop_first().map(|(_, keys)| keys)
     }
 
     /// `key` ended: it is forgotten once logged out.
@@ -252,8 +253,8 @@ impl Member {
         self.advance(key, out);
     }
 
-    /// Handles `key`'s queue from the front as far as it can: scripts held behind an answer made
-    /// here go once it is out; answers go once the replica has the session's latest entry.
+    /// Handles `key`'s queue from the front as far as it can: scripts deferred behind an answer
+    /// made here go once it is out; answers go once the replica has the session's latest entry.
     pub(super) fn advance(&mut self, key: SessionKey, out: &mut Emitted) {
         loop {
             let holds = self.healing.holds();

@@ -105,9 +105,9 @@ fn a_session_waiting_for_the_replica_is_reached_by_its_entry() {
         }
     );
     assert_eq!(sessions.next(KEY, id("4-0")), Next::Wait);
-    assert!(sessions.reached(id("4-0")).is_empty());
-    assert_eq!(sessions.reached(id("6-0")), [KEY]);
-    assert!(sessions.reached(id("6-0")).is_empty(), "reached once");
+    assert_eq!(sessions.reached(id("4-0")), None);
+    assert_eq!(sessions.reached(id("6-0")), Some(HashSet::from([KEY])));
+    assert_eq!(sessions.reached(id("6-0")), None, "reached once");
     assert_eq!(
         sessions.next(KEY, id("6-0")),
         Next::Finished {
