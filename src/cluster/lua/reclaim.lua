@@ -1,8 +1,9 @@
 -- A node asserts a login its sessions hold but Redis does not: ARGV epoch node instance owner seq
 -- name silent mode key...
 -- mode 'fenced' (the node was reaped while cut off): the name is taken back only if nobody
--- holds it now, as a new login (everyone saw it leave). mode 'reset' (Redis came back empty): the earlier login keeps a name, as when the
--- embedded kernel restores from hellos: a later holder is logged out (flag 't') for this one.
+-- holds it now, as a new login (everyone saw it leave). mode 'reset' (Redis came back empty):
+-- the earlier login keeps a name, as when the embedded kernel restores from hellos: a later
+-- holder is logged out (flag 't') for this one.
 -- Returns {'OK', entry id or ''} | {'ERR', 'taken'} | {'RESET'} | {'FENCED'}
 local g = guard() if g then return g end
 local owner, seq, name, silent, mode = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]

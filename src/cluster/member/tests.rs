@@ -2,7 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::super::entry::{Entry, Leave};
+use super::super::scripts::Script;
 use super::*;
+use crate::chat::ChatError;
 
 const T: FrontendId = 1;
 
@@ -139,7 +142,7 @@ fn a_refusal_is_shown_in_its_place_and_an_unknown_target_is_named() {
     line(&mut m, 2, 1, "msg nobody hi");
     let say = m.take_requests().pop().unwrap();
     assert_eq!(say.args.last().map(String::as_str), Some("nobody"), "the name's key");
-    let out = answer(&mut m, &say, Some(Reply::Refused("notfound".into())));
+    let out = answer(&mut m, &say, Some(Reply::Refused(Refusal::NotFound)));
     assert_eq!(shown(&out), [(2, "[ERROR] - [nobody] not found!".into())]);
     line(&mut m, 2, 2, "login b[a]d");
     let login = m.take_requests().pop().unwrap();
@@ -147,7 +150,7 @@ fn a_refusal_is_shown_in_its_place_and_an_unknown_target_is_named() {
         login.args[6], "0",
         "not valid: refused by the script after the login check"
     );
-    let out = answer(&mut m, &login, Some(Reply::Refused("invalid".into())));
+    let out = answer(&mut m, &login, Some(Reply::Refused(Refusal::Invalid)));
     assert_eq!(shown(&out), [(2, "[ERROR] - invalid username".into())]);
     assert_eq!(
         shown(&line(&mut m, 2, 3, "whoami")),
@@ -240,7 +243,7 @@ fn a_node_reaped_while_cut_off_keeps_its_users_and_claims_their_names_again() {
     assert_eq!(reclaim.script, Script::Reclaim);
     assert_eq!(reclaim.args[7], "fenced");
     // Taken meanwhile: told, and closed.
-    let out = answer(&mut m, &reclaim, Some(Reply::Refused("taken".into())));
+    let out = answer(&mut m, &reclaim, Some(Reply::Refused(Refusal::Taken)));
     assert_eq!(shown(&out)[0], (1, "[ERROR] - Username already taken!".into()));
     let closed = out
         .iter()
@@ -314,7 +317,7 @@ fn a_session_that_ends_is_logged_out_after_its_lines_and_then_forgotten() {
 #[test]
 fn past_the_bound_of_pending_scripts_a_line_is_told_server_busy() {
     let mut m = ready();
-    m.max_pending = 10;
+    m.requests.max_pending = 10;
     for frame in 1..=10 {
         line(&mut m, 2, frame, "msgall x");
     }
@@ -434,4 +437,61 @@ fn users_of_a_frontend_that_never_comes_back_are_logged_out() {
         .find(|r| r.script == Script::Leave)
         .unwrap();
     assert_eq!(&leave.args[5..], ["g", "h1/gone/3"]);
+}
+
+#[test]
+fn each_refusal_is_told_as_the_embedded_kernel_would_and_an_unknown_one_as_server_busy() {
+    let table = [
+        (Refusal::Already, ChatError::AlreadyLogin),
+        (Refusal::Invalid, ChatError::InvalidUsername),
+        (Refusal::Taken, ChatError::UsernameTaken),
+        (Refusal::First, ChatError::FirstLogin),
+        (Refusal::NotFound, ChatError::NotFound("bob".into())),
+        (Refusal::Unknown("banned".into()), ChatError::ServerBusy),
+    ];
+    for (refusal, error) in table {
+        let told = super::order::shown(Some(Reply::Refused(refusal.clone())), Some("bob".into()));
+        assert_eq!(told, (Some(Event::Error(error)), None), "{refusal:?}");
+    }
+    assert_eq!(super::order::shown(ok(&["5-0"]), None), (None, Some(id("5-0"))));
+    assert_eq!(super::order::shown(Some(Reply::Dup), None), (None, None));
+    let busy = (Some(Event::Error(ChatError::ServerBusy)), None);
+    assert_eq!(super::order::shown(None, None), busy, "an error");
+    assert_eq!(
+        super::order::shown(Some(Reply::Busy(5)), None),
+        busy,
+        "an answer that makes no sense here"
+    );
+
+    let mut m = ready();
+    line(&mut m, 2, 1, "msgall hi");
+    let say = m.take_requests().pop().unwrap();
+    let out = answer(&mut m, &say, Some(Reply::Refused(Refusal::Unknown("banned".into()))));
+    assert_eq!(shown(&out), [(2, "[ERROR] - server busy, try again".into())]);
+    assert_eq!(m.take_done(), [(T, 1)]);
+}
+
+#[test]
+fn a_line_asks_redis_for_its_script_or_is_answered_here() {
+    let frame = Frame {
+        owner: "h1/t/1",
+        process: 99,
+        seq: 7,
+    };
+    let table = [
+        ("login ann", Some((Script::Login, None))),
+        ("logout", Some((Script::Leave, None))),
+        ("msg bob hi", Some((Script::Say, Some("bob")))),
+        ("msgall hi", Some((Script::Say, None))),
+        ("whoami", None),
+        ("userlist", None),
+        ("help", None),
+        ("login", None),
+        ("", None),
+    ];
+    for (text, want) in table {
+        let got = asked(text, frame, "10:00:00").map(|(call, typed)| (call.script, typed));
+        let want = want.map(|(script, typed)| (script, typed.map(str::to_string)));
+        assert_eq!(got, want, "{text:?}");
+    }
 }
