@@ -83,15 +83,12 @@ pub struct Status {
     pub restarts: u32,
 }
 
-/// A request to a child's task: `start`, `stop` or `restart` ([`Event::Start`], …). The reply,
-/// the state the child was in when the request came, is sent once the request is carried out
-/// (the child is no longer stopping).
+/// A request to a child's task: `start`, `stop`, `restart` or a hand-over to a successor
+/// ([`Event::Start`], …). The reply, the state the child was in when the request came, is sent
+/// once the request is carried out (the child is no longer stopping).
 pub struct Ctl {
     pub request: Event,
     pub done: oneshot::Sender<State>,
-    /// A stop on the way to a successor (a reload that changed the server): the process hands
-    /// its clients over, and they stay parked for the next handle.
-    pub hand_over: bool,
 }
 
 /// What a frontend's clients need across its processes, even across handles (a reload that
@@ -141,22 +138,9 @@ impl Handle {
     /// Sends `start`, `stop` or `restart`, waits for it to be carried out, and returns the state
     /// the child was in before.
     pub async fn request(&self, request: Event) -> State {
-        self.request_with(request, false).await
-    }
-
-    async fn request_with(&self, request: Event, hand_over: bool) -> State {
         let (done, wait) = oneshot::channel();
         let before = self.status.borrow().state;
-        if self
-            .ctl
-            .send(Ctl {
-                request,
-                done,
-                hand_over,
-            })
-            .await
-            .is_err()
-        {
+        if self.ctl.send(Ctl { request, done }).await.is_err() {
             return before;
         }
         wait.await.unwrap_or(before)
@@ -165,7 +149,7 @@ impl Handle {
     /// Stops the child the way a restart does (it hands its clients over), ends the task, and
     /// returns the clients for the next handle of the server ([`Handle::start_with`]).
     pub async fn hand_over_and_end(self) -> Carry {
-        self.request_with(Event::Stop, true).await;
+        self.request(Event::HandOver).await;
         let carry = self.carry.clone();
         self.stop_and_end().await;
         carry
@@ -241,8 +225,6 @@ async fn supervise(spec: Spec, carry: Carry, mut ctl: mpsc::Receiver<Ctl>, statu
         handoff: None,
         parked: carry.parked,
         state: carry.state,
-        hand_over: false,
-        successor: false,
     };
     run.execute(first);
     // Replies owed, sent once the child is no longer stopping.
@@ -265,13 +247,6 @@ async fn supervise(spec: Spec, carry: Carry, mut ctl: mpsc::Receiver<Ctl>, statu
             (s.state, s.pid, s.restarts) = (state, pid, lifecycle.restarts());
             changed
         });
-        if state.unavailable() && run.process.is_none() && !run.successor {
-            // Stopped for good (or failed): nobody will adopt its clients.
-            let closed = run.parked.lock().clear();
-            if closed > 0 {
-                tracing::info!(name = %spec.name, closed, "closed the connections its clients had parked");
-            }
-        }
         if state != State::Stopping {
             for (done, before) in owed.drain(..) {
                 let _ = done.send(before);
@@ -332,12 +307,8 @@ async fn supervise(spec: Spec, carry: Carry, mut ctl: mpsc::Receiver<Ctl>, statu
                 Event::WatchdogExpired
             }
             request = ctl.recv(), if !ending => match request {
-                Some(Ctl { request, done, hand_over }) => {
+                Some(Ctl { request, done }) => {
                     owed.push((done, lifecycle.state()));
-                    // A restart hands the clients over to the next process (a stop does not,
-                    // unless a successor handle takes them).
-                    run.hand_over = request == Event::Restart || hand_over;
-                    run.successor |= hand_over;
                     request
                 }
                 None => {
@@ -371,10 +342,6 @@ struct Run<'a> {
     parked: Arc<Mutex<Parked>>,
     /// Its position file (see [`crate::handoff::state`]), kept across its restarts.
     state: Option<Arc<std::os::fd::OwnedFd>>,
-    /// The next stop is a restart's: ask for a hand-over instead of sending SIGTERM.
-    hand_over: bool,
-    /// A successor handle takes the parked clients: they stay open when this one stops.
-    successor: bool,
 }
 
 impl Run<'_> {
@@ -385,7 +352,6 @@ impl Run<'_> {
             match action {
                 Action::Spawn => match Process::spawn(self.spec, &self.log) {
                     Ok((process, notify, handoff)) => {
-                        self.hand_over = false;
                         self.handoff = handoff.and_then(|fd| self.adopt(fd, process.pid));
                         self.notify = Some(notify);
                         self.watchdog = Some(Watchdog::new(self.spec.watchdog, tokio::time::Instant::now()));
@@ -398,11 +364,13 @@ impl Run<'_> {
                     }
                 },
                 Action::Kill(signal) => {
-                    if signal == nix::sys::signal::Signal::SIGTERM && self.hand_over && self.ask_hand_over() {
-                        continue;
-                    }
                     if let Some(process) = &self.process {
                         process.signal(signal);
+                    }
+                }
+                Action::AskHandOver => {
+                    if !self.ask_hand_over() {
+                        self.events.push_back(Event::AskFailed);
                     }
                 }
                 Action::WaitReady(d) => self.timer = Some((after(d), Event::ReadyTimeout)),
@@ -417,6 +385,12 @@ impl Run<'_> {
                     }
                 }
                 Action::StopAnswering => self.answering = None,
+                Action::CloseParked => {
+                    let closed = self.parked.lock().clear();
+                    if closed > 0 {
+                        tracing::info!(name = %name, closed, "closed the connections its clients had parked");
+                    }
+                }
             }
         }
     }
