@@ -203,13 +203,7 @@ impl Lifecycle {
                 vec![Action::WaitReady(READY_TIMEOUT)]
             }
             (Starting, E::SpawnFailed) => self.exited(false, now),
-            (Starting, E::Ready) => {
-                self.state = Running;
-                if self.essential {
-                    self.backoff.never_fail();
-                }
-                vec![Action::Log(Note::Ready)]
-            }
+            (Starting, E::Ready) => self.ready(),
             (Starting, E::ReadyTimeout) => self.stop(Then::Policy, Some(Note::NoReady), Action::Kill(Signal::SIGTERM)),
             (Starting | Running, E::Exited { success }) => self.exited(success, now),
             (Starting | Running, E::WatchdogExpired) => {
@@ -272,6 +266,14 @@ impl Lifecycle {
             | (Backoff | Failed | Stopped, E::AskFailed)
             | (Stopped, E::BackoffElapsed | E::Stop | E::HandOver) => vec![],
         }
+    }
+
+    fn ready(&mut self) -> Vec<Action> {
+        self.state = State::Running;
+        if self.essential {
+            self.backoff.never_fail();
+        }
+        vec![Action::Log(Note::Ready)]
     }
 
     fn spawn(&mut self) -> Vec<Action> {

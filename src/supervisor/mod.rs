@@ -3,8 +3,9 @@
 //! socket, applies config edits as a diff, and stops everything in order.
 //!
 //! - [`lifecycle`]: a child's states and what to do on each event (pure).
-//! - [`child`]: one child's task, carrying out its lifecycle; [`spawn`]: starting its process.
-//! - [`parked`]: a frontend's client connections, kept across its restarts; the open-file limit.
+//! - [`child`]: one child and its task, carrying out its lifecycle; [`spawn`]: starting its process.
+//! - [`custody`]: what the supervisor keeps for a server's clients across its processes: their
+//!   [`parked`] connections (and the open-file limit they need) and its position file.
 //! - [`backoff`]: restart delays and the crash-loop rule (pure).
 //! - [`watchdog`]: notify messages and when a silent child counts as hung (pure); [`pulse`]: the
 //!   supervisor's own heartbeat, which tells a hung child from a paused supervisor.
@@ -19,6 +20,7 @@ pub mod backoff;
 pub mod census;
 pub mod child;
 pub mod control;
+pub mod custody;
 pub mod lifecycle;
 pub mod lock;
 pub mod logfile;
@@ -43,6 +45,7 @@ use tokio::sync::mpsc;
 use crate::config::{self, Config, Restart, Server};
 use child::{Handle, Role, Spec};
 use control::{Reply, Request, Row};
+use custody::Custody;
 use lifecycle::{Event, State};
 
 /// Runs `up` until SIGTERM, Ctrl-C or `down`. Why it failed is logged too, if the log folder can
@@ -156,8 +159,8 @@ impl Supervisor {
         self.start_server_with(server, None);
     }
 
-    /// Starts `server`, with the clients an earlier handle of it carried, if any.
-    fn start_server_with(&mut self, server: &Server, carry: Option<child::Carry>) {
+    /// Starts `server`, with the custody of its clients from an earlier handle of it, if any.
+    fn start_server_with(&mut self, server: &Server, custody: Option<Custody>) {
         let listener = self.listeners[&server.name].clone();
         let role = Role::Frontend {
             server: server.clone(),
@@ -165,7 +168,7 @@ impl Supervisor {
         };
         let spec = self.spec(&server.name, role, server.restart);
         self.servers
-            .insert(server.name.clone(), Handle::start_with(spec, carry));
+            .insert(server.name.clone(), Handle::start_with(spec, custody));
     }
 
     async fn run(mut self) -> Result<()> {
@@ -483,7 +486,7 @@ impl Supervisor {
             futures_util::future::join_all(ending.into_iter().map(Handle::stop_and_end)),
         )
         .await;
-        let mut carried: BTreeMap<String, child::Carry> = handed.into_iter().collect();
+        let mut handed: BTreeMap<String, Custody> = handed.into_iter().collect();
         for name in &plan.removed {
             self.listeners.remove(name);
             tracing::info!(name, "removed");
@@ -492,13 +495,13 @@ impl Supervisor {
         for server in plan.to_start() {
             if plan.added.contains(server) {
                 tracing::info!(name = %server.name, "added");
-            } else if carried.contains_key(&server.name) {
+            } else if handed.contains_key(&server.name) {
                 tracing::info!(name = %server.name, "changed: its next process takes its clients over");
             } else {
                 tracing::info!(name = %server.name, "changed: restarting");
             }
-            let carry = carried.remove(&server.name);
-            self.start_server_with(server, carry);
+            let custody = handed.remove(&server.name);
+            self.start_server_with(server, custody);
         }
         *self.expect.lock() = new.servers.iter().map(|s| s.name.clone()).collect();
         self.config = new;
