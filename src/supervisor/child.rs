@@ -48,7 +48,7 @@ impl Spec {
     pub fn kind(&self) -> String {
         match &self.role {
             Role::Kernel { .. } => "kernel".into(),
-            Role::Frontend { server, .. } => server.kind.to_string(),
+            Role::Frontend { server, .. } => server.settings.kind.to_string(),
         }
     }
 

@@ -25,8 +25,8 @@ pub struct Custody {
 impl Custody {
     /// Nothing parked, and a new position file with a slot per connection `server` may hold.
     pub fn for_server(server: &Server) -> Self {
-        let name = &server.name;
-        let slots = server.max_connections.min(u32::MAX as usize - 1) as u32;
+        let name = &server.settings.name;
+        let slots = server.settings.limits.max_connections.min(u32::MAX as usize - 1) as u32;
         let state = crate::handoff::state::State::create(name, slots)
             .map_err(|e| tracing::warn!(name = %name, error = %e, "no position file: a restart may lose lines"))
             .ok()

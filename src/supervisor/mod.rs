@@ -87,7 +87,7 @@ fn run_up(config: Config) -> Result<()> {
     // Every address is bound before any child starts, so a port in use stops `up` cleanly.
     let mut listeners = BTreeMap::new();
     for server in &config.servers {
-        listeners.insert(server.name.clone(), Arc::new(bind(server)?));
+        listeners.insert(server.settings.name.clone(), Arc::new(bind(server)?));
     }
     // A single thread: the parent-death signal is tied to the thread that forks each child.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -105,7 +105,7 @@ fn reach(cluster: &crate::cluster::Cluster) -> Result<()> {
 
 fn bind(server: &Server) -> Result<TcpListener> {
     let listener = TcpListener::bind(server.addr())
-        .with_context(|| format!("server `{}`: cannot bind {}", server.name, server.addr()))?;
+        .with_context(|| format!("server `{}`: cannot bind {}", server.settings.name, server.addr()))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -129,7 +129,7 @@ struct Supervisor {
 
 impl Supervisor {
     fn new(config: Config, listeners: BTreeMap<String, Arc<TcpListener>>) -> Self {
-        let names = config.servers.iter().map(|s| s.name.clone()).collect();
+        let names = config.servers.iter().map(|s| s.settings.name.clone()).collect();
         Self {
             settings: config.clone(),
             config,
@@ -165,14 +165,14 @@ impl Supervisor {
 
     /// Starts `server`, with the custody of its clients from an earlier handle of it, if any.
     fn start_server_with(&mut self, server: &Server, custody: Option<Custody>) {
-        let listener = self.listeners[&server.name].clone();
+        let listener = self.listeners[&server.settings.name].clone();
         let role = Role::Frontend {
             server: server.clone(),
             listener,
         };
-        let spec = self.spec(&server.name, role, server.restart);
+        let spec = self.spec(&server.settings.name, role, server.restart);
         self.servers
-            .insert(server.name.clone(), Handle::start_with(spec, custody));
+            .insert(server.settings.name.clone(), Handle::start_with(spec, custody));
     }
 
     async fn run(mut self) -> Result<()> {

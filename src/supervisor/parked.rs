@@ -124,7 +124,12 @@ pub async fn send_for_adoption(
 /// The open-file limit `up` needs: a descriptor per connection every server may hold (each may
 /// be parked here), plus [`FD_HEADROOM`].
 pub fn fd_needed(config: &Config) -> u64 {
-    config.servers.iter().map(|s| s.max_connections as u64).sum::<u64>() + FD_HEADROOM
+    config
+        .servers
+        .iter()
+        .map(|s| s.settings.limits.max_connections as u64)
+        .sum::<u64>()
+        + FD_HEADROOM
 }
 
 /// Raises the soft open-file limit to what `up` needs (or the hard limit, if lower); says what is

@@ -38,7 +38,7 @@ impl Supervisor {
         }
         self.listeners.extend(fresh);
         self.start_changed(&plan, handed);
-        *self.expect.lock() = new.servers.iter().map(|s| s.name.clone()).collect();
+        *self.expect.lock() = new.servers.iter().map(|s| s.settings.name.clone()).collect();
         self.config = new;
         self.applied = (chrono::Local::now(), plan.changes());
         self.refused = None;
@@ -75,7 +75,9 @@ impl Supervisor {
     async fn stop_changed(&mut self, plan: &Plan) -> BTreeMap<String, Custody> {
         let taken_over = |handle: &Handle| {
             plan.restarted.iter().any(|s| match &handle.spec.role {
-                Role::Frontend { server, .. } => server.name == s.name && server.kind == s.kind,
+                Role::Frontend { server, .. } => {
+                    server.settings.name == s.settings.name && server.settings.kind == s.settings.kind
+                }
                 Role::Kernel { .. } => false,
             })
         };
@@ -98,13 +100,13 @@ impl Supervisor {
     fn start_changed(&mut self, plan: &Plan, mut handed: BTreeMap<String, Custody>) {
         for server in plan.to_start() {
             if plan.added.contains(server) {
-                tracing::info!(name = %server.name, "added");
-            } else if handed.contains_key(&server.name) {
-                tracing::info!(name = %server.name, "changed: its next process takes its clients over");
+                tracing::info!(name = %server.settings.name, "added");
+            } else if handed.contains_key(&server.settings.name) {
+                tracing::info!(name = %server.settings.name, "changed: its next process takes its clients over");
             } else {
-                tracing::info!(name = %server.name, "changed: restarting");
+                tracing::info!(name = %server.settings.name, "changed: restarting");
             }
-            let custody = handed.remove(&server.name);
+            let custody = handed.remove(&server.settings.name);
             self.start_server_with(server, custody);
         }
     }
@@ -115,7 +117,7 @@ impl Supervisor {
 fn bind_all<'a>(servers: impl Iterator<Item = &'a Server>) -> anyhow::Result<BTreeMap<String, Arc<TcpListener>>> {
     let mut fresh = BTreeMap::new();
     for server in servers {
-        fresh.insert(server.name.clone(), Arc::new(bind(server)?));
+        fresh.insert(server.settings.name.clone(), Arc::new(bind(server)?));
     }
     Ok(fresh)
 }

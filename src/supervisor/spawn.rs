@@ -139,7 +139,7 @@ fn command(spec: &Spec) -> Result<std::process::Command> {
         Role::Frontend { server, listener } => {
             let args = ServeArgs::for_server(server, &spec.kernel_socket);
             command.arg("serve").args(args.to_args());
-            crate::frontend::listen::pass_listener(&mut command, listener.as_ref(), &server.name)
+            crate::frontend::listen::pass_listener(&mut command, listener.as_ref(), &server.settings.name)
                 .context("passing the listening socket")?;
         }
     }

@@ -273,8 +273,8 @@ impl<'a> Run<'a> {
                 }
                 Role::Frontend { server, .. } => tracing::info!(
                     "listening name={} kind={} addr={} pid={pid}",
-                    server.name,
-                    server.kind,
+                    server.settings.name,
+                    server.settings.kind,
                     self.spec.address()
                 ),
             },
