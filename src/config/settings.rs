@@ -1,7 +1,7 @@
 //! What a frontend serves with: a `[[server]]` but for where it listens and how it is restarted.
-//! One struct for the three places a server's key goes: servers.toml ([`Server`](super::Server)
-//! holds it), the `serve` command line (clap spells each field as a flag: `max_line` is
-//! `--max-line`) and the frontend.
+//! One struct for the three places a server's key goes: servers.toml ([`Server`] holds it), the
+//! `serve` command line (clap spells each field as a flag: `max_line` is `--max-line`) and the
+//! frontend.
 
 use std::convert::Infallible;
 use std::num::ParseIntError;

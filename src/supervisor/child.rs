@@ -1,5 +1,5 @@
 //! One supervised child (the kernel or a frontend): what it is ([`Spec`]), what `status` shows of
-//! it, and the supervisor's [`Handle`] on the [`task`] that carries out its lifecycle.
+//! it, and the supervisor's [`Handle`] on the task (`task`) that carries out its lifecycle.
 
 mod task;
 

@@ -1,6 +1,6 @@
 //! What the supervisor keeps for a server's clients across its processes, and across its handles
 //! (a reload that changes the server passes it from the old handle to the new one): the
-//! connections they parked (see [`parked`](super::parked)) and the server's position file. Each
+//! connections they parked (see [`parked`]) and the server's position file. Each
 //! new process of the server is sent both over its handoff socket, and adopts them.
 
 use std::os::fd::OwnedFd;

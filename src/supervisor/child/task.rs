@@ -1,7 +1,7 @@
 //! The task that carries out one child's [`Lifecycle`]: it turns what happens (the process
 //! spawned or exited, `READY=1` and `WATCHDOG=1` on its notify socket, a packet on its handoff
 //! socket, a timer, a request) into events, and carries out the actions the lifecycle answers
-//! with. Every decision is in [`lifecycle`](crate::supervisor::lifecycle).
+//! with. Every decision is in [`lifecycle`].
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
