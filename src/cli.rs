@@ -171,26 +171,28 @@ fn check(path: &Path) -> Result<()> {
         println!("  warning: {problem}");
     }
     println!("  kernel  {}", config.run_dir.join("kernel.sock").display());
-    for s in &config.servers {
+    for server in &config.servers {
+        let s = &server.settings;
+        let limits = &s.limits;
         println!(
             "  {}  {} on {}  color={} max_line={} max_connections={} max_connections_per_ip={} \
              input_rate={} input_burst={} send_timeout={}s restart={}",
             s.name,
             s.kind,
-            s.addr(),
+            server.addr(),
             s.color,
-            s.max_line,
-            s.max_connections,
-            s.max_connections_per_ip,
-            s.input_rate,
-            s.input_burst,
-            s.send_timeout.as_secs(),
-            s.restart,
+            limits.max_line,
+            limits.max_connections,
+            limits.max_connections_per_ip,
+            limits.input_rate,
+            limits.input_burst,
+            limits.send_timeout.as_secs(),
+            server.restart,
         );
         if s.kind == crate::config::Kind::Ws {
             println!(
                 "      handshake_timeout={}s allowed_hosts={:?}",
-                s.handshake_timeout.as_secs(),
+                limits.handshake_timeout.as_secs(),
                 s.allowed_hosts
             );
         }

@@ -617,7 +617,7 @@ fn item_7_one_address_cannot_take_every_connection() {
         .args(["serve", "--name", "small", "--kind", "tcp", "--kernel"])
         .arg(scene.socket())
         .args(["--color", "false", "--max-connections-per-ip", "1000"]);
-    chat_supervisor::frontend::listen::hand_over(&mut command, &listener, "small").unwrap();
+    chat_supervisor::frontend::listen::pass_listener(&mut command, &listener, "small").unwrap();
     // SAFETY: between fork and exec this only calls setrlimit, which is async-signal-safe, and
     // allocates nothing.
     unsafe {

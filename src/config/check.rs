@@ -1,6 +1,8 @@
 //! The walk over a spanned TOML table that finds every problem of a file at once: unknown keys,
 //! wrong types and values, duplicates, each with its line and key.
 
+mod fields;
+
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
@@ -10,6 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::*;
+use fields::Fields;
 
 /// The config as far as it is valid, and every problem, in line order.
 pub(super) fn check(file: &Path, base: &Path, text: &str) -> (Config, Vec<Problem>) {
@@ -152,71 +155,16 @@ impl Check<'_> {
 
     fn server(&mut self, table: &Table<'_>, span: Range<usize>, at: &str) -> Option<Server> {
         let mut fields = Fields::new(table, at);
-        let name = fields.string(self, "name");
-        if let Some((name, span)) = name.as_ref().zip(fields.span("name")) {
-            let valid = !name.is_empty()
-                && name.len() <= 32
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-            if !valid {
-                self.problem(span, format!("{at}.name"), "must be 1 to 32 of a-z, 0-9, _ and -");
-            } else if RESERVED.contains(&name.as_str()) {
-                self.problem(
-                    span,
-                    format!("{at}.name"),
-                    format!("`{name}` is reserved for the supervisor's own use"),
-                );
-            } else if !self.names.insert(name.clone()) {
-                self.problem(span, format!("{at}.name"), format!("`{name}` is used twice"));
-            }
-        }
+        let name = self.server_name(&mut fields, at);
         let kind = fields
             .string(self, "kind")
             .and_then(|kind| self.word(&fields, "kind", &kind, &span, at));
-        let host = fields
-            .string(self, "host")
-            .map_or(Some(DEFAULT_HOST), |host| match host.parse::<IpAddr>() {
-                Ok(ip) => Some(ip),
-                Err(_) => {
-                    let span = fields.span("host").unwrap_or(span.clone());
-                    self.problem(span, format!("{at}.host"), format!("`{host}` is not an IP address"));
-                    None
-                }
-            });
+        let host = self.host(&mut fields, &span, at);
         let port = fields.integer(self, "port", 0..=65535).map(|p| p as u16);
         let color = fields.boolean(self, "color").unwrap_or(DEFAULT_COLOR);
-        let max_line = fields
-            .integer(self, "max_line", 1..=1 << 20)
-            .map_or(DEFAULT_MAX_LINE, |n| n as usize);
-        let max_connections = fields
-            .integer(self, "max_connections", 1..=1_000_000)
-            .map_or(DEFAULT_MAX_CONNECTIONS, |n| n as usize);
-        let max_connections_per_ip = fields
-            .integer(self, "max_connections_per_ip", 1..=1_000_000)
-            .map_or(DEFAULT_MAX_CONNECTIONS_PER_IP, |n| n as usize);
-        let input_rate = fields
-            .integer(self, "input_rate", 0..=1_000_000)
-            .map_or(DEFAULT_INPUT_RATE, |n| n as u32);
-        let input_burst = fields
-            .integer(self, "input_burst", 1..=1_000_000)
-            .map_or(DEFAULT_INPUT_BURST, |n| n as u32);
-        let send_timeout = fields
-            .integer(self, "send_timeout", 1..=3600)
-            .map_or(DEFAULT_SEND_TIMEOUT, |n| Duration::from_secs(n as u64));
-        // Keys of the web server only.
-        let handshake_timeout = fields
-            .integer(self, "handshake_timeout", 1..=3600)
-            .map_or(DEFAULT_HANDSHAKE_TIMEOUT, |n| Duration::from_secs(n as u64));
+        let limits = self.limits(&mut fields);
         let allowed_hosts = fields.hosts(self, "allowed_hosts").unwrap_or_default();
-        let motd = fields.string(self, "motd").filter(|motd| match motd_problem(motd) {
-            Some(problem) => {
-                let span = fields.span("motd").unwrap_or(span.clone());
-                self.problem(span, format!("{at}.motd"), problem);
-                false
-            }
-            None => true,
-        });
+        let motd = self.motd(&mut fields, &span, at);
         if kind == Some(Kind::Tcp) {
             for key in ["handshake_timeout", "allowed_hosts"] {
                 if let Some(span) = fields.span(key) {
@@ -239,23 +187,99 @@ impl Check<'_> {
              input_rate, input_burst, send_timeout, handshake_timeout, allowed_hosts, motd, restart",
         );
         let name = name?;
-        Some(Server {
+        let settings = Settings {
             motd: motd.unwrap_or_else(|| default_motd(&name)),
             name,
             kind: kind?,
+            color,
+            limits,
+            allowed_hosts,
+        };
+        Some(Server {
+            settings,
             host: host?,
             port: port?,
-            color,
-            max_line,
-            max_connections,
-            max_connections_per_ip,
-            input_rate,
-            input_burst,
-            send_timeout,
-            handshake_timeout,
-            allowed_hosts,
             restart: restart?,
         })
+    }
+
+    /// A server's name: valid, not reserved, not another server's.
+    fn server_name(&mut self, fields: &mut Fields<'_, '_>, at: &str) -> Option<String> {
+        let name = fields.string(self, "name");
+        if let Some((name, span)) = name.as_ref().zip(fields.span("name")) {
+            let valid = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            if !valid {
+                self.problem(span, format!("{at}.name"), "must be 1 to 32 of a-z, 0-9, _ and -");
+            } else if RESERVED.contains(&name.as_str()) {
+                self.problem(
+                    span,
+                    format!("{at}.name"),
+                    format!("`{name}` is reserved for the supervisor's own use"),
+                );
+            } else if !self.names.insert(name.clone()) {
+                self.problem(span, format!("{at}.name"), format!("`{name}` is used twice"));
+            }
+        }
+        name
+    }
+
+    /// A server's `host`, [`DEFAULT_HOST`] if it has none; `None` if it is not an IP address.
+    fn host(&mut self, fields: &mut Fields<'_, '_>, table: &Range<usize>, at: &str) -> Option<IpAddr> {
+        let Some(host) = fields.string(self, "host") else {
+            return Some(DEFAULT_HOST);
+        };
+        let ip = host.parse::<IpAddr>().ok();
+        if ip.is_none() {
+            let span = fields.span("host").unwrap_or(table.clone());
+            self.problem(span, format!("{at}.host"), format!("`{host}` is not an IP address"));
+        }
+        ip
+    }
+
+    /// A server's limits, each its default if it is not set (or not valid).
+    fn limits(&mut self, fields: &mut Fields<'_, '_>) -> Limits {
+        let seconds = |n: i64| Duration::from_secs(n as u64);
+        let defaults = Limits::default();
+        Limits {
+            max_line: fields
+                .integer(self, "max_line", 1..=1 << 20)
+                .map_or(defaults.max_line, |n| n as usize),
+            max_connections: fields
+                .integer(self, "max_connections", 1..=1_000_000)
+                .map_or(defaults.max_connections, |n| n as usize),
+            max_connections_per_ip: fields
+                .integer(self, "max_connections_per_ip", 1..=1_000_000)
+                .map_or(defaults.max_connections_per_ip, |n| n as usize),
+            input_rate: fields
+                .integer(self, "input_rate", 0..=1_000_000)
+                .map_or(defaults.input_rate, |n| n as u32),
+            input_burst: fields
+                .integer(self, "input_burst", 1..=1_000_000)
+                .map_or(defaults.input_burst, |n| n as u32),
+            send_timeout: fields
+                .integer(self, "send_timeout", 1..=3600)
+                .map_or(defaults.send_timeout, seconds),
+            // Of the web server only.
+            handshake_timeout: fields
+                .integer(self, "handshake_timeout", 1..=3600)
+                .map_or(defaults.handshake_timeout, seconds),
+            ping_interval: defaults.ping_interval,
+        }
+    }
+
+    /// A server's `motd`, if it is set and can be a greeting.
+    fn motd(&mut self, fields: &mut Fields<'_, '_>, table: &Range<usize>, at: &str) -> Option<String> {
+        let motd = fields.string(self, "motd")?;
+        let Some(problem) = motd_problem(&motd) else {
+            return Some(motd);
+        };
+        let span = fields.span("motd").unwrap_or(table.clone());
+        self.problem(span, format!("{at}.motd"), problem);
+        None
     }
 
     /// A word of a few spellings ([`Kind`], [`Restart`]), or a problem naming them.
@@ -299,124 +323,7 @@ impl Check<'_> {
                     format!("{} is also the address of `{other}`", server.addr()),
                 );
             } else {
-                first.insert(server.addr(), &server.name);
-            }
-        }
-    }
-}
-
-/// Reads typed fields from one table, remembering which keys were known.
-struct Fields<'a, 'i> {
-    table: &'a Table<'i>,
-    at: &'a str,
-    known: Vec<&'static str>,
-}
-
-impl<'a, 'i> Fields<'a, 'i> {
-    fn new(table: &'a Table<'i>, at: &'a str) -> Self {
-        Self {
-            table,
-            at,
-            known: Vec::new(),
-        }
-    }
-
-    fn value(&mut self, key: &'static str) -> Option<&'a Spanned<DeValue<'i>>> {
-        self.known.push(key);
-        self.table.get(key)
-    }
-
-    fn span(&self, key: &str) -> Option<Range<usize>> {
-        self.table.get(key).map(|v| v.span())
-    }
-
-    fn wrong(&self, check: &mut Check<'_>, key: &str, value: &Spanned<DeValue<'_>>, expected: &str) {
-        let found = value.get_ref().type_str();
-        check.problem(
-            value.span(),
-            format!("{}.{key}", self.at),
-            format!("must be {expected}, not {found}"),
-        );
-    }
-
-    fn string(&mut self, check: &mut Check<'_>, key: &'static str) -> Option<String> {
-        let value = self.value(key)?;
-        match value.get_ref().as_str() {
-            Some(s) => Some(s.to_string()),
-            None => {
-                self.wrong(check, key, value, "a string");
-                None
-            }
-        }
-    }
-
-    /// A list of host names (letters, digits, `-` and `.`), lowercased.
-    fn hosts(&mut self, check: &mut Check<'_>, key: &'static str) -> Option<Vec<String>> {
-        let value = self.value(key)?;
-        let Some(items) = value.get_ref().as_array() else {
-            self.wrong(check, key, value, "a list of host names");
-            return None;
-        };
-        let mut hosts = Vec::new();
-        for item in items {
-            let valid = item.get_ref().as_str().filter(|h| {
-                !h.is_empty()
-                    && h.len() <= 253
-                    && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            });
-            match valid {
-                Some(host) => hosts.push(host.to_ascii_lowercase()),
-                None => check.problem(
-                    item.span(),
-                    format!("{}.{key}", self.at),
-                    "each entry must be a host name such as \"chat.example.org\" (no port, no scheme)",
-                ),
-            }
-        }
-        Some(hosts)
-    }
-
-    fn boolean(&mut self, check: &mut Check<'_>, key: &'static str) -> Option<bool> {
-        let value = self.value(key)?;
-        let b = value.get_ref().as_bool();
-        if b.is_none() {
-            self.wrong(check, key, value, "true or false");
-        }
-        b
-    }
-
-    fn integer(
-        &mut self,
-        check: &mut Check<'_>,
-        key: &'static str,
-        range: std::ops::RangeInclusive<i64>,
-    ) -> Option<i64> {
-        let value = self.value(key)?;
-        let Some(n) = value.get_ref().as_integer() else {
-            self.wrong(check, key, value, "an integer");
-            return None;
-        };
-        match i64::from_str_radix(n.as_str(), n.radix()) {
-            Ok(n) if range.contains(&n) => Some(n),
-            _ => {
-                check.problem(
-                    value.span(),
-                    format!("{}.{key}", self.at),
-                    format!("must be from {} to {}", range.start(), range.end()),
-                );
-                None
-            }
-        }
-    }
-
-    fn finish(self, check: &mut Check<'_>, expected: &str) {
-        for (key, _) in self.table {
-            if !self.known.contains(&key.get_ref().as_ref()) {
-                check.problem(
-                    key.span(),
-                    format!("{}.{}", self.at, key.get_ref()),
-                    format!("unknown key (known: {expected})"),
-                );
+                first.insert(server.addr(), &server.settings.name);
             }
         }
     }

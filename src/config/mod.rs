@@ -1,10 +1,12 @@
 //! `servers.toml`: the schema, its defaults, and strict validation that reports every problem at
-//! once, each with file, line and key.
+//! once, each with file, line and key. What a frontend serves with, [`Settings`], is the part of
+//! a `[[server]]` that the `serve` command line spells too.
 //!
 //! The file is walked as a spanned TOML table rather than deserialized, so that an unknown key, a
 //! wrong type and a duplicate name are all reported in one run instead of one per run.
 
 mod check;
+mod settings;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use check::check;
+pub use settings::{Limits, Settings};
 
 /// A validated configuration. Paths are absolute (relative ones are taken from the file's folder).
 #[derive(Debug, Clone, PartialEq)]
@@ -44,27 +47,11 @@ crate::spelled!(Kind, "kind", { Kind::Tcp => "tcp", Kind::Ws => "ws" });
 /// One `[[server]]`: a frontend process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
-    pub name: String,
-    pub kind: Kind,
+    /// What its frontend serves with (its name and kind among them).
+    pub settings: Settings,
     pub host: IpAddr,
     /// 0 lets the OS choose.
     pub port: u16,
-    pub color: bool,
-    pub max_line: usize,
-    pub max_connections: usize,
-    pub max_connections_per_ip: usize,
-    /// Lines per second a client may send (a token bucket); 0: unlimited.
-    pub input_rate: u32,
-    /// Lines a client may send at once before `input_rate` applies.
-    pub input_burst: u32,
-    /// How long a client's socket may accept no byte while output waits.
-    pub send_timeout: Duration,
-    /// ws only: how long an HTTP request or WebSocket upgrade may take.
-    pub handshake_timeout: Duration,
-    /// ws only: `Host` names served besides the bound address (lowercase).
-    pub allowed_hosts: Vec<String>,
-    /// The line each client is greeted with as it connects (after `[INFO] - `); empty: none.
-    pub motd: String,
     pub restart: Restart,
 }
 
@@ -99,6 +86,7 @@ pub const DEFAULT_INPUT_RATE: u32 = 20;
 pub const DEFAULT_INPUT_BURST: u32 = 40;
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_WATCHDOG: Duration = Duration::from_secs(5);
 pub const DEFAULT_LOG_DIR: &str = "logs";
 pub const DEFAULT_RUN_DIR: &str = "run";

@@ -21,7 +21,7 @@ fn the_shipped_config_is_valid() {
     let names: Vec<_> = config
         .servers
         .iter()
-        .map(|s| (s.name.as_str(), s.kind, s.port))
+        .map(|s| (s.settings.name.as_str(), s.settings.kind, s.port))
         .collect();
     assert_eq!(
         names,
@@ -40,16 +40,21 @@ fn the_shipped_config_is_valid() {
 fn defaults() {
     let config = parse_ok("[[server]]\nname = \"a\"\nkind = \"tcp\"\nport = 0\n");
     let s = &config.servers[0];
+    let limits = &s.settings.limits;
     assert_eq!(s.host, DEFAULT_HOST);
-    assert!(s.color);
-    assert_eq!((s.max_line, s.max_connections), (4096, 10_000));
+    assert!(s.settings.color);
+    assert_eq!((limits.max_line, limits.max_connections), (4096, 10_000));
     assert_eq!(s.restart, Restart::Always);
     assert_eq!(config.log_keep, DEFAULT_LOG_KEEP);
-    assert_eq!((s.max_connections_per_ip, s.input_rate, s.input_burst), (64, 20, 40));
-    assert_eq!(s.send_timeout, Duration::from_secs(30));
-    assert_eq!(s.handshake_timeout, Duration::from_secs(10));
-    assert!(s.allowed_hosts.is_empty());
-    assert_eq!(s.motd, "Welcome to the a chat. Type help for the commands.");
+    assert_eq!(
+        (limits.max_connections_per_ip, limits.input_rate, limits.input_burst),
+        (64, 20, 40)
+    );
+    assert_eq!(limits.send_timeout, Duration::from_secs(30));
+    assert_eq!(limits.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(limits.ping_interval, DEFAULT_PING_INTERVAL);
+    assert!(s.settings.allowed_hosts.is_empty());
+    assert_eq!(s.settings.motd, "Welcome to the a chat. Type help for the commands.");
     assert_eq!(config.watchdog, Some(Duration::from_secs(5)));
 }
 
@@ -59,13 +64,13 @@ fn motd_set_or_empty() {
         "[[server]]\nname = \"t\"\nkind = \"tcp\"\nport = 0\nmotd = \"Hi, ☃ there! Be nice.\"\n\
          [[server]]\nname = \"w\"\nkind = \"ws\"\nport = 0\nmotd = \"\"\n",
     );
-    assert_eq!(config.servers[0].motd, "Hi, ☃ there! Be nice.");
-    assert_eq!(config.servers[1].motd, "", "empty: no greeting");
+    assert_eq!(config.servers[0].settings.motd, "Hi, ☃ there! Be nice.");
+    assert_eq!(config.servers[1].settings.motd, "", "empty: no greeting");
     let longest = "é".repeat(MAX_MOTD);
     let config = parse_ok(&format!(
         "[[server]]\nname = \"t\"\nkind = \"tcp\"\nport = 0\nmotd = \"{longest}\"\n"
     ));
-    assert_eq!(config.servers[0].motd, longest);
+    assert_eq!(config.servers[0].settings.motd, longest);
 }
 
 #[test]
@@ -112,9 +117,16 @@ fn limits_and_the_watchdog() {
          handshake_timeout = 4\nallowed_hosts = [\"Chat.Example.org\", \"localhost\"]\n",
     );
     assert_eq!(config.watchdog, None);
-    let s = &config.servers[0];
-    assert_eq!((s.input_rate, s.input_burst, s.max_connections_per_ip), (0, 5, 2));
-    assert_eq!((s.send_timeout.as_secs(), s.handshake_timeout.as_secs()), (3, 4));
+    let s = &config.servers[0].settings;
+    let limits = &s.limits;
+    assert_eq!(
+        (limits.input_rate, limits.input_burst, limits.max_connections_per_ip),
+        (0, 5, 2)
+    );
+    assert_eq!(
+        (limits.send_timeout.as_secs(), limits.handshake_timeout.as_secs()),
+        (3, 4)
+    );
     assert_eq!(s.allowed_hosts, ["chat.example.org", "localhost"]);
 }
 
@@ -273,7 +285,7 @@ fn a_partial_load_keeps_the_settings_of_a_file_whose_servers_are_invalid() {
     let partial = load_partial(&path).unwrap();
     assert_eq!(partial.log_dir, dir.path().join("elsewhere"));
     assert_eq!(partial.log_keep, 3);
-    let names: Vec<_> = partial.servers.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<_> = partial.servers.iter().map(|s| s.settings.name.as_str()).collect();
     assert_eq!(names, ["ok"]);
     // A fault in [supervisor] itself, or in the syntax, leaves nothing to trust.
     for bad in [

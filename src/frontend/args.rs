@@ -1,60 +1,75 @@
-//! The `serve` command line, in one place: the supervisor builds it from a `[[server]]` table
-//! ([`ServeArgs::for_server`], [`ServeArgs::to_args`]) and the frontend parses it back (the same
-//! clap definition), so that a key of servers.toml cannot reach the child under another name.
+//! The `serve` command line, in one place: the supervisor builds it from a `[[server]]`
+//! ([`ServeArgs::for_server`], [`ServeArgs::to_args`]) and the frontend parses it back with the
+//! same clap definition, [`Settings`]'s own, so that a key of servers.toml reaches the child under
+//! its own name.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use super::{Limits, Options, client};
-use crate::config::Kind;
-use crate::config::{self, Server};
+use super::Options;
+use crate::config::{self, Limits, Server, Settings};
 
 /// `chat-supervisor serve …`: one frontend attached to the kernel.
-#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeArgs {
-    /// This server's name, as in servers.toml.
-    #[arg(long)]
-    pub name: String,
-    #[arg(long)]
-    pub kind: Kind,
+    /// What it serves with.
+    pub settings: Settings,
     /// The kernel's Unix socket.
-    #[arg(long)]
     pub kernel: PathBuf,
     /// Address to bind when no socket is inherited (LISTEN_FDS).
-    #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// ANSI colours on telnet.
-    #[arg(long, default_value_t = config::DEFAULT_COLOR, action = clap::ArgAction::Set)]
-    pub color: bool,
-    #[arg(long, default_value_t = config::DEFAULT_MAX_LINE)]
-    pub max_line: usize,
-    #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS)]
-    pub max_connections: usize,
-    #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS_PER_IP)]
-    pub max_connections_per_ip: usize,
-    /// Lines a second per client after the burst; 0: unlimited.
-    #[arg(long, default_value_t = config::DEFAULT_INPUT_RATE)]
-    pub input_rate: u32,
-    #[arg(long, default_value_t = config::DEFAULT_INPUT_BURST)]
-    pub input_burst: u32,
-    /// Seconds a client's socket may take no byte while output waits.
-    #[arg(long, default_value_t = config::DEFAULT_SEND_TIMEOUT.as_secs())]
-    pub send_timeout: u64,
-    /// Seconds an HTTP request head may take (ws).
-    #[arg(long, default_value_t = config::DEFAULT_HANDSHAKE_TIMEOUT.as_secs())]
-    pub handshake_timeout: u64,
-    /// Host names served besides the bound address (ws).
-    #[arg(long, value_delimiter = ',')]
-    pub allowed_hosts: Vec<String>,
+}
+
+/// The command line as clap reads it: [`ServeArgs`], but for the greeting, whose default names the
+/// server.
+#[derive(clap::Args)]
+struct Flags {
+    #[command(flatten)]
+    settings: Settings,
+    /// The kernel's Unix socket.
+    #[arg(long)]
+    kernel: PathBuf,
+    /// Address to bind when no socket is inherited (LISTEN_FDS).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// The line each client is greeted with; "" for none [default: a welcome naming this server
     /// and `help`].
     #[arg(long, value_parser = config::motd_arg)]
-    pub motd: Option<String>,
-    /// Seconds of silence after which a WebSocket client is pinged (tests shorten it).
-    #[arg(long, hide = true, default_value_t = client::PING_INTERVAL.as_secs())]
-    pub ping_interval: u64,
+    motd: Option<String>,
+}
+
+impl From<Flags> for ServeArgs {
+    fn from(flags: Flags) -> Self {
+        let mut settings = flags.settings;
+        settings.motd = flags.motd.unwrap_or_else(|| config::default_motd(&settings.name));
+        Self {
+            settings,
+            kernel: flags.kernel,
+            listen: flags.listen,
+        }
+    }
+}
+
+impl clap::FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Flags::from_arg_matches(matches).map(Self::from)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for ServeArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        Flags::augment_args(command)
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Flags::augment_args_for_update(command)
+    }
 }
 
 impl ServeArgs {
@@ -62,53 +77,58 @@ impl ServeArgs {
     /// socket is inherited, so there is no `listen`.
     pub fn for_server(server: &Server, kernel: &Path) -> Self {
         Self {
-            name: server.name.clone(),
-            kind: server.kind,
+            settings: server.settings.clone(),
             kernel: kernel.to_path_buf(),
             listen: None,
-            color: server.color,
-            max_line: server.max_line,
-            max_connections: server.max_connections,
-            max_connections_per_ip: server.max_connections_per_ip,
-            input_rate: server.input_rate,
-            input_burst: server.input_burst,
-            send_timeout: server.send_timeout.as_secs(),
-            handshake_timeout: server.handshake_timeout.as_secs(),
-            allowed_hosts: server.allowed_hosts.clone(),
-            motd: Some(server.motd.clone()),
-            ping_interval: client::PING_INTERVAL.as_secs(),
         }
     }
 
-    /// The command line after `serve`, every field spelled as its `#[arg]` above.
+    /// The command line after `serve`, every field spelled as clap reads it.
     pub fn to_args(&self) -> Vec<OsString> {
+        // Whole: a field added to either is a compile error here until it is spelled.
+        let Settings {
+            name,
+            kind,
+            color,
+            limits,
+            allowed_hosts,
+            motd,
+        } = &self.settings;
+        let Limits {
+            max_line,
+            max_connections,
+            max_connections_per_ip,
+            input_rate,
+            input_burst,
+            send_timeout,
+            handshake_timeout,
+            ping_interval,
+        } = limits;
         let mut args: Vec<OsString> = Vec::new();
         let mut arg = |name: &str, value: &dyn AsRef<std::ffi::OsStr>| {
             args.push(format!("--{name}").into());
             args.push(value.as_ref().to_os_string());
         };
-        arg("name", &self.name);
-        arg("kind", &self.kind.as_str());
+        arg("name", name);
+        arg("kind", &kind.as_str());
         arg("kernel", &self.kernel);
         if let Some(listen) = self.listen {
             arg("listen", &listen.to_string());
         }
-        arg("color", &self.color.to_string());
-        arg("max-line", &self.max_line.to_string());
-        arg("max-connections", &self.max_connections.to_string());
-        arg("max-connections-per-ip", &self.max_connections_per_ip.to_string());
-        arg("input-rate", &self.input_rate.to_string());
-        arg("input-burst", &self.input_burst.to_string());
-        arg("send-timeout", &self.send_timeout.to_string());
-        arg("handshake-timeout", &self.handshake_timeout.to_string());
-        if !self.allowed_hosts.is_empty() {
-            arg("allowed-hosts", &self.allowed_hosts.join(","));
+        arg("color", &color.to_string());
+        arg("max-line", &max_line.to_string());
+        arg("max-connections", &max_connections.to_string());
+        arg("max-connections-per-ip", &max_connections_per_ip.to_string());
+        arg("input-rate", &input_rate.to_string());
+        arg("input-burst", &input_burst.to_string());
+        arg("send-timeout", &send_timeout.as_secs().to_string());
+        arg("handshake-timeout", &handshake_timeout.as_secs().to_string());
+        if !allowed_hosts.is_empty() {
+            arg("allowed-hosts", &allowed_hosts.join(","));
         }
-        arg("ping-interval", &self.ping_interval.to_string());
-        if let Some(motd) = &self.motd {
-            // One argument, so that a greeting starting with `-` is not taken for an option.
-            args.push(format!("--motd={motd}").into());
-        }
+        arg("ping-interval", &ping_interval.as_secs().to_string());
+        // One argument, so that a greeting starting with `-` is not taken for an option.
+        args.push(format!("--motd={motd}").into());
         args
     }
 
@@ -122,31 +142,21 @@ impl ServeArgs {
     /// What the frontend runs with (but its socket: see [`listen`](super::listen)); every limit
     /// at least 1.
     pub fn options(self) -> Options {
-        let motd = self.motd.unwrap_or_else(|| config::default_motd(&self.name));
+        let mut settings = self.settings;
+        settings.limits = settings.limits.at_least_one();
         Options {
-            name: self.name,
-            kind: self.kind,
+            settings,
             kernel: self.kernel,
-            color: self.color,
-            limits: Limits {
-                max_line: self.max_line.max(1),
-                max_connections: self.max_connections.max(1),
-                max_connections_per_ip: self.max_connections_per_ip.max(1),
-                input_rate: self.input_rate,
-                input_burst: self.input_burst.max(1),
-                send_timeout: Duration::from_secs(self.send_timeout.max(1)),
-                handshake_timeout: Duration::from_secs(self.handshake_timeout.max(1)),
-                ping_interval: Duration::from_secs(self.ping_interval.max(1)),
-            },
-            allowed_hosts: self.allowed_hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
-            motd,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::Kind;
 
     /// A server whose every key differs from its default.
     fn unusual() -> Server {
@@ -166,9 +176,10 @@ mod tests {
         assert_eq!(parsed, args);
         // And every key arrived in the options.
         let options = parsed.options();
-        let limits = options.limits;
+        let settings = &options.settings;
+        let limits = settings.limits;
         assert_eq!(
-            (options.name.as_str(), options.kind, options.color),
+            (settings.name.as_str(), settings.kind, settings.color),
             ("w", Kind::Ws, false)
         );
         assert_eq!(options.kernel, Path::new("/run/kernel.sock"));
@@ -181,8 +192,8 @@ mod tests {
             (limits.send_timeout, limits.handshake_timeout),
             (Duration::from_secs(4), Duration::from_secs(5))
         );
-        assert_eq!(options.allowed_hosts, ["a.org", "b.org"]);
-        assert_eq!(options.motd, "-hi there");
+        assert_eq!(settings.allowed_hosts, ["a.org", "b.org"]);
+        assert_eq!(settings.motd, "-hi there");
     }
 
     #[test]
@@ -198,8 +209,16 @@ mod tests {
         let by_hand = ServeArgs::parse(["--name", "t", "--kind", "tcp", "--kernel", "k.sock"].map(OsString::from));
         let mut expected = args;
         expected.listen = None;
-        expected.motd = None;
-        assert_eq!(by_hand.unwrap(), expected);
+        let by_hand = by_hand.unwrap();
+        assert_eq!(by_hand, expected);
+        // Its greeting, by default, names the server.
+        assert_eq!(
+            by_hand.settings.motd,
+            "Welcome to the t chat. Type help for the commands."
+        );
+        let quiet =
+            ServeArgs::parse(["--name", "t", "--kind", "tcp", "--kernel", "k", "--motd", ""].map(OsString::from));
+        assert_eq!(quiet.unwrap().settings.motd, "");
     }
 
     #[test]

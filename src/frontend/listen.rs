@@ -35,7 +35,7 @@ pub fn listener(addr: Option<SocketAddr>) -> Result<TcpListener> {
 /// Arranges for `command`'s child to inherit `listener` as fd 3, with `LISTEN_FDS=1` and
 /// `LISTEN_FDNAMES=name`. The caller keeps its own copy open, so connections queue in the backlog
 /// while no child is accepting.
-pub fn hand_over(
+pub fn pass_listener(
     command: &mut std::process::Command,
     listener: &impl std::os::fd::AsFd,
     name: &str,

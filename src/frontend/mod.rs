@@ -37,58 +37,16 @@ pub mod web;
 pub mod websocket;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use crate::config::Kind;
 pub use serve::run;
 
-/// Per-server limits of PROTOCOL.md §5.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Longest input line in bytes.
-    pub max_line: usize,
-    /// Connections served at once; more are told `server full`.
-    pub max_connections: usize,
-    /// Connections from one address at once; more are told `too many connections`.
-    pub max_connections_per_ip: usize,
-    /// Lines a second a client may send after its burst; 0: unlimited.
-    pub input_rate: u32,
-    pub input_burst: u32,
-    /// How long a client's socket may take no byte while output waits.
-    pub send_timeout: Duration,
-    /// How long an HTTP request head may take to arrive (web only).
-    pub handshake_timeout: Duration,
-    /// A WebSocket client silent this long is pinged; silent twice this long, it is dropped.
-    /// Not a servers.toml key: tests shorten it.
-    pub ping_interval: Duration,
-}
+/// Per-server limits, owned by the config (see [`crate::config::Settings`]).
+pub use crate::config::Limits;
 
-impl Default for Limits {
-    fn default() -> Self {
-        use crate::config as c;
-        Self {
-            max_line: c::DEFAULT_MAX_LINE,
-            max_connections: c::DEFAULT_MAX_CONNECTIONS,
-            max_connections_per_ip: c::DEFAULT_MAX_CONNECTIONS_PER_IP,
-            input_rate: c::DEFAULT_INPUT_RATE,
-            input_burst: c::DEFAULT_INPUT_BURST,
-            send_timeout: c::DEFAULT_SEND_TIMEOUT,
-            handshake_timeout: c::DEFAULT_HANDSHAKE_TIMEOUT,
-            ping_interval: client::PING_INTERVAL,
-        }
-    }
-}
-
-/// Everything `serve` needs.
+/// Everything [`run`] needs: the server's settings, every limit at least 1 (see
+/// [`args::ServeArgs::options`]), and the kernel's socket.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub name: String,
-    pub kind: Kind,
+    pub settings: crate::config::Settings,
     pub kernel: PathBuf,
-    pub color: bool,
-    pub limits: Limits,
-    /// Host names served besides the bound address (web only).
-    pub allowed_hosts: Vec<String>,
-    /// Greets each client as it connects (`[INFO] - MOTD`); empty: no greeting.
-    pub motd: String,
 }

@@ -15,7 +15,7 @@ use super::link::Link;
 use super::session::{self, Adopted, Sessions};
 use super::{Limits, Options, accept, hand_over, http, render, tcp, web, websocket};
 use crate::chat::Event;
-use crate::config::Kind;
+use crate::config::{Kind, Settings};
 use crate::journal::Journal;
 
 /// How long a new process waits for the supervisor to hand it the clients it parked.
@@ -37,10 +37,11 @@ pub async fn run(
 ) -> Result<()> {
     let addr = listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    tracing::info!(name = %options.name, kind = %options.kind, %addr, "listening");
+    let settings = &options.settings;
+    tracing::info!(name = %settings.name, kind = %settings.kind, %addr, "listening");
     let limits = Limits {
-        max_connections: accept::connection_budget(options.limits.max_connections),
-        ..options.limits
+        max_connections: accept::connection_budget(settings.limits.max_connections),
+        ..settings.limits
     };
     tokio::spawn(crate::memory::trim_when_idle());
     tokio::spawn(crate::notify::watchdog());
@@ -49,13 +50,13 @@ pub async fn run(
     let taken: Vec<u32> = adoption.clients.iter().map(|(_, slot, _)| *slot).collect();
     let journal = Journal::new(adoption.file.clone(), &taken);
     let (upstream, upstream_rx) = mpsc::channel(session::UPSTREAM);
-    let render = Render::of(&options);
-    let greeting = (!options.motd.is_empty()).then(|| {
+    let render = Render::of(settings);
+    let greeting = (!settings.motd.is_empty()).then(|| {
         render.render(&Event::Greeting {
-            motd: options.motd.clone(),
+            motd: settings.motd.clone(),
         })
     });
-    let goodbye = (options.kind == Kind::Ws).then(web::goodbye);
+    let goodbye = (settings.kind == Kind::Ws).then(web::goodbye);
     let sessions = Arc::new(
         Sessions::new(upstream, goodbye)
             .greeting(greeting)
@@ -69,7 +70,7 @@ pub async fn run(
         let _ = linked.send(());
     };
     let link = Link {
-        name: options.name.clone(),
+        name: settings.name.clone(),
         socket: options.kernel.clone(),
         resume,
         sessions: sessions.clone(),
@@ -82,7 +83,7 @@ pub async fn run(
         let _ = tokio::time::timeout(LINK_FIRST, link_ready).await;
     }
     let serving = clients(
-        &options,
+        settings,
         sessions.clone(),
         limits,
         (listener, addr.ip()),
@@ -102,18 +103,18 @@ pub async fn run(
 /// Serves the clients: the adopted ones, then new ones from `listener` (bound to `bound`) until
 /// `shutdown`.
 fn clients(
-    options: &Options,
+    settings: &Settings,
     sessions: Arc<Sessions>,
     limits: Limits,
     (listener, bound): (tokio::net::TcpListener, std::net::IpAddr),
     adopted: Vec<(Adopted, tokio::net::TcpStream)>,
     shutdown: CancellationToken,
 ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
-    match options.kind {
+    match settings.kind {
         Kind::Tcp => {
             let telnet = tcp::Telnet {
                 sessions,
-                color: options.color,
+                color: settings.color,
                 limits,
             };
             Box::pin(tcp::serve(listener, Arc::new(telnet), adopted, shutdown))
@@ -123,7 +124,7 @@ fn clients(
             tokio::spawn(async move { sweeping.sweep(websocket::ping(b""), limits.ping_interval).await });
             let hosts = http::Hosts {
                 bound,
-                allowed: options.allowed_hosts.clone(),
+                allowed: settings.allowed_hosts.clone(),
             };
             let web = web::Web {
                 sessions,
@@ -143,9 +144,9 @@ enum Render {
 }
 
 impl Render {
-    fn of(options: &Options) -> Self {
-        match options.kind {
-            Kind::Tcp => Render::Telnet { color: options.color },
+    fn of(settings: &Settings) -> Self {
+        match settings.kind {
+            Kind::Tcp => Render::Telnet { color: settings.color },
             Kind::Ws => Render::Web,
         }
     }

@@ -1,8 +1,14 @@
 //! The lifecycle of one child as a pure state machine, after Horust's `service_handler.rs`:
 //! [`Lifecycle::transition`] takes what happened (an [`Event`]: spawned, ready, exited, a timer
-//! ran out, a request) and returns what to do (the [`Action`]s: spawn, signal, arm a timer, log,
-//! answer clients ourselves). The task in [`child`](super::child) turns I/O into events and
-//! carries out actions; every decision is here, tested without a process.
+//! ran out, a request) and returns what to do (the [`Action`]s: spawn, signal or ask for a
+//! hand-over, arm a timer, log, answer clients ourselves, close their parked connections). The task
+//! in [`child`](super::child) turns I/O into events and carries out actions; every decision is
+//! here, tested without a process.
+//!
+//! Clients: `restart` asks the process to hand them over to the next one; `stop` does not (the
+//! process says goodbye and they are disconnected); [`Event::HandOver`] (a reload that changed the
+//! server) hands them over to a successor, the next handle's child. Once the child is stopped or
+//! failed with no successor, nobody will adopt their parked connections: they are closed.
 //!
 //! Timers: each state owns at most one (`Starting` the READY=1 deadline, `Backoff` and `Failed`
 //! the wait before the next start, `Stopping` the grace before SIGKILL), so the task keeps one
@@ -18,7 +24,8 @@ use crate::config::Restart;
 
 /// How long a child may take to report `READY=1`.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a child may take to exit after SIGTERM before it gets SIGKILL.
+/// How long a child may take to exit after SIGTERM, or after it was asked to hand over, before
+/// it gets SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
 
 /// Where a child is in its life.
@@ -32,7 +39,7 @@ pub enum State {
     Backoff,
     /// Crash-looping: not restarted until the cool-down passes or `restart NAME`.
     Failed,
-    /// Being stopped (SIGTERM sent) or killed; waiting for it to exit.
+    /// Being stopped (asked to hand over, or SIGTERM sent) or killed; waiting for it to exit.
     Stopping,
     /// Stopped on request, or exited and not to be restarted by its policy.
     Stopped,
@@ -76,10 +83,16 @@ pub enum Event {
     GraceElapsed,
     /// `start NAME`: run it if it does not run.
     Start,
-    /// `stop NAME`: stop it and keep it stopped.
+    /// `stop NAME`: stop it and keep it stopped; its clients are disconnected.
     Stop,
-    /// `restart NAME`: stop it if it runs, and start it afresh (clearing a failed state).
+    /// `restart NAME`: stop it if it runs (asking it to hand its clients over to the next process),
+    /// and start it afresh (clearing a failed state).
     Restart,
+    /// A reload changed the server: stop it as `restart` does, keep it stopped, and leave its
+    /// clients' parked connections open for the successor that adopts them.
+    HandOver,
+    /// [`Action::AskHandOver`] could not ask the process: it gets SIGTERM instead.
+    AskFailed,
 }
 
 /// What to do; carried out in order.
@@ -89,6 +102,9 @@ pub enum Action {
     Spawn,
     /// Send this signal to its process group.
     Kill(Signal),
+    /// Ask the process (over its handoff socket) to hand its clients over and exit;
+    /// [`Event::AskFailed`] follows if it cannot be asked.
+    AskHandOver,
     /// Arm the timer: [`Event::ReadyTimeout`] after this long.
     WaitReady(Duration),
     /// Arm the timer: [`Event::BackoffElapsed`] after this long.
@@ -100,6 +116,8 @@ pub enum Action {
     Answer,
     /// Stop answering, before a process takes the socket again.
     StopAnswering,
+    /// Close the connections its clients parked: nobody will adopt them.
+    CloseParked,
 }
 
 /// Lines worth a log entry; the task words them with the child's name and numbers.
@@ -120,7 +138,7 @@ pub enum Note {
 /// What follows the exit of a child being stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Then {
-    /// Stay stopped (`stop`).
+    /// Stay stopped (`stop`, or a hand-over to a successor).
     Stop,
     /// Start afresh (`restart`, or `start` while stopping).
     Restart,
@@ -141,6 +159,9 @@ pub struct Lifecycle {
     /// When the current process was spawned.
     started: Option<Instant>,
     spawns: u32,
+    /// A successor takes the clients ([`Event::HandOver`]): their parked connections stay open
+    /// whatever becomes of this child.
+    successor: bool,
 }
 
 impl Lifecycle {
@@ -154,6 +175,7 @@ impl Lifecycle {
             essential,
             started: None,
             spawns: 0,
+            successor: false,
         };
         let actions = lifecycle.spawn();
         (lifecycle, actions)
@@ -172,24 +194,24 @@ impl Lifecycle {
     pub fn transition(&mut self, event: Event, now: Instant) -> Vec<Action> {
         use Event as E;
         use State::*;
+        if event == E::HandOver {
+            self.successor = true;
+        }
         match (self.state, event) {
             (Starting, E::Spawned) => {
                 self.started = Some(now);
                 vec![Action::WaitReady(READY_TIMEOUT)]
             }
             (Starting, E::SpawnFailed) => self.exited(false, now),
-            (Starting, E::Ready) => {
-                self.state = Running;
-                if self.essential {
-                    self.backoff.never_fail();
-                }
-                vec![Action::Log(Note::Ready)]
-            }
-            (Starting, E::ReadyTimeout) => self.kill(Then::Policy, Some(Note::NoReady), Signal::SIGTERM),
+            (Starting, E::Ready) => self.ready(),
+            (Starting, E::ReadyTimeout) => self.stop(Then::Policy, Some(Note::NoReady), Action::Kill(Signal::SIGTERM)),
             (Starting | Running, E::Exited { success }) => self.exited(success, now),
-            (Starting | Running, E::WatchdogExpired) => self.kill(Then::Policy, Some(Note::Hung), Signal::SIGKILL),
-            (Starting | Running, E::Stop) => self.kill(Then::Stop, None, Signal::SIGTERM),
-            (Starting | Running, E::Restart) => self.kill(Then::Restart, None, Signal::SIGTERM),
+            (Starting | Running, E::WatchdogExpired) => {
+                self.stop(Then::Policy, Some(Note::Hung), Action::Kill(Signal::SIGKILL))
+            }
+            (Starting | Running, E::Stop) => self.stop(Then::Stop, None, Action::Kill(Signal::SIGTERM)),
+            (Starting | Running, E::Restart) => self.stop(Then::Restart, None, Action::AskHandOver),
+            (Starting | Running, E::HandOver) => self.stop(Then::Stop, None, Action::AskHandOver),
 
             (Stopping, E::Exited { .. }) => match self.then {
                 Then::Stop => self.stopped(),
@@ -200,9 +222,10 @@ impl Lifecycle {
                 // Killed for a fault: a failure, whatever its exit status.
                 Then::Policy => self.exited(false, now),
             },
+            (Stopping, E::AskFailed) => vec![Action::Kill(Signal::SIGTERM)],
             (Stopping, E::GraceElapsed) => vec![Action::Log(Note::Unyielding), Action::Kill(Signal::SIGKILL)],
             // The last request wins.
-            (Stopping, E::Stop) => {
+            (Stopping, E::Stop | E::HandOver) => {
                 self.then = Then::Stop;
                 vec![]
             }
@@ -216,7 +239,7 @@ impl Lifecycle {
                 self.backoff.reset();
                 self.spawn()
             }
-            (Backoff, E::Stop) => self.stopped(),
+            (Backoff, E::Stop | E::HandOver) => self.stopped(),
 
             // The cool-down is over: one more try (the crash-loop verdict cleared the history).
             (Failed, E::BackoffElapsed) => self.take_over(),
@@ -224,24 +247,33 @@ impl Lifecycle {
                 self.backoff.reset();
                 self.take_over()
             }
-            // Already answering.
-            (Failed, E::Stop) => {
+            // Already answering, and its parked connections closed when it failed.
+            (Failed, E::Stop | E::HandOver) => {
                 self.state = Stopped;
                 vec![]
             }
 
             // Nothing to do: `start` of a running child, `stop` of a stopped one, `READY=1`
-            // again, and stale timers. A child that is stopping may stop pinging its watchdog:
-            // the grace bounds it already.
+            // again, and stale timers and failures. A child that is stopping may stop pinging its
+            // watchdog: the grace bounds it already.
             (Starting | Running, E::Start)
             | (Running, E::Spawned | E::SpawnFailed | E::Ready | E::ReadyTimeout)
-            | (Starting | Running, E::BackoffElapsed | E::GraceElapsed)
+            | (Starting | Running, E::BackoffElapsed | E::GraceElapsed | E::AskFailed)
             | (Stopping, E::Spawned | E::SpawnFailed | E::Ready | E::WatchdogExpired)
             | (Stopping, E::ReadyTimeout | E::BackoffElapsed)
             | (Backoff | Failed | Stopped, E::Spawned | E::SpawnFailed | E::Ready | E::Exited { .. })
             | (Backoff | Failed | Stopped, E::WatchdogExpired | E::ReadyTimeout | E::GraceElapsed)
-            | (Stopped, E::BackoffElapsed | E::Stop) => vec![],
+            | (Backoff | Failed | Stopped, E::AskFailed)
+            | (Stopped, E::BackoffElapsed | E::Stop | E::HandOver) => vec![],
         }
+    }
+
+    fn ready(&mut self) -> Vec<Action> {
+        self.state = State::Running;
+        if self.essential {
+            self.backoff.never_fail();
+        }
+        vec![Action::Log(Note::Ready)]
     }
 
     fn spawn(&mut self) -> Vec<Action> {
@@ -261,14 +293,22 @@ impl Lifecycle {
     fn stopped(&mut self) -> Vec<Action> {
         self.state = State::Stopped;
         self.started = None;
-        vec![Action::Answer]
+        let mut actions = vec![Action::Answer];
+        actions.extend(self.close_parked());
+        actions
     }
 
-    fn kill(&mut self, then: Then, note: Option<Note>, signal: Signal) -> Vec<Action> {
+    /// Closing the parked connections, unless a successor adopts them.
+    fn close_parked(&self) -> Option<Action> {
+        (!self.successor).then_some(Action::CloseParked)
+    }
+
+    /// Stops the process: `first` asks it to hand over or signals it; the grace bounds either.
+    fn stop(&mut self, then: Then, note: Option<Note>, first: Action) -> Vec<Action> {
         self.state = State::Stopping;
         self.then = then;
         let mut actions: Vec<Action> = note.map(Action::Log).into_iter().collect();
-        actions.extend([Action::Kill(signal), Action::Grace(GRACE)]);
+        actions.extend([first, Action::Grace(GRACE)]);
         actions
     }
 
@@ -294,11 +334,10 @@ impl Lifecycle {
             }
             Verdict::Failed => {
                 self.state = State::Failed;
-                vec![
-                    Action::Log(Note::CrashLoop),
-                    Action::Answer,
-                    Action::Sleep(backoff::COOL_DOWN),
-                ]
+                let mut actions = vec![Action::Log(Note::CrashLoop), Action::Answer];
+                actions.extend(self.close_parked());
+                actions.push(Action::Sleep(backoff::COOL_DOWN));
+                actions
             }
         }
     }

@@ -138,7 +138,7 @@ impl ChildLog {
 pub fn appender(dir: &Path, name: &str, keep: usize) -> Result<RollingFileAppender> {
     let live = format!("{name}.log");
     refuse_dated_links(dir, &live)?;
-    adopt_plain_file(dir, &live)?;
+    date_plain_file(dir, &live)?;
     RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix(&live)
@@ -167,9 +167,9 @@ fn refuse_dated_links(dir: &Path, live: &str) -> Result<()> {
     Ok(())
 }
 
-/// A plain `NAME.log` (from before logs were dated) becomes the dated file of the day it was last
-/// written: the appender would remove it to put its symlink there.
-fn adopt_plain_file(dir: &Path, live: &str) -> Result<()> {
+/// A plain `NAME.log` becomes the dated file of the day it was last written: the appender would
+/// remove it to put its symlink there.
+fn date_plain_file(dir: &Path, live: &str) -> Result<()> {
     let path = dir.join(live);
     let meta = match fs::symlink_metadata(&path) {
         Ok(meta) => meta,

@@ -54,7 +54,7 @@ pub fn run(config: &Path, name: Option<&str>, lines: usize, follow: bool) -> Res
 fn locate(config: &Path, name: Option<&str>) -> Result<(PathBuf, String)> {
     let config = crate::config::load_partial(config)?;
     let name = name.unwrap_or(SUPERVISOR);
-    let mut known: BTreeSet<String> = config.servers.iter().map(|s| s.name.clone()).collect();
+    let mut known: BTreeSet<String> = config.servers.iter().map(|s| s.settings.name.clone()).collect();
     known.insert("kernel".into());
     for entry in fs::read_dir(&config.log_dir).into_iter().flatten().flatten() {
         let file = entry.file_name().to_string_lossy().into_owned();

@@ -3,13 +3,16 @@
 //! socket, applies config edits as a diff, and stops everything in order.
 //!
 //! - [`lifecycle`]: a child's states and what to do on each event (pure).
-//! - [`child`]: one child's task, carrying out its lifecycle; [`spawn`]: starting its process.
-//! - [`parked`]: a frontend's client connections, kept across its restarts; the open-file limit.
+//! - [`child`]: one child and its task, carrying out its lifecycle; [`spawn`]: starting its process.
+//! - [`custody`]: what the supervisor keeps for a server's clients across its processes: their
+//!   [`parked`] connections (and the open-file limit they need) and its position file.
 //! - [`backoff`]: restart delays and the crash-loop rule (pure).
 //! - [`watchdog`]: notify messages and when a silent child counts as hung (pure); [`pulse`]: the
 //!   supervisor's own heartbeat, which tells a hung child from a paused supervisor.
-//! - [`plan`]: what an edit of the config changes (pure); [`watch`]: noticing the edit.
-//! - [`control`]: the control socket and the `status` table; [`census`]: users per server.
+//! - [`plan`]: what an edit of the config changes (pure); [`watch`]: noticing the edit; `reload`:
+//!   applying it.
+//! - [`control`]: the control socket and the `status` table; `requests`: carrying out its
+//!   requests; [`census`]: users per server.
 //! - [`unavailable`]: answering the clients of a stopped or failed server ourselves.
 //! - [`lock`]: one supervisor per config.
 //! - [`logfile`]: daily-rotated log files with a stable live name, written off the async thread.
@@ -19,6 +22,7 @@ pub mod backoff;
 pub mod census;
 pub mod child;
 pub mod control;
+pub mod custody;
 pub mod lifecycle;
 pub mod lock;
 pub mod logfile;
@@ -26,6 +30,8 @@ pub mod logs;
 pub mod parked;
 pub mod plan;
 pub mod pulse;
+mod reload;
+mod requests;
 pub mod spawn;
 pub mod unavailable;
 pub mod watch;
@@ -42,8 +48,9 @@ use tokio::sync::mpsc;
 
 use crate::config::{self, Config, Restart, Server};
 use child::{Handle, Role, Spec};
-use control::{Reply, Request, Row};
-use lifecycle::{Event, State};
+use control::{Reply, Request};
+use custody::Custody;
+use lifecycle::State;
 
 /// Runs `up` until SIGTERM, Ctrl-C or `down`. Why it failed is logged too, if the log folder can
 /// be had (even from a config that is otherwise invalid).
@@ -80,7 +87,7 @@ fn run_up(config: Config) -> Result<()> {
     // Every address is bound before any child starts, so a port in use stops `up` cleanly.
     let mut listeners = BTreeMap::new();
     for server in &config.servers {
-        listeners.insert(server.name.clone(), Arc::new(bind(server)?));
+        listeners.insert(server.settings.name.clone(), Arc::new(bind(server)?));
     }
     // A single thread: the parent-death signal is tied to the thread that forks each child.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -98,7 +105,7 @@ fn reach(cluster: &crate::cluster::Cluster) -> Result<()> {
 
 fn bind(server: &Server) -> Result<TcpListener> {
     let listener = TcpListener::bind(server.addr())
-        .with_context(|| format!("server `{}`: cannot bind {}", server.name, server.addr()))?;
+        .with_context(|| format!("server `{}`: cannot bind {}", server.settings.name, server.addr()))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -122,7 +129,7 @@ struct Supervisor {
 
 impl Supervisor {
     fn new(config: Config, listeners: BTreeMap<String, Arc<TcpListener>>) -> Self {
-        let names = config.servers.iter().map(|s| s.name.clone()).collect();
+        let names = config.servers.iter().map(|s| s.settings.name.clone()).collect();
         Self {
             settings: config.clone(),
             config,
@@ -156,16 +163,16 @@ impl Supervisor {
         self.start_server_with(server, None);
     }
 
-    /// Starts `server`, with the clients an earlier handle of it carried, if any.
-    fn start_server_with(&mut self, server: &Server, carry: Option<child::Carry>) {
-        let listener = self.listeners[&server.name].clone();
+    /// Starts `server`, with the custody of its clients from an earlier handle of it, if any.
+    fn start_server_with(&mut self, server: &Server, custody: Option<Custody>) {
+        let listener = self.listeners[&server.settings.name].clone();
         let role = Role::Frontend {
             server: server.clone(),
             listener,
         };
-        let spec = self.spec(&server.name, role, server.restart);
+        let spec = self.spec(&server.settings.name, role, server.restart);
         self.servers
-            .insert(server.name.clone(), Handle::start_with(spec, carry));
+            .insert(server.settings.name.clone(), Handle::start_with(spec, custody));
     }
 
     async fn run(mut self) -> Result<()> {
@@ -174,42 +181,18 @@ impl Supervisor {
         tokio::spawn(crate::notify::watchdog());
         pulse::start();
         let control_path = self.settings.run_dir.join("control.sock");
-        let _ = std::fs::remove_file(&control_path);
-        let control = tokio::net::UnixListener::bind(&control_path)
-            .with_context(|| format!("binding {}", control_path.display()))?;
-        std::fs::set_permissions(&control_path, std::fs::Permissions::from_mode(0o600))?;
-        let (requests_tx, mut requests) = mpsc::channel(16);
-        tokio::spawn(control::serve(control, requests_tx));
-
+        let mut requests = serve_control(&control_path)?;
         let (changed_tx, mut changed) = mpsc::channel(16);
         let _watcher = watch::watch(&self.config.path, changed_tx)
             .map_err(
                 |e| tracing::warn!(error = %format!("{e:#}"), "not watching the config file; use `reload` or SIGHUP"),
             )
             .ok();
-
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
+        let mut signals = Signals::new()?;
 
         // The kernel first; frontends once it is ready (they would wait for it anyway, but their
         // readiness then means the chat works).
-        let role = Role::Kernel {
-            expect: self.expect.clone(),
-            member: self.settings.cluster.clone().map(|cluster| crate::kernel::Membership {
-                cluster,
-                instance: format!("{:x}", crate::instance::new()),
-            }),
-        };
-        let kernel = Handle::start(self.spec("kernel", role, Restart::Always));
-        let state = tokio::select! {
-            state = kernel.settled() => state,
-            _ = term.recv() => State::Stopped,
-            _ = int.recv() => State::Stopped,
-        };
-        self.kernel = Some(kernel);
-        if state != State::Running {
+        if self.start_kernel(&mut signals).await != State::Running {
             self.shutdown().await;
             bail!(
                 "the kernel did not start; see {}",
@@ -219,39 +202,7 @@ impl Supervisor {
         for server in self.config.servers.clone() {
             self.start_server(&server);
         }
-        // Under systemd (Type=notify): READY=1 once every server is up, or has given up.
-        let statuses: Vec<_> = self.servers.values().map(|h| h.status.clone()).collect();
-        let mut all_settled = std::pin::pin!(futures_util::future::join_all(statuses.into_iter().map(child::settled)));
-        let mut ready = false;
-
-        let mut down = None;
-        loop {
-            tokio::select! {
-                states = &mut all_settled, if !ready => {
-                    ready = true;
-                    let running = states.iter().filter(|s| **s == State::Running).count();
-                    tracing::info!("ready: the kernel and {running} of {} servers running", states.len());
-                    crate::notify::ready();
-                }
-                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
-                _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
-                _ = hup.recv() => { tracing::info!("SIGHUP: reloading"); let _ = self.reload().await; }
-                Some(()) = changed.recv() => {
-                    watch::debounce(&mut changed).await;
-                    tracing::info!(config = %self.config.path.display(), "config file changed: reloading");
-                    let _ = self.reload().await; // logged either way
-                }
-                Some((request, reply)) = requests.recv() => {
-                    if request == Request::Down {
-                        tracing::info!("`down` requested: stopping");
-                        down = Some(reply);
-                        break;
-                    }
-                    let answer = self.handle(request).await;
-                    reply.send(&answer).await;
-                }
-            }
-        }
+        let down = self.serve(&mut signals, &mut changed, &mut requests).await;
         self.shutdown().await;
         let _ = std::fs::remove_file(&control_path);
         if let Some(reply) = down {
@@ -266,6 +217,66 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Starts the kernel and waits until it runs or gives up (or `up` is told to stop meanwhile:
+    /// then [`State::Stopped`]).
+    async fn start_kernel(&mut self, signals: &mut Signals) -> State {
+        let role = Role::Kernel {
+            expect: self.expect.clone(),
+            member: self.settings.cluster.clone().map(|cluster| crate::kernel::Membership {
+                cluster,
+                instance: format!("{:x}", crate::instance::new()),
+            }),
+        };
+        let kernel = Handle::start(self.spec("kernel", role, Restart::Always));
+        let state = tokio::select! {
+            state = kernel.settled() => state,
+            _ = signals.term.recv() => State::Stopped,
+            _ = signals.int.recv() => State::Stopped,
+        };
+        self.kernel = Some(kernel);
+        state
+    }
+
+    /// Answers signals, config edits and control requests until told to stop; returns where to
+    /// reply if that was `down`.
+    async fn serve(
+        &mut self,
+        signals: &mut Signals,
+        changed: &mut mpsc::Receiver<()>,
+        requests: &mut mpsc::Receiver<control::Incoming>,
+    ) -> Option<control::Responder> {
+        // Under systemd (Type=notify): READY=1 once every server is up, or has given up.
+        let statuses: Vec<_> = self.servers.values().map(|h| h.status.clone()).collect();
+        let mut all_settled = std::pin::pin!(futures_util::future::join_all(statuses.into_iter().map(child::settled)));
+        let mut ready = false;
+        loop {
+            tokio::select! {
+                states = &mut all_settled, if !ready => {
+                    ready = true;
+                    let running = states.iter().filter(|s| **s == State::Running).count();
+                    tracing::info!("ready: the kernel and {running} of {} servers running", states.len());
+                    crate::notify::ready();
+                }
+                _ = signals.term.recv() => { tracing::info!("SIGTERM: stopping"); return None; }
+                _ = signals.int.recv() => { tracing::info!("SIGINT: stopping"); return None; }
+                _ = signals.hup.recv() => { tracing::info!("SIGHUP: reloading"); let _ = self.reload().await; }
+                Some(()) = changed.recv() => {
+                    watch::debounce(changed).await;
+                    tracing::info!(config = %self.config.path.display(), "config file changed: reloading");
+                    let _ = self.reload().await; // logged either way
+                }
+                Some((request, reply)) = requests.recv() => {
+                    if request == Request::Down {
+                        tracing::info!("`down` requested: stopping");
+                        return Some(reply);
+                    }
+                    let answer = self.handle(request).await;
+                    reply.send(&answer).await;
+                }
+            }
+        }
+    }
+
     /// Frontends first (all at once), then the kernel.
     async fn shutdown(&mut self) {
         crate::notify::stopping();
@@ -275,237 +286,33 @@ impl Supervisor {
             kernel.stop_and_end().await;
         }
     }
+}
 
-    async fn handle(&mut self, request: Request) -> Reply {
-        let reply = |result: Result<String, String>| {
-            let ok = result.is_ok();
-            let message = result.unwrap_or_else(|e| e);
-            Reply {
-                ok,
-                message,
-                ..Reply::default()
-            }
-        };
-        match request {
-            Request::Status => {
-                let (servers, cluster) = self.status().await;
-                Reply {
-                    ok: true,
-                    message: String::new(),
-                    servers,
-                    config_error: self.refused.as_ref().map(|why| {
-                        format!(
-                            "{} changed since the running config was loaded and {why}; running the previous config",
-                            self.config.path.display()
-                        )
-                    }),
-                    cluster,
-                }
-            }
-            Request::Reload => reply(self.reload().await),
-            Request::Restart { names } => reply(self.request(&names, Event::Restart).await),
-            Request::Stop { names } => reply(self.request(&names, Event::Stop).await),
-            Request::Start { names } => reply(self.request(&names, Event::Start).await),
-            Request::Down => unreachable!("handled by the loop"),
-        }
+/// The signals `up` answers: SIGTERM and SIGINT stop it, SIGHUP reloads the config.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
     }
+}
 
-    /// `start`, `stop` or `restart` of `names` (`all`: every server), all at once; one line of
-    /// reply per name. An unknown name changes nothing.
-    async fn request(&self, names: &[String], request: Event) -> Result<String, String> {
-        let mut handles = Vec::new();
-        let mut unknown = Vec::new();
-        for name in names {
-            match (name.as_str(), self.handle_of(name)) {
-                ("all", _) => handles.extend(self.servers.values()),
-                (_, Some(handle)) => handles.push(handle),
-                (_, None) => unknown.push(format!("`{name}`")),
-            }
-        }
-        if !unknown.is_empty() {
-            return Err(format!(
-                "no server named {} (see `chat-supervisor status`)",
-                unknown.join(", ")
-            ));
-        }
-        let mut seen = std::collections::HashSet::new();
-        handles.retain(|h| seen.insert(h.spec.name.clone()));
-        let is_kernel = |h: &Handle| matches!(h.spec.role, Role::Kernel { .. });
-        handles.sort_by_key(|h| !is_kernel(h));
-        let mut before = Vec::new();
-        let mut rest = &handles[..];
-        if let [kernel, others @ ..] = rest
-            && request == Event::Restart
-            && is_kernel(kernel)
-            && !others.is_empty()
-        {
-            // The kernel first, and the servers once it is back: a server hands its clients over
-            // once the kernel has acknowledged their lines, which a kernel down would delay.
-            before.push(kernel.request(request).await);
-            kernel.settled().await;
-            rest = others;
-        }
-        before.extend(futures_util::future::join_all(rest.iter().map(|h| h.request(request))).await);
-        let lines: Vec<String> = handles
-            .iter()
-            .zip(before)
-            .map(|(handle, before)| {
-                let name = &handle.spec.name;
-                match (request, before) {
-                    (Event::Stop, State::Stopped) => format!("{name} is already stopped"),
-                    (Event::Start, State::Starting | State::Running) => format!("{name} is already running"),
-                    (Event::Stop, _) => {
-                        tracing::info!(name, "stopped on request");
-                        format!("stopped {name}")
-                    }
-                    (Event::Start, _) => {
-                        tracing::info!(name, "started on request");
-                        format!("starting {name}")
-                    }
-                    _ => {
-                        tracing::info!(name, "restarted on request");
-                        format!("restarting {name}")
-                    }
-                }
-            })
-            .collect();
-        Ok(lines.join("\n"))
-    }
-
-    fn handle_of(&self, name: &str) -> Option<&Handle> {
-        if name == "kernel" {
-            self.kernel.as_ref()
-        } else {
-            self.servers.get(name)
-        }
-    }
-
-    async fn status(&self) -> (Vec<Row>, Option<control::ClusterRow>) {
-        let census = census::census(&self.kernel_socket()).await;
-        // A cluster member's census also counts each node's users, as `@NODE`.
-        let (nodes, users): (Vec<_>, Vec<_>) = census
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .partition(|(name, _)| name.starts_with('@'));
-        let users = census.map(|_| users);
-        let cluster = self.settings.cluster.as_ref().map(|c| control::ClusterRow {
-            redis: c.redis.clone(),
-            node: c.node.clone(),
-            nodes: nodes
-                .into_iter()
-                .map(|(name, users)| control::NodeRow {
-                    name: name[1..].to_string(),
-                    users,
-                })
-                .collect(),
-        });
-        let row = |handle: &Handle, users: Option<u64>| {
-            let status = handle.status.borrow().clone();
-            Row {
-                name: handle.spec.name.clone(),
-                kind: handle.spec.kind(),
-                address: handle.spec.address(),
-                pid: status.pid,
-                state: status.state.to_string(),
-                uptime_secs: status.since.map(|t| t.elapsed().as_secs()),
-                restarts: status.restarts,
-                users,
-            }
-        };
-        let mut rows = Vec::new();
-        if let Some(kernel) = &self.kernel {
-            let total = users.as_ref().map(|u| u.iter().map(|(_, n)| n).sum());
-            rows.push(row(kernel, total));
-        }
-        for (name, handle) in &self.servers {
-            let count = users
-                .as_ref()
-                .map(|u| u.iter().filter(|(n, _)| n == name).map(|(_, c)| c).sum());
-            rows.push(row(handle, count));
-        }
-        (rows, cluster)
-    }
-
-    /// Reads the config again and applies it by its [`plan`]. An invalid file, or an address
-    /// that cannot be bound, changes nothing (and `status` says so until the file is fixed).
-    async fn reload(&mut self) -> Result<String, String> {
-        let mut refuse = |why: String, message: String| {
-            // One log line per refusal, for grep.
-            let line = message.replace("\n  ", " ").replace('\n', "; ");
-            tracing::error!("reload refused: {line}");
-            self.refused = Some(format!("{why}: {}", line.trim_end_matches("; nothing changed")));
-            Err(message)
-        };
-        let new = match config::load(&self.config.path) {
-            Ok(new) => new,
-            Err(e) => return refuse("is invalid".into(), format!("{e:#}\nnothing changed")),
-        };
-        let plan = plan::diff(&self.config, &new);
-        if plan.is_empty() {
-            self.refused = None;
-            let (at, what) = &self.applied;
-            let message = format!(
-                "nothing new: {} was applied at {} ({what})",
-                self.config.path.display(),
-                at.format("%H:%M:%S")
-            );
-            tracing::info!("{message}");
-            return Ok(message);
-        }
-        if plan.supervisor_changed {
-            tracing::warn!("changes to [supervisor] or [cluster] take effect at the next `up`");
-        }
-        let mut fresh = BTreeMap::new();
-        for server in plan.to_bind() {
-            match bind(server) {
-                Ok(listener) => fresh.insert(server.name.clone(), Arc::new(listener)),
-                Err(e) => return refuse("cannot be applied".into(), format!("{e:#}; nothing changed")),
-            };
-        }
-
-        // A server changed in a way its next process can take over (not its kind or address)
-        // hands its clients over, as `restart NAME` does; the others stop.
-        let taken_over = |handle: &Handle| {
-            plan.restarted.iter().any(|s| match &handle.spec.role {
-                Role::Frontend { server, .. } => server.name == s.name && server.kind == s.kind,
-                Role::Kernel { .. } => false,
-            })
-        };
-        let stopping: Vec<Handle> = plan.to_stop().filter_map(|name| self.servers.remove(name)).collect();
-        let (handing, ending): (Vec<Handle>, Vec<Handle>) = stopping.into_iter().partition(|h| taken_over(h));
-        let handed = futures_util::future::join_all(handing.into_iter().map(|h| async move {
-            let name = h.spec.name.clone();
-            (name, h.hand_over_and_end().await)
-        }));
-        let (handed, _) = futures_util::future::join(
-            handed,
-            futures_util::future::join_all(ending.into_iter().map(Handle::stop_and_end)),
-        )
-        .await;
-        let mut carried: BTreeMap<String, child::Carry> = handed.into_iter().collect();
-        for name in &plan.removed {
-            self.listeners.remove(name);
-            tracing::info!(name, "removed");
-        }
-        self.listeners.extend(fresh);
-        for server in plan.to_start() {
-            if plan.added.contains(server) {
-                tracing::info!(name = %server.name, "added");
-            } else if carried.contains_key(&server.name) {
-                tracing::info!(name = %server.name, "changed: its next process takes its clients over");
-            } else {
-                tracing::info!(name = %server.name, "changed: restarting");
-            }
-            let carry = carried.remove(&server.name);
-            self.start_server_with(server, carry);
-        }
-        *self.expect.lock() = new.servers.iter().map(|s| s.name.clone()).collect();
-        self.config = new;
-        self.applied = (chrono::Local::now(), plan.changes());
-        self.refused = None;
-        let summary = format!("reloaded: {}", plan.summary());
-        tracing::info!("{summary}");
-        Ok(summary)
-    }
+/// Binds the control socket (ours alone) and serves it on a task of its own; returns where its
+/// requests arrive.
+fn serve_control(path: &Path) -> Result<mpsc::Receiver<control::Incoming>> {
+    let _ = std::fs::remove_file(path);
+    let control = tokio::net::UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let (requests_tx, requests) = mpsc::channel(16);
+    tokio::spawn(control::serve(control, requests_tx));
+    Ok(requests)
 }

@@ -1,7 +1,7 @@
 //! The connections a frontend parked with the supervisor (see [`crate::handoff`]): a copy of each
 //! client socket by session id, with its slot in the server's position file, kept across the
-//! frontend's restarts and handed to each new process of the server (the position file first);
-//! closed when the server stops for good.
+//! frontend's restarts and sent to each new process of the server, which adopts them (the position
+//! file first); closed when the server stops for good.
 //!
 //! It also sizes the supervisor's open-file limit: every parked connection is a descriptor here.
 
@@ -80,7 +80,11 @@ impl Parked {
 /// Sends a new process the server's position file, what its predecessor's readers left (if it
 /// handed over), every parked connection, [`MAX_FDS`] to a packet, then the end of the adoption.
 /// Connections released meanwhile are skipped. Returns how many were sent.
-pub async fn adopt(channel: Arc<Channel>, state: Arc<OwnedFd>, parked: Arc<Mutex<Parked>>) -> io::Result<usize> {
+pub async fn send_for_adoption(
+    channel: Arc<Channel>,
+    state: Arc<OwnedFd>,
+    parked: Arc<Mutex<Parked>>,
+) -> io::Result<usize> {
     channel.send(&Message::State, &[state.as_raw_fd()]).await?;
     let carried = parked.lock().carried.take();
     if let Some(carried) = carried {
@@ -120,7 +124,12 @@ pub async fn adopt(channel: Arc<Channel>, state: Arc<OwnedFd>, parked: Arc<Mutex
 /// The open-file limit `up` needs: a descriptor per connection every server may hold (each may
 /// be parked here), plus [`FD_HEADROOM`].
 pub fn fd_needed(config: &Config) -> u64 {
-    config.servers.iter().map(|s| s.max_connections as u64).sum::<u64>() + FD_HEADROOM
+    config
+        .servers
+        .iter()
+        .map(|s| s.settings.limits.max_connections as u64)
+        .sum::<u64>()
+        + FD_HEADROOM
 }
 
 /// Raises the soft open-file limit to what `up` needs (or the hard limit, if lower); says what is
@@ -192,7 +201,7 @@ mod tests {
             .lock()
             .apply(Message::Park(list), ids.iter().map(|_| null()).collect());
         let state = Arc::new(crate::journal::PositionFile::create("test", 1000).unwrap());
-        let sending = tokio::spawn(adopt(ours, state, parked.clone()));
+        let sending = tokio::spawn(send_for_adoption(ours, state, parked.clone()));
         let got = crate::frontend::handoff::receive(&theirs).await.unwrap();
         assert_eq!(sending.await.unwrap().unwrap(), 600);
         assert!(got.file.is_some(), "the position file came first");

@@ -24,23 +24,23 @@ pub struct Plan {
 
 /// How `old` (running) becomes `new` (just read).
 pub fn diff(old: &Config, new: &Config) -> Plan {
-    let before: BTreeMap<&str, &Server> = old.servers.iter().map(|s| (s.name.as_str(), s)).collect();
+    let before: BTreeMap<&str, &Server> = old.servers.iter().map(|s| (s.settings.name.as_str(), s)).collect();
     let mut plan = Plan {
         supervisor_changed: (&old.log_dir, &old.run_dir, old.log_keep, old.watchdog, &old.cluster)
             != (&new.log_dir, &new.run_dir, new.log_keep, new.watchdog, &new.cluster),
         ..Plan::default()
     };
     for server in &new.servers {
-        match before.get(server.name.as_str()) {
+        match before.get(server.settings.name.as_str()) {
             None => plan.added.push(server.clone()),
-            Some(old) if *old == server => plan.unchanged.push(server.name.clone()),
+            Some(old) if *old == server => plan.unchanged.push(server.settings.name.clone()),
             Some(old) if old.addr() == server.addr() => plan.restarted.push(server.clone()),
             Some(_) => plan.rebound.push(server.clone()),
         }
     }
     plan.removed = before
         .keys()
-        .filter(|name| !new.servers.iter().any(|s| s.name == **name))
+        .filter(|name| !new.servers.iter().any(|s| s.settings.name == **name))
         .map(|name| name.to_string())
         .collect();
     plan
@@ -63,7 +63,11 @@ impl Plan {
 
     /// Servers to stop: removed or changed.
     pub fn to_stop(&self) -> impl Iterator<Item = &str> {
-        let changed = self.restarted.iter().chain(&self.rebound).map(|s| s.name.as_str());
+        let changed = self
+            .restarted
+            .iter()
+            .chain(&self.rebound)
+            .map(|s| s.settings.name.as_str());
         self.removed.iter().map(String::as_str).chain(changed)
     }
 
@@ -117,7 +121,7 @@ mod tests {
     }
 
     fn names(servers: &[Server]) -> Vec<&str> {
-        servers.iter().map(|s| s.name.as_str()).collect()
+        servers.iter().map(|s| s.settings.name.as_str()).collect()
     }
 
     #[test]

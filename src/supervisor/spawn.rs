@@ -35,7 +35,7 @@ impl Process {
             .with_context(|| format!("binding {}", spec.notify_socket.display()))?;
         let mut command = command(spec)?;
         let handoff = match spec.role {
-            Role::Frontend { .. } => Some(hand_off(&mut command)?),
+            Role::Frontend { .. } => Some(pass_handoff_socket(&mut command)?),
             Role::Kernel { .. } => None,
         };
         let mut child = tokio::process::Command::from(command)
@@ -139,7 +139,7 @@ fn command(spec: &Spec) -> Result<std::process::Command> {
         Role::Frontend { server, listener } => {
             let args = ServeArgs::for_server(server, &spec.kernel_socket);
             command.arg("serve").args(args.to_args());
-            crate::frontend::listen::hand_over(&mut command, listener.as_ref(), &server.name)
+            crate::frontend::listen::pass_listener(&mut command, listener.as_ref(), &server.settings.name)
                 .context("passing the listening socket")?;
         }
     }
@@ -159,8 +159,9 @@ fn command(spec: &Spec) -> Result<std::process::Command> {
 }
 
 /// Gives the child its end of a new handoff socket as fd [`handoff::FD`](crate::handoff::FD),
-/// named by `$CHAT_HANDOFF_FD`; returns our end. Call it after the listener's hand-over (fd 3).
-fn hand_off(command: &mut std::process::Command) -> Result<OwnedFd> {
+/// named by `$CHAT_HANDOFF_FD`; returns our end. Call it after
+/// [`pass_listener`](crate::frontend::listen::pass_listener) (fd 3).
+fn pass_handoff_socket(command: &mut std::process::Command) -> Result<OwnedFd> {
     use crate::handoff::{ENV, FD};
     let (ours, theirs) = crate::handoff::socket::pair().context("creating a handoff socket")?;
     crate::sys::exec::pass_fd(command, &theirs, FD).context("passing a handoff socket")?;

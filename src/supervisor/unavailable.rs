@@ -23,8 +23,8 @@ const REFUSING: usize = 64;
 /// What a client of an unavailable `server` is told, in its protocol.
 pub fn answer(server: &Server) -> Bytes {
     let event = Event::Error(ChatError::ServerUnavailable);
-    match server.kind {
-        Kind::Tcp => render::telnet(&event, server.color),
+    match server.settings.kind {
+        Kind::Tcp => render::telnet(&event, server.settings.color),
         Kind::Ws => http::refusal(503, &event.plain()),
     }
 }

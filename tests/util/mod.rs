@@ -125,7 +125,7 @@ impl Scene {
             .args(["serve", "--name", name, "--kind", kind, "--kernel"])
             .arg(self.socket())
             .args(extra);
-        chat_supervisor::frontend::listen::hand_over(&mut command, &listener, name).unwrap();
+        chat_supervisor::frontend::listen::pass_listener(&mut command, &listener, name).unwrap();
         let proc = self.spawn_ready(name, command);
         (proc, addr)
     }

@@ -71,9 +71,6 @@ pub trait Decode: Send {
     fn restore(&mut self, saved: &[u8]) -> bool;
 }
 
-/// The default `ping_interval` (see [`Limits`]).
-pub const PING_INTERVAL: Duration = Duration::from_secs(30);
-
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum End {

@@ -6,7 +6,7 @@ use Event as E;
 use Signal::{SIGKILL, SIGTERM};
 use State::*;
 
-const EVENTS: [Event; 11] = [
+const EVENTS: [Event; 13] = [
     E::Spawned,
     E::SpawnFailed,
     E::Ready,
@@ -18,6 +18,8 @@ const EVENTS: [Event; 11] = [
     E::Start,
     E::Stop,
     E::Restart,
+    E::HandOver,
+    E::AskFailed,
 ];
 
 /// A clock for one test: `at(ms)` is that long after its start.
@@ -70,10 +72,12 @@ fn in_state(state: State) -> Lifecycle {
     lifecycle
 }
 
-#[test]
-fn every_transition() {
+/// Every (state, event) pair of a child without a successor: the state it goes to and the
+/// actions.
+fn table() -> Vec<(State, Event, State, Vec<Action>)> {
     let stop = vec![Kill(SIGTERM), Grace(GRACE)];
-    let table: Vec<(State, Event, State, Vec<Action>)> = vec![
+    let hand_over = vec![AskHandOver, Grace(GRACE)];
+    vec![
         (Starting, E::Spawned, Starting, vec![WaitReady(READY_TIMEOUT)]),
         // The first failure of a run restarts at once.
         (Starting, E::SpawnFailed, Starting, vec![Spawn]),
@@ -95,7 +99,9 @@ fn every_transition() {
         (Starting, E::GraceElapsed, Starting, vec![]),
         (Starting, E::Start, Starting, vec![]),
         (Starting, E::Stop, Stopping, stop.clone()),
-        (Starting, E::Restart, Stopping, stop.clone()),
+        (Starting, E::Restart, Stopping, hand_over.clone()),
+        (Starting, E::HandOver, Stopping, hand_over.clone()),
+        (Starting, E::AskFailed, Starting, vec![]),
         (Running, E::Spawned, Running, vec![]),
         (Running, E::SpawnFailed, Running, vec![]),
         (Running, E::Ready, Running, vec![]),
@@ -111,11 +117,18 @@ fn every_transition() {
         (Running, E::GraceElapsed, Running, vec![]),
         (Running, E::Start, Running, vec![]),
         (Running, E::Stop, Stopping, stop.clone()),
-        (Running, E::Restart, Stopping, stop.clone()),
+        (Running, E::Restart, Stopping, hand_over.clone()),
+        (Running, E::HandOver, Stopping, hand_over.clone()),
+        (Running, E::AskFailed, Running, vec![]),
         (Stopping, E::Spawned, Stopping, vec![]),
         (Stopping, E::SpawnFailed, Stopping, vec![]),
         (Stopping, E::Ready, Stopping, vec![]),
-        (Stopping, E::Exited { success: false }, Stopped, vec![Answer]),
+        (
+            Stopping,
+            E::Exited { success: false },
+            Stopped,
+            vec![Answer, CloseParked],
+        ),
         (Stopping, E::WatchdogExpired, Stopping, vec![]),
         (Stopping, E::ReadyTimeout, Stopping, vec![]),
         (Stopping, E::BackoffElapsed, Stopping, vec![]),
@@ -128,6 +141,8 @@ fn every_transition() {
         (Stopping, E::Start, Stopping, vec![]),
         (Stopping, E::Stop, Stopping, vec![]),
         (Stopping, E::Restart, Stopping, vec![]),
+        (Stopping, E::HandOver, Stopping, vec![]),
+        (Stopping, E::AskFailed, Stopping, vec![Kill(SIGTERM)]),
         (Backoff, E::Spawned, Backoff, vec![]),
         (Backoff, E::SpawnFailed, Backoff, vec![]),
         (Backoff, E::Ready, Backoff, vec![]),
@@ -137,8 +152,11 @@ fn every_transition() {
         (Backoff, E::BackoffElapsed, Starting, vec![Spawn]),
         (Backoff, E::GraceElapsed, Backoff, vec![]),
         (Backoff, E::Start, Starting, vec![Spawn]),
-        (Backoff, E::Stop, Stopped, vec![Answer]),
+        (Backoff, E::Stop, Stopped, vec![Answer, CloseParked]),
         (Backoff, E::Restart, Starting, vec![Spawn]),
+        // The successor adopts the clients: their connections stay open.
+        (Backoff, E::HandOver, Stopped, vec![Answer]),
+        (Backoff, E::AskFailed, Backoff, vec![]),
         (Failed, E::Spawned, Failed, vec![]),
         (Failed, E::SpawnFailed, Failed, vec![]),
         (Failed, E::Ready, Failed, vec![]),
@@ -150,6 +168,8 @@ fn every_transition() {
         (Failed, E::Start, Starting, vec![StopAnswering, Spawn]),
         (Failed, E::Stop, Stopped, vec![]),
         (Failed, E::Restart, Starting, vec![StopAnswering, Spawn]),
+        (Failed, E::HandOver, Stopped, vec![]),
+        (Failed, E::AskFailed, Failed, vec![]),
         (Stopped, E::Spawned, Stopped, vec![]),
         (Stopped, E::SpawnFailed, Stopped, vec![]),
         (Stopped, E::Ready, Stopped, vec![]),
@@ -161,7 +181,14 @@ fn every_transition() {
         (Stopped, E::Start, Starting, vec![StopAnswering, Spawn]),
         (Stopped, E::Stop, Stopped, vec![]),
         (Stopped, E::Restart, Starting, vec![StopAnswering, Spawn]),
-    ];
+        (Stopped, E::HandOver, Stopped, vec![]),
+        (Stopped, E::AskFailed, Stopped, vec![]),
+    ]
+}
+
+#[test]
+fn every_transition() {
+    let table = table();
     // The table covers every pair.
     for state in State::ALL {
         for event in EVENTS {
@@ -174,6 +201,26 @@ fn every_transition() {
         let now = Instant::now() + Duration::from_secs(1);
         let got = lifecycle.transition(event, now);
         assert_eq!((lifecycle.state(), &got), (next, &actions), "({state}, {event:?})");
+        assert_eq!(lifecycle.successor, event == E::HandOver, "({state}, {event:?})");
+    }
+}
+
+/// With a successor (after [`Event::HandOver`]), every pair goes as without one, but no parked
+/// connection is ever closed.
+#[test]
+fn every_transition_with_a_successor() {
+    for (state, event, next, actions) in table() {
+        let mut lifecycle = in_state(state);
+        lifecycle.successor = true;
+        let now = Instant::now() + Duration::from_secs(1);
+        let got = lifecycle.transition(event, now);
+        let kept: Vec<Action> = actions.into_iter().filter(|a| *a != CloseParked).collect();
+        assert_eq!(
+            (lifecycle.state(), &got),
+            (next, &kept),
+            "({state}, {event:?}) with a successor"
+        );
+        assert!(lifecycle.successor, "({state}, {event:?}): a successor stays one");
     }
 }
 
@@ -198,7 +245,10 @@ fn a_crash_loop_backs_off_then_fails_then_tries_again_after_the_cool_down() {
                 waits.push(delay.as_millis());
                 assert_eq!(child.transition(E::BackoffElapsed, clock.at(i * 10 + 2)), [Spawn]);
             }
-            Failed => assert_eq!(actions, [Log(Note::CrashLoop), Answer, Sleep(backoff::COOL_DOWN)]),
+            Failed => assert_eq!(
+                actions,
+                [Log(Note::CrashLoop), Answer, CloseParked, Sleep(backoff::COOL_DOWN)]
+            ),
             other => panic!("{other}"),
         }
     }
@@ -221,7 +271,10 @@ fn a_stop_while_starting_stops_it_and_the_exit_leaves_it_stopped() {
     // Its READY=1 was on its way: too late.
     assert_eq!(child.transition(E::Ready, now), []);
     assert_eq!(child.transition(E::ReadyTimeout, now), []);
-    assert_eq!(child.transition(E::Exited { success: true }, now), [Answer]);
+    assert_eq!(
+        child.transition(E::Exited { success: true }, now),
+        [Answer, CloseParked]
+    );
     assert_eq!(child.state(), Stopped);
 }
 
@@ -245,7 +298,10 @@ fn exits_while_stopping_follow_the_last_request() {
     assert_eq!(child.transition(E::Exited { success: false }, now), [Spawn]);
     // restart, then stop before it is gone: it stays stopped.
     let (mut child, _) = drive(Restart::Always, &[E::Spawned, E::Ready, E::Restart, E::Stop]);
-    assert_eq!(child.transition(E::Exited { success: false }, now), [Answer]);
+    assert_eq!(
+        child.transition(E::Exited { success: false }, now),
+        [Answer, CloseParked]
+    );
     assert_eq!(child.state(), Stopped);
     // stop, then start before it is gone: it comes back.
     let (mut child, _) = drive(Restart::Never, &[E::Spawned, E::Ready, E::Stop, E::Start]);
@@ -261,7 +317,10 @@ fn a_watchdog_expiry_while_stopping_waits_for_the_grace() {
         child.transition(E::GraceElapsed, now),
         [Log(Note::Unyielding), Kill(SIGKILL)]
     );
-    assert_eq!(child.transition(E::Exited { success: false }, now), [Answer]);
+    assert_eq!(
+        child.transition(E::Exited { success: false }, now),
+        [Answer, CloseParked]
+    );
 }
 
 #[test]
@@ -280,10 +339,10 @@ fn the_policy_decides_after_an_exit_on_its_own() {
     let cases = [
         (Restart::Always, true, vec![Spawn]),
         (Restart::Always, false, vec![Spawn]),
-        (Restart::OnFailure, true, vec![Answer]),
+        (Restart::OnFailure, true, vec![Answer, CloseParked]),
         (Restart::OnFailure, false, vec![Spawn]),
-        (Restart::Never, true, vec![Answer]),
-        (Restart::Never, false, vec![Answer]),
+        (Restart::Never, true, vec![Answer, CloseParked]),
+        (Restart::Never, false, vec![Answer, CloseParked]),
     ];
     for (restart, success, expected) in cases {
         let (mut child, _) = drive(restart, &[E::Spawned, E::Ready]);
@@ -319,4 +378,50 @@ fn a_stable_run_makes_the_next_exit_restart_at_once() {
     child.transition(E::Spawned, clock.at(1));
     let actions = child.transition(E::Exited { success: false }, clock.at(1) + backoff::STABLE);
     assert_eq!(actions, [Spawn]);
+}
+
+#[test]
+fn a_restart_asks_for_a_hand_over_and_keeps_the_clients_parked() {
+    let (mut child, _) = drive(Restart::Always, &into(Running));
+    let now = Instant::now();
+    assert_eq!(child.transition(E::Restart, now), [AskHandOver, Grace(GRACE)]);
+    assert_eq!(child.transition(E::Exited { success: true }, now), [Spawn]);
+    // One that cannot be asked gets SIGTERM, within the same grace.
+    let (mut child, _) = drive(Restart::Always, &into(Running));
+    assert_eq!(child.transition(E::Restart, now), [AskHandOver, Grace(GRACE)]);
+    assert_eq!(child.transition(E::AskFailed, now), [Kill(SIGTERM)]);
+    assert_eq!(child.transition(E::Exited { success: false }, now), [Spawn]);
+}
+
+#[test]
+fn a_stop_sends_sigterm_and_closes_the_parked_connections_once_it_exited() {
+    let (mut child, _) = drive(Restart::Always, &into(Running));
+    let now = Instant::now();
+    assert_eq!(child.transition(E::Stop, now), [Kill(SIGTERM), Grace(GRACE)]);
+    assert_eq!(
+        child.transition(E::Exited { success: true }, now),
+        [Answer, CloseParked]
+    );
+    // A restart while it was stopping brings it back, clients kept.
+    let (mut child, _) = drive(Restart::Always, &into(Stopping));
+    assert_eq!(child.transition(E::Restart, now), []);
+    assert_eq!(child.transition(E::Exited { success: true }, now), [Spawn]);
+}
+
+#[test]
+fn a_hand_over_to_a_successor_stays_stopped_and_never_closes_the_parked_connections() {
+    let now = Instant::now();
+    let (mut child, _) = drive(Restart::Always, &into(Running));
+    assert_eq!(child.transition(E::HandOver, now), [AskHandOver, Grace(GRACE)]);
+    assert_eq!(child.transition(E::Exited { success: true }, now), [Answer]);
+    assert_eq!(child.state(), Stopped);
+    // The stop that ends its handle changes nothing.
+    assert_eq!(child.transition(E::Stop, now), []);
+    // A plain stop under way becomes one for the successor.
+    let (mut child, _) = drive(Restart::Always, &into(Stopping));
+    assert_eq!(child.transition(E::HandOver, now), []);
+    assert_eq!(child.transition(E::Exited { success: true }, now), [Answer]);
+    // A child waiting out its backoff stops at once, its clients kept for the successor.
+    let (mut child, _) = drive(Restart::Always, &into(Backoff));
+    assert_eq!(child.transition(E::HandOver, now), [Answer]);
 }
