@@ -178,9 +178,11 @@ async fn census(mut stream: WriteHalf, hub: &mpsc::Sender<Input>) {
     if hub.send(Input::Census { reply }).await.is_err() {
         return;
     }
-    let Ok(users) = answer.await else { return };
+    let Ok(hub::Census { frontends, nodes }) = answer.await else {
+        return;
+    };
     let mut frame = BytesMut::new();
-    Downstream::Census { users }.encode(&mut frame);
+    Downstream::Census { frontends, nodes }.encode(&mut frame);
     let _ = stream.write_all(&frame).await;
 }
 

@@ -12,8 +12,15 @@ use crate::wire::{self, Downstream, Upstream};
 /// How long `status` waits for the kernel's answer.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Logged-in users per frontend name; `None` if the kernel does not answer in time.
-pub async fn census(socket: &Path) -> Option<Vec<(String, u64)>> {
+/// Logged-in users per frontend name, and per other node of a cluster.
+#[derive(Debug, Default)]
+pub struct Census {
+    pub frontends: Vec<(String, u64)>,
+    pub nodes: Vec<(String, u64)>,
+}
+
+/// The kernel's census; `None` if the kernel does not answer in time.
+pub async fn census(socket: &Path) -> Option<Census> {
     let ask = async {
         let stream = tokio::net::UnixStream::connect(socket).await.ok()?;
         let mut framed = Framed::new(stream, wire::codec());
@@ -21,8 +28,8 @@ pub async fn census(socket: &Path) -> Option<Vec<(String, u64)>> {
         Upstream::Census.encode(&mut buf);
         framed.get_mut().write_all(&buf).await.ok()?;
         while let Some(Ok(body)) = framed.next().await {
-            if let Ok(Downstream::Census { users }) = Downstream::decode(&body) {
-                return Some(users);
+            if let Ok(Downstream::Census { frontends, nodes }) = Downstream::decode(&body) {
+                return Some(Census { frontends, nodes });
             }
         }
         None

@@ -114,22 +114,16 @@ impl Supervisor {
 
     async fn status(&self) -> (Vec<Row>, Option<control::ClusterRow>) {
         let census = census::census(&self.kernel_socket()).await;
-        // A cluster member's census also counts each node's users, as `@NODE`.
-        let (nodes, users): (Vec<_>, Vec<_>) = census
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .partition(|(name, _)| name.starts_with('@'));
-        let users = census.map(|_| users);
+        let (users, nodes) = match census {
+            Some(census) => (Some(census.frontends), census.nodes),
+            None => (None, Vec::new()),
+        };
         let cluster = self.settings.cluster.as_ref().map(|c| control::ClusterRow {
             redis: c.redis.clone(),
             node: c.node.clone(),
             nodes: nodes
                 .into_iter()
-                .map(|(name, users)| control::NodeRow {
-                    name: name[1..].to_string(),
-                    users,
-                })
+                .map(|(name, users)| control::NodeRow { name, users })
                 .collect(),
         });
         let row = |handle: &Handle, users: Option<u64>| {

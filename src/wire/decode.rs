@@ -91,12 +91,10 @@ impl Downstream {
             },
             CLOSE => Downstream::Close { session: r.u64()? },
             CENSUS_REPLY => {
-                let count = r.count(12)?;
-                let mut users = Vec::with_capacity(count);
-                for _ in 0..count {
-                    users.push((r.string()?, r.u64()?));
-                }
-                Downstream::Census { users }
+                let frontends = r.census()?;
+                // An older kernel's census ends after the frontends.
+                let nodes = if r.0.is_empty() { Vec::new() } else { r.census()? };
+                Downstream::Census { frontends, nodes }
             }
             ACK => Downstream::Ack { seq: r.u64()? },
             HEARTBEAT_DOWN => Downstream::Heartbeat,
@@ -246,6 +244,16 @@ impl Reader<'_> {
             10 => Event::LineLost,
             tag => return Err(DecodeError::UnknownTag { what: "event", tag }),
         })
+    }
+
+    /// A census list: names and how many users each has.
+    fn census(&mut self) -> Result<Vec<(String, u64)>, DecodeError> {
+        let count = self.count(12)?;
+        let mut users = Vec::with_capacity(count);
+        for _ in 0..count {
+            users.push((self.string()?, self.u64()?));
+        }
+        Ok(users)
     }
 
     fn finish(&self) -> Result<(), DecodeError> {

@@ -82,12 +82,14 @@ impl Downstream {
                     dst.put_u8(CLOSE);
                     dst.put_u64(*session);
                 }
-                Downstream::Census { users } => {
+                Downstream::Census { frontends, nodes } => {
                     dst.put_u8(CENSUS_REPLY);
-                    put_len(dst, users.len());
-                    for (frontend, count) in users {
-                        put_str(dst, frontend);
-                        dst.put_u64(*count);
+                    for list in [frontends, nodes] {
+                        put_len(dst, list.len());
+                        for (name, count) in list {
+                            put_str(dst, name);
+                            dst.put_u64(*count);
+                        }
                     }
                 }
                 Downstream::Ack { seq } => {

@@ -30,7 +30,8 @@
 //!                 count 0xFFFFFFFF (no ids): every session of the frontend that is logged in
 //!   0x83 Named    session:u64 login                  the session logged in or out
 //!   0x84 Close    session:u64                        close it once the frames before are sent
-//!   0x85 Census   count:u32 (frontend:string users:u64)*
+//!   0x85 Census   count:u32 (frontend:string users:u64)* [count:u32 (node:string users:u64)*]
+//!                                                    the nodes of a cluster, if any, last
 //!   0x86 Ack      seq:u64                            every frame up to seq has been applied
 //!   0x87 Heartbeat                                   sent after a second without other frames
 //!   0x88 Sync     epoch:u64 next:u64 applied:u64     Deliver, Named and Close frames after it are
@@ -142,9 +143,11 @@ pub enum Downstream {
     Close {
         session: SessionId,
     },
-    /// Logged-in users per attached frontend, by name.
+    /// Logged-in users per frontend of this kernel, by name, and (a cluster member's) per other
+    /// node of the cluster, by node name.
     Census {
-        users: Vec<(String, u64)>,
+        frontends: Vec<(String, u64)>,
+        nodes: Vec<(String, u64)>,
     },
     /// Every frame of this frontend numbered up to `seq` has been applied.
     Ack {

@@ -133,7 +133,12 @@ fn downstream_round_trips() {
         },
         Downstream::Close { session: 3 },
         Downstream::Census {
-            users: vec![(s("web"), 3), (s("twisted"), 0)],
+            frontends: vec![(s("web"), 3), (s("twisted"), 0)],
+            nodes: vec![],
+        },
+        Downstream::Census {
+            frontends: vec![(s("web"), 3)],
+            nodes: vec![(s("other-host"), 5)],
         },
         Downstream::Ack { seq: 77 },
         Downstream::Heartbeat,

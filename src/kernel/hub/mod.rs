@@ -122,12 +122,20 @@ pub enum Input {
     /// The kernel is stopping: send every acknowledgement now, and say when everything handed to
     /// the writers is written (so that the frontends replay nothing that was applied).
     Flush { done: tokio::sync::oneshot::Sender<()> },
-    /// An observer asks how many users each frontend has.
+    /// An observer asks how many users each frontend (and each other node) has.
     Census {
-        reply: tokio::sync::oneshot::Sender<Vec<(String, u64)>>,
+        reply: tokio::sync::oneshot::Sender<Census>,
     },
     /// What a cluster member's link to Redis brought back.
     Cluster(crate::cluster::link::Incoming),
+}
+
+/// Logged-in users by frontend name (a frontend let go of counts under its name), and by node
+/// (a cluster's other hosts).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    pub frontends: Vec<(String, u64)>,
+    pub nodes: Vec<(String, u64)>,
 }
 
 /// A frontend attached to the hub.
@@ -393,18 +401,17 @@ impl Hub {
         self.emit(fx);
     }
 
-    /// Users by frontend name (a frontend let go of counts under its name), and by node as
-    /// `@NODE` (a cluster's other hosts).
-    fn census(&self) -> Vec<(String, u64)> {
+    fn census(&self) -> Census {
         let chat = self.engine.chat();
         let mut users: HashMap<String, u64> = HashMap::new();
         let named = self.frontends.iter().map(|(id, f)| (id, &f.name));
         for (id, name) in named.chain(self.detached.iter().map(|(id, d)| (id, &d.name))) {
             *users.entry(name.clone()).or_default() += chat.users_on(*id) as u64;
         }
-        let mut users: Vec<(String, u64)> = users.into_iter().collect();
-        users.extend(self.engine.nodes().into_iter().map(|(node, n)| (format!("@{node}"), n)));
-        users
+        Census {
+            frontends: users.into_iter().collect(),
+            nodes: self.engine.nodes(),
+        }
     }
 }
 
