@@ -38,6 +38,7 @@ macro_rules! spelled {
     ($type:ty, $what:literal, { $($variant:path => $text:literal),+ $(,)? }) => {
         impl $type {
             /// Every value, in the order of its spellings.
+            #[allow(dead_code)] // some types list their values only in tests
             pub const ALL: &'static [$type] = &[$($variant),+];
 
             pub fn as_str(self) -> &'static str {

@@ -4,9 +4,9 @@
 //! Nothing here does I/O, so the whole of PROTOCOL.md §1–§2 is tested without a socket.
 
 pub mod command;
-pub mod event;
+mod event;
 pub mod name;
-pub mod state;
+mod state;
 
 pub use command::{Command, SyntaxError};
 pub use event::{ChatError, Event, Style};

@@ -24,10 +24,10 @@
 //!
 //! [`link`] is the I/O; [`member`], [`entry`] and [`scripts`] are pure.
 
-pub mod entry;
-pub mod link;
-pub mod member;
-pub mod scripts;
+pub(crate) mod entry;
+pub(crate) mod link;
+pub(crate) mod member;
+mod scripts;
 
 /// What `[cluster]` configures.
 #[derive(Debug, Clone, PartialEq, Eq)]

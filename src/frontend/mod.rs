@@ -18,16 +18,16 @@
 //! - [`render`]: events into telnet lines or WebSocket JSON (pure).
 
 pub mod accept;
-pub mod admission;
-pub mod args;
-pub mod carry;
-pub mod client;
+mod admission;
+pub(crate) mod args;
+mod carry;
+pub(crate) mod client;
 mod hand_over;
-pub mod handoff;
+pub(crate) mod handoff;
 pub mod http;
-pub mod link;
+mod link;
 pub mod listen;
-pub mod outbox;
+mod outbox;
 pub mod render;
 mod serve;
 pub mod session;

@@ -18,10 +18,10 @@
 //! told, where the kernel is to resume. The supervisor only creates the position file and passes
 //! descriptors on.
 
-pub mod carry;
-pub mod file;
-pub mod recover;
-pub mod replay;
+pub(crate) mod carry;
+mod file;
+pub(crate) mod recover;
+mod replay;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -8,9 +8,9 @@
 pub mod clock;
 mod connection;
 mod hub;
-pub mod ledger;
+mod ledger;
 mod listen;
-pub mod socket;
+pub(crate) mod socket;
 
 use std::path::Path;
 use std::sync::Arc;

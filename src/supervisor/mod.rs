@@ -19,23 +19,23 @@
 //! - [`logs`]: `chat-supervisor logs`: print and follow a log.
 
 pub mod backoff;
-pub mod census;
-pub mod child;
-pub mod control;
-pub mod custody;
-pub mod lifecycle;
-pub mod lock;
-pub mod logfile;
-pub mod logs;
-pub mod parked;
-pub mod plan;
-pub mod pulse;
+mod census;
+mod child;
+pub(crate) mod control;
+mod custody;
+pub(crate) mod lifecycle;
+mod lock;
+mod logfile;
+pub(crate) mod logs;
+pub(crate) mod parked;
+mod plan;
+mod pulse;
 mod reload;
 mod requests;
-pub mod spawn;
-pub mod unavailable;
-pub mod watch;
-pub mod watchdog;
+mod spawn;
+mod unavailable;
+mod watch;
+mod watchdog;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;

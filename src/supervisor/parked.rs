@@ -53,10 +53,12 @@ impl Parked {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.fds.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.fds.is_empty()
     }

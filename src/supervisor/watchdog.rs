@@ -96,6 +96,7 @@ impl Watchdog {
     }
 
     /// True once the child has been silent for the whole limit.
+    #[cfg(test)]
     pub fn overdue(&self, now: Instant) -> bool {
         self.deadline().is_some_and(|deadline| now >= deadline)
     }
@@ -109,11 +110,6 @@ impl Watchdog {
     /// The spawn, or the last `WATCHDOG=1`.
     pub fn last(&self) -> Instant {
         self.last
-    }
-
-    /// How long a silence is allowed, for the log line.
-    pub fn limit(&self) -> Option<Duration> {
-        self.limit
     }
 }
 

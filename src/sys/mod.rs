@@ -9,10 +9,10 @@
 //! - [`take_env`] and [`trim_heap`]: the environment at start-up, and glibc's heap.
 #![allow(unsafe_code)]
 
-pub mod exec;
-pub mod fd;
-pub mod shared;
-pub mod tcp;
+pub(crate) mod exec;
+pub(crate) mod fd;
+pub(crate) mod shared;
+pub(crate) mod tcp;
 
 /// The environment variable `name`, removed from the environment so that nothing this process
 /// starts inherits it. Removed only while this process runs one thread (checked): another could

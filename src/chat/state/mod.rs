@@ -339,4 +339,4 @@ fn add(to: &mut Recipients, key: SessionKey) {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

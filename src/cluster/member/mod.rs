@@ -132,6 +132,7 @@ impl Member {
     }
 
     /// Requests on their way or waiting to be sent again.
+    #[cfg(test)]
     pub fn pending(&self) -> usize {
         self.requests.pending()
     }

@@ -184,6 +184,8 @@ impl Outbox {
         self.push_with(message, wait, seq, Instant::now)
     }
 
+    /// [`push`](Self::push), at `now`.
+    #[cfg(test)]
     pub fn push_at(&self, message: Bytes, wait: bool, now: Instant) -> Pushed {
         self.push_with(message, wait, 0, || now)
     }
@@ -325,6 +327,7 @@ impl Outbox {
     }
 
     /// Bytes waiting: queued and being written.
+    #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.lock().waiting()
     }
