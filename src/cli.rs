@@ -140,7 +140,7 @@ impl Cli {
                 raise_fd_limit();
                 let member = match (redis, node, instance) {
                     (Some(redis), Some(node), Some(instance)) => Some(crate::kernel::Membership {
-                        cluster: crate::cluster::Cluster { redis, node },
+                        cluster: crate::config::Cluster { redis, node },
                         instance,
                     }),
                     _ => None,

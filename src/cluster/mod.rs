@@ -29,35 +29,5 @@ pub(crate) mod link;
 pub(crate) mod member;
 mod scripts;
 
-/// What `[cluster]` configures.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cluster {
-    /// `redis://host:port[/db]` or `unix:///path/to/redis.sock`.
-    pub redis: String,
-    /// This host's name, unique in the cluster.
-    pub node: String,
-}
-
 /// The prefix of every key the cluster uses in Redis.
 pub const PREFIX: &str = "chat:";
-
-/// Whether `node` is a valid node name: 1 to 64 of ASCII letters, digits, `_ - .`.
-pub fn valid_node(node: &str) -> bool {
-    (1..=64).contains(&node.len())
-        && node
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
-/// This host's name, as the default node name (a valid one, or `node`).
-pub fn hostname() -> String {
-    let name = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_default();
-    let name: String = name.chars().take(64).collect();
-    if valid_node(&name) { name } else { "node".to_string() }
-}
-
-#[cfg(test)]
-mod tests;

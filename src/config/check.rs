@@ -124,7 +124,7 @@ impl Check<'_> {
         fields.finish(self, "log_dir, run_dir, log_keep, watchdog");
     }
 
-    fn cluster(&mut self, table: &Table<'_>, span: Range<usize>) -> Option<crate::cluster::Cluster> {
+    fn cluster(&mut self, table: &Table<'_>, span: Range<usize>) -> Option<super::Cluster> {
         use redis::IntoConnectionInfo;
         let mut fields = Fields::new(table, "cluster");
         let redis = fields.string(self, "redis");
@@ -144,13 +144,13 @@ impl Check<'_> {
             self.problem(redis_span.unwrap_or(span), "cluster.redis", message);
             return None;
         }
-        let node = node.unwrap_or_else(crate::cluster::hostname);
-        if !crate::cluster::valid_node(&node) {
+        let node = node.unwrap_or_else(super::cluster::hostname);
+        if !super::cluster::valid_node(&node) {
             let span = node_span.unwrap_or(span);
             self.problem(span, "cluster.node", "must be 1 to 64 of A-Z, a-z, 0-9, _, - and .");
             return None;
         }
-        Some(crate::cluster::Cluster { redis, node })
+        Some(super::Cluster { redis, node })
     }
 
     fn server(&mut self, table: &Table<'_>, span: Range<usize>, at: &str) -> Option<Server> {

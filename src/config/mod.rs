@@ -6,6 +6,7 @@
 //! wrong type and a duplicate name are all reported in one run instead of one per run.
 
 mod check;
+mod cluster;
 mod settings;
 
 use std::fmt;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use check::check;
+pub use cluster::Cluster;
 pub use settings::{Limits, Settings};
 
 /// A validated configuration. Paths are absolute (relative ones are taken from the file's folder).
@@ -29,7 +31,7 @@ pub struct Config {
     pub watchdog: Option<Duration>,
     /// `[cluster]`: this host serves one chat with every host on the same Redis; `None`: this
     /// host's chat is its own, and no Redis is needed.
-    pub cluster: Option<crate::cluster::Cluster>,
+    pub cluster: Option<Cluster>,
     pub servers: Vec<Server>,
 }
 

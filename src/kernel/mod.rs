@@ -28,7 +28,7 @@ const STOP_FLUSH: Duration = Duration::from_millis(200);
 /// A kernel's part in a cluster: the cluster, and the run of `up` it belongs to.
 #[derive(Debug, Clone)]
 pub struct Membership {
-    pub cluster: crate::cluster::Cluster,
+    pub cluster: crate::config::Cluster,
     pub instance: String,
 }
 

@@ -96,7 +96,7 @@ fn run_up(config: Config) -> Result<()> {
 
 /// Fails unless the cluster's Redis answers: `up` with an unreachable one is a mistake to say at
 /// once (a Redis that goes away later is ridden out).
-fn reach(cluster: &crate::cluster::Cluster) -> Result<()> {
+fn reach(cluster: &crate::config::Cluster) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime
         .block_on(crate::cluster::link::ping(&cluster.redis))
