@@ -6,6 +6,8 @@
 //! of an unfinished line are ever held: past that the line is reported too long at once and the
 //! rest of it is skipped.
 
+use serde::{Deserialize, Serialize};
+
 const SE: u8 = 240;
 const SB: u8 = 250;
 const WILL: u8 = 251;
@@ -28,7 +30,7 @@ pub enum Item {
     Answer([u8; 3]),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum State {
     Data,
     /// After IAC.
@@ -42,7 +44,7 @@ enum State {
 }
 
 /// The input side of one telnet connection.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Decoder {
     max_line: usize,
     line: Vec<u8>,
@@ -179,43 +181,62 @@ impl Decoder {
 
     /// Its whole state, for the next process of this server to take over on a planned restart
     /// ([`restore`](Self::restore)): where it is in a command, a pending `\r`, whether it skips
-    /// the rest of a line, and the unfinished line.
+    /// the rest of a line, and the unfinished line: a version byte, then the state in postcard.
     pub fn save(&self) -> Vec<u8> {
-        let (state, verb) = match self.state {
-            State::Data => (0, 0),
-            State::Command => (1, 0),
-            State::Option(verb) => (2, verb),
-            State::Sub => (3, 0),
-            State::SubCommand => (4, 0),
+        let saved = Saved {
+            state: self.state,
+            cr: self.cr,
+            skipping: self.skipping,
+            line: &self.line,
         };
-        let mut saved = vec![state, verb, u8::from(self.cr), u8::from(self.skipping)];
-        saved.extend_from_slice(&self.line);
-        saved
+        // The version, three bytes of state, the line's length (a varint) and the line.
+        let mut out = Vec::with_capacity(8 + self.line.len());
+        out.push(VERSION);
+        postcard::to_extend(&saved, out).expect("a Vec takes any length")
     }
 
-    /// The decoder [`save`](Self::save) described; `None` if `saved` is not such a state, or its
-    /// line does not fit `max_line` (the server's `max_line` shrank meanwhile).
+    /// The decoder [`save`](Self::save) described; `None` if `saved` is not such a state (another
+    /// version's, cut short or garbled), or its line does not fit `max_line` (the server's
+    /// `max_line` shrank meanwhile).
     pub fn restore(max_line: usize, saved: &[u8]) -> Option<Self> {
-        let (&[state, verb, cr, skipping], line) = saved.split_first_chunk::<4>()?;
-        let state = match (state, verb) {
-            (0, 0) => State::Data,
-            (1, 0) => State::Command,
-            (2, WILL | WONT | DO | DONT) => State::Option(verb),
-            (3, 0) => State::Sub,
-            (4, 0) => State::SubCommand,
-            _ => return None,
-        };
-        if cr > 1 || skipping > 1 || line.len() > max_line {
+        let Some((&VERSION, saved)) = saved.split_first() else {
             return None;
-        }
-        Some(Self {
+        };
+        let (saved, rest): (Saved, _) = postcard::take_from_bytes(saved).ok()?;
+        let command = match saved.state {
+            State::Option(verb) => matches!(verb, WILL | WONT | DO | DONT),
+            _ => true,
+        };
+        (rest.is_empty() && command && saved.line.len() <= max_line).then(|| Self {
             max_line,
-            line: line.to_vec(),
-            cr: cr == 1,
-            skipping: skipping == 1,
-            state,
+            line: saved.line.to_vec(),
+            cr: saved.cr,
+            skipping: saved.skipping,
+            state: saved.state,
         })
     }
+}
+
+/// The layout of a saved decoder ([`Saved`] and [`State`] in postcard): a process refuses a state
+/// of another version rather than misread it. Bump it with any change to either.
+const VERSION: u8 = 1;
+
+/// What [`Decoder::save`] leaves the next process: the decoder but its `max_line`, which is the
+/// next process's own.
+#[derive(Serialize, Deserialize)]
+struct Saved<'a> {
+    state: State,
+    cr: bool,
+    skipping: bool,
+    /// Copied at once (serde would write a `[u8]` a byte at a time).
+    #[serde(serialize_with = "byte_string")]
+    line: &'a [u8],
+}
+
+/// `bytes` as postcard's byte string: its length, then the bytes (what a sequence of `u8`s is too,
+/// but written in one copy).
+fn byte_string<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(bytes)
 }
 
 #[cfg(test)]

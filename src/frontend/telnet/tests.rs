@@ -1,5 +1,7 @@
 //! Unit tests of the telnet decoder: line endings, negotiation, the line bound, saved states.
 
+use proptest::prelude::*;
+
 use super::*;
 
 fn run(max_line: usize, chunks: &[&[u8]]) -> Vec<Item> {
@@ -66,9 +68,92 @@ fn a_state_it_cannot_take_is_refused() {
         Decoder::restore(5, &saved).is_none(),
         "its line is over the new max_line"
     );
-    assert!(Decoder::restore(10, &saved[..3]).is_none());
-    assert!(Decoder::restore(10, &[2, b'x', 0, 0]).is_none(), "no such command");
-    assert!(Decoder::restore(10, &[0, 0, 2, 0]).is_none());
+    for cut in 0..saved.len() {
+        assert!(Decoder::restore(10, &saved[..cut]).is_none(), "cut to {cut} bytes");
+    }
+    let mut longer = saved.clone();
+    longer.push(0);
+    assert!(Decoder::restore(10, &longer).is_none(), "a byte after the state");
+    let mut other = saved.clone();
+    other[0] = VERSION + 1;
+    assert!(Decoder::restore(10, &other).is_none(), "another version's state");
+    // The version, then State::Option (variant 2) with its verb, cr, skipping, an empty line.
+    assert!(Decoder::restore(10, &[VERSION, 2, DO, 0, 0, 0]).is_some());
+    assert!(
+        Decoder::restore(10, &[VERSION, 2, b'x', 0, 0, 0]).is_none(),
+        "no such command"
+    );
+    assert!(Decoder::restore(10, &[VERSION, 5, 0, 0, 0]).is_none(), "no such state");
+    assert!(Decoder::restore(10, &[VERSION, 0, 2, 0, 0]).is_none(), "cr is a bool");
+    assert!(
+        Decoder::restore(10, &[VERSION, 0, 0, 0, 3, b'a']).is_none(),
+        "a line cut short"
+    );
+}
+
+#[test]
+fn a_saved_state_of_every_phase_comes_back_equal() {
+    let whole = b"ab\r\xff\xf1c\xff\xfd\x01\xff\xfb\x1f\xff\xfc\x01\xff\xfe\x03\xff\xfa\x18\xff\xff\xff\xf0d\r\0abcdefgh\nok\r\n";
+    let mut decoder = Decoder::new(6);
+    let mut seen = Vec::new();
+    for &byte in whole {
+        decoder.feed(&[byte], &mut |_| {});
+        let restored = Decoder::restore(6, &decoder.save());
+        assert_eq!(restored.as_ref(), Some(&decoder), "after {byte:#04x}");
+        let phase = (decoder.state, decoder.cr, decoder.skipping, decoder.line.is_empty());
+        if !seen.contains(&phase) {
+            seen.push(phase);
+        }
+    }
+    for state in [
+        State::Data,
+        State::Command,
+        State::Option(DO),
+        State::Option(WILL),
+        State::Option(WONT),
+        State::Option(DONT),
+        State::Sub,
+        State::SubCommand,
+    ] {
+        assert!(seen.iter().any(|s| s.0 == state), "{state:?} never seen");
+    }
+    assert!(seen.iter().any(|s| s.1), "a pending \\r never seen");
+    assert!(seen.iter().any(|s| s.2), "a skipped line never seen");
+    assert!(seen.iter().any(|s| !s.3), "an unfinished line never seen");
+}
+
+proptest! {
+    #[test]
+    fn restoring_any_bytes_never_panics(
+        version in prop_oneof![Just(VERSION), any::<u8>()],
+        bytes in prop::collection::vec(any::<u8>(), 0..64),
+        input in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let saved = [&[version][..], &bytes].concat();
+        if let Some(mut decoder) = Decoder::restore(8, &saved) {
+            decoder.feed(&input, &mut |_| {});
+            prop_assert!(decoder.buffered() <= 8);
+        }
+    }
+
+    #[test]
+    fn a_garbled_state_is_refused_or_fits(
+        line in prop::collection::vec(any::<u8>(), 0..8),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut decoder = Decoder::new(8);
+        decoder.feed(b"\xff\xfd", &mut |_| {});
+        decoder.line = line;
+        let mut saved = decoder.save();
+        for (at, byte) in flips {
+            let at = at.index(saved.len());
+            saved[at] = byte;
+        }
+        if let Some(restored) = Decoder::restore(8, &saved) {
+            prop_assert!(restored.buffered() <= 8);
+            prop_assert_eq!(Decoder::restore(8, &restored.save()), Some(restored));
+        }
+    }
 }
 
 #[test]
