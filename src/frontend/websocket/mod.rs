@@ -10,10 +10,16 @@
 //!
 //! The server's own frames are rendered whole, once per event, so that a message to a thousand
 //! clients is framed once and written as shared bytes, as on telnet.
+//!
+//! On a planned hand-over a decoder's state is left to the next process of its server
+//! (`saved.rs`).
+
+mod saved;
 
 use std::io::Cursor;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
@@ -48,9 +54,10 @@ pub enum Item {
     Fail(u16, &'static str),
 }
 
-/// The frame being read.
-#[derive(Debug, Clone, Copy)]
+/// The frame being read (saved as it is: see [`saved`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Frame {
+    #[serde(with = "saved::opcode")]
     opcode: OpCode,
     fin: bool,
     mask: [u8; 4],
@@ -60,8 +67,8 @@ struct Frame {
     read: u64,
 }
 
-/// The data message being assembled from its fragments.
-#[derive(Debug, Default)]
+/// The data message being assembled from its fragments (saved as it is: see [`saved`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Message {
     text: bool,
     /// Payload bytes so far, over all fragments.
@@ -79,9 +86,11 @@ pub struct Decoder {
     header_len: usize,
     frame: Option<Frame>,
     message: Option<Message>,
-    /// The text of the current message (at most `max_line` bytes), or a control payload.
+    /// The text of the current message (at most `max_line` bytes).
     data: Vec<u8>,
+    /// The payload of the current (or last) control frame.
     control: Vec<u8>,
+    /// It failed or closed: the rest of the input is ignored.
     failed: bool,
 }
 
@@ -111,86 +120,6 @@ impl Decoder {
         (self.max_line, self.max_message as usize)
     }
 
-    /// Its whole state, for the next process of this server to take over on a planned restart
-    /// ([`restore`](Self::restore)): a header half read, the frame under way (its mask and how
-    /// much of it is left), the message being assembled from its fragments and its text so far.
-    pub fn save(&self) -> Vec<u8> {
-        let mut saved = Vec::with_capacity(48 + self.data.len() + self.control.len());
-        saved.push(self.header_len as u8);
-        saved.extend_from_slice(&self.header[..self.header_len]);
-        match &self.frame {
-            None => saved.push(0),
-            Some(frame) => {
-                saved.extend_from_slice(&[1, u8::from(frame.opcode), u8::from(frame.fin)]);
-                saved.extend_from_slice(&frame.mask);
-                saved.extend_from_slice(&frame.left.to_be_bytes());
-                saved.extend_from_slice(&frame.read.to_be_bytes());
-            }
-        }
-        match &self.message {
-            None => saved.push(0),
-            Some(message) => {
-                saved.extend_from_slice(&[1, u8::from(message.text), u8::from(message.too_long)]);
-                saved.extend_from_slice(&message.len.to_be_bytes());
-            }
-        }
-        saved.extend_from_slice(&(self.data.len() as u32).to_be_bytes());
-        saved.extend_from_slice(&self.data);
-        saved.push(self.control.len() as u8);
-        saved.extend_from_slice(&self.control);
-        saved
-    }
-
-    /// The decoder [`save`](Self::save) described, with these limits; `None` if `saved` is not
-    /// such a state, or does not fit the limits (the server's `max_line` shrank meanwhile).
-    pub fn restore(max_line: usize, max_message: usize, saved: &[u8]) -> Option<Self> {
-        let mut d = Self::new(max_line, max_message);
-        let mut input = saved;
-        let mut take = |n: usize| -> Option<&[u8]> {
-            let (taken, rest) = input.split_at_checked(n)?;
-            input = rest;
-            Some(taken)
-        };
-        let u64_of = |b: &[u8]| u64::from_be_bytes(b.try_into().expect("8 bytes"));
-        d.header_len = usize::from(take(1)?[0]);
-        if d.header_len >= MAX_HEADER {
-            return None;
-        }
-        d.header[..d.header_len].copy_from_slice(take(d.header_len)?);
-        if take(1)?[0] == 1 {
-            let head = take(6)?;
-            d.frame = Some(Frame {
-                opcode: OpCode::from(head[0]),
-                fin: head[1] == 1,
-                mask: head[2..6].try_into().expect("4 bytes"),
-                left: u64_of(take(8)?),
-                read: u64_of(take(8)?),
-            });
-        }
-        if take(1)?[0] == 1 {
-            let head = take(2)?;
-            let (text, too_long) = (head[0] == 1, head[1] == 1);
-            d.message = Some(Message {
-                text,
-                len: u64_of(take(8)?),
-                too_long,
-            });
-        }
-        let data = u32::from_be_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-        d.data = take(data)?.to_vec();
-        let control = usize::from(take(1)?[0]);
-        d.control = take(control)?.to_vec();
-        let frame_fits = d.frame.as_ref().is_none_or(|f| match f.opcode {
-            OpCode::Control(_) => f.read + f.left <= MAX_CONTROL as u64,
-            OpCode::Data(_) => d.message.is_some(),
-        });
-        let fits = d.data.len() <= max_line
-            && d.message.as_ref().is_none_or(|m| m.len <= d.max_message)
-            && frame_fits
-            && d.control.len() <= MAX_CONTROL;
-        (input.is_empty() && fits).then_some(d)
-    }
-
     /// Decodes from the front of `input` up to the next item and returns it, leaving the rest in
     /// `input`; `None` once `input` is used up. After a [`Item::Fail`] or [`Item::Close`] the
     /// rest of the input is ignored.
@@ -218,19 +147,8 @@ impl Decoder {
 
     /// Gathers a header; returns an item only for a frame with an empty payload or a failure.
     fn header(&mut self, input: &mut &[u8]) -> Option<Item> {
-        let need = |h: &[u8]| -> usize {
-            if h.len() < 2 {
-                return 2;
-            }
-            let extra = match h[1] & 0x7f {
-                126 => 2,
-                127 => 8,
-                _ => 0,
-            };
-            2 + extra + if h[1] & 0x80 != 0 { 4 } else { 0 }
-        };
         loop {
-            let wanted = need(&self.header[..self.header_len]);
+            let wanted = full_header_len(&self.header[..self.header_len]);
             if self.header_len == wanted {
                 break;
             }
@@ -352,6 +270,20 @@ impl Decoder {
             }
         }
     }
+}
+
+/// How long the header that begins with `start` is, as far as `start` tells: its first two bytes
+/// say whether an extended length and a mask follow.
+fn full_header_len(start: &[u8]) -> usize {
+    let [_, second, ..] = *start else {
+        return 2;
+    };
+    let extra = match second & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    2 + extra + if second & 0x80 != 0 { 4 } else { 0 }
 }
 
 /// A whole unmasked frame from the server.
