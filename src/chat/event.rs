@@ -219,6 +219,23 @@ mod tests {
 
     #[test]
     fn plain_texts_match_the_protocol() {
+        let private = |time, from, to, text| Event::Private {
+            time: s(time),
+            from: s(from),
+            to: s(to),
+            text: s(text),
+        };
+        let public = |time, from, text| Event::Public {
+            time: s(time),
+            from: s(from),
+            text: s(text),
+        };
+        let whoami = |name, raw| Event::WhoAmI { name: s(name), raw };
+        let userlist = |names: &[&str], raw| Event::UserList {
+            names: names.iter().map(|name| s(name)).collect(),
+            raw,
+        };
+        let motd = "Welcome to the web chat. Type help for the commands.";
         let cases = [
             (Event::Login { name: s("bob") }, "[SYSTEM INFO] - [bob] login to chat."),
             (
@@ -226,57 +243,15 @@ mod tests {
                 "[SYSTEM INFO] - [bob] logout from chat.",
             ),
             (
-                Event::Private {
-                    time: s("12:34:56"),
-                    from: s("a"),
-                    to: s("b"),
-                    text: s("hi  there"),
-                },
+                private("12:34:56", "a", "b", "hi  there"),
                 "[12:34:56][a][->][b]: hi  there",
             ),
-            (
-                Event::Public {
-                    time: s("01:02:03"),
-                    from: s("a"),
-                    text: s("yo"),
-                },
-                "[01:02:03][a]: yo",
-            ),
-            (
-                Event::WhoAmI {
-                    name: s("bob"),
-                    raw: false,
-                },
-                "[INFO] - bob",
-            ),
-            (
-                Event::WhoAmI {
-                    name: s("bob"),
-                    raw: true,
-                },
-                "bob",
-            ),
-            (
-                Event::UserList {
-                    names: vec![s("a"), s("b")],
-                    raw: false,
-                },
-                "[INFO] - ['a', 'b']",
-            ),
-            (
-                Event::UserList {
-                    names: vec![s("a"), s("b")],
-                    raw: true,
-                },
-                "['a', 'b']",
-            ),
-            (
-                Event::UserList {
-                    names: vec![],
-                    raw: true,
-                },
-                "[]",
-            ),
+            (public("01:02:03", "a", "yo"), "[01:02:03][a]: yo"),
+            (whoami("bob", false), "[INFO] - bob"),
+            (whoami("bob", true), "bob"),
+            (userlist(&["a", "b"], false), "[INFO] - ['a', 'b']"),
+            (userlist(&["a", "b"], true), "['a', 'b']"),
+            (userlist(&[], true), "[]"),
             (
                 Event::Help,
                 "[INFO] - commands: login <name>, msg <name> <text>, msgall <text>, whoami, userlist, logout, help",
@@ -286,9 +261,7 @@ mod tests {
                 "[ERROR] - [zed] not found!",
             ),
             (
-                Event::Greeting {
-                    motd: s("Welcome to the web chat. Type help for the commands."),
-                },
+                Event::Greeting { motd: s(motd) },
                 "[INFO] - Welcome to the web chat. Type help for the commands.",
             ),
             (

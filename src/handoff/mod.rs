@@ -10,32 +10,38 @@
 //!
 //! The supervisor and each frontend process talk over a private `SOCK_SEQPACKET` socket pair,
 //! created by the supervisor for each process it starts; the frontend inherits its end as fd 4,
-//! named by `$CHAT_HANDOFF_FD`. Being a socket pair, it has no other possible sender. Each packet
-//! is one [`Message`]; descriptors ride with it as `SCM_RIGHTS`, at most [`MAX_FDS`] per packet.
+//! named by `$CHAT_HANDOFF_FD`. A descriptor can be passed on, so the supervisor's end takes
+//! packets from the process it started alone (`SO_PASSCRED`, see [`socket`]). Each packet is
+//! one [`Message`]; descriptors ride with it as `SCM_RIGHTS`, at most [`MAX_FDS`] per packet.
 //!
 //! ```text
 //! frontend → supervisor
-//!   'P' (session:u64 slot:u32)*   park: one descriptor per session, in order
-//!   'R' session:u64*              release: the sessions ended; close their copies
-//!   'C'                           what its readers left (one descriptor, a memfd), the last
-//!                                 packet of a hand-over (see `frontend::carry`)
+//!   Park [(session, slot)]  one descriptor per session, in order
+//!   Release [session]       the sessions ended; close their copies
+//!   Carry                   what its readers left (one descriptor, a memfd), the last packet of
+//!                           a hand-over (see `frontend::carry`)
 //! supervisor → frontend
-//!   'M'                           the server's position file (one descriptor), first
-//!   'C'                           what the previous process's readers left, if it handed over
-//!   'A' (session:u64 slot:u32)*   adopt: one descriptor per session, in order (a batch)
-//!   'E'                           end of adoption: every parked connection has been sent
-//!   'H'                           hand over: stop reading, flush every client, exit without a
-//!                                 goodbye
+//!   State                   the server's position file (one descriptor), first
+//!   Carry                   what the previous process's readers left, if it handed over
+//!   Adopt [(session, slot)] one descriptor per session, in order (a batch)
+//!   Adopted                 end of adoption: every parked connection has been sent
+//!   HandOver                stop reading, flush every client, exit without a goodbye
 //! ```
 //!
 //! A session's *slot* is its place in the position file ([`state`]), where the process records
 //! how far its output was written; the next process reads it to send each client exactly what it
 //! missed. [`NO_SLOT`]: none.
 //!
+//! A packet is a version byte (`VERSION`) and the message in postcard, serde's compact format:
+//! the variant's index, then its list (a length, then each entry's numbers as varints). A packet
+//! of another version is refused, not misread: the supervisor outlives the binary it was started
+//! from, and a child runs the one installed since.
+//!
 //! [`socket`] does the I/O; this file is the pure encoding.
 
 pub mod socket;
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::chat::SessionId;
@@ -48,16 +54,22 @@ pub const MAX_RELEASES: usize = 1024;
 pub const ENV: &str = "CHAT_HANDOFF_FD";
 /// The descriptor the frontend inherits its end as.
 pub const FD: i32 = 4;
-/// Largest packet: a release of [`MAX_RELEASES`] ids.
-pub const MAX_PACKET: usize = 1 + 8 * MAX_RELEASES;
+/// Largest packet: the version, the variant, the list's length and [`MAX_RELEASES`] ids at their
+/// longest (10 bytes each), a release. (A park or an adoption of [`MAX_FDS`] sessions takes at
+/// most 15 bytes a session: under 3,800 bytes.)
+pub const MAX_PACKET: usize = 2 + varint_len(MAX_RELEASES as u64) + MAX_RELEASES * varint_len(SessionId::MAX);
 /// A session without a slot in the position file.
 pub const NO_SLOT: u32 = u32::MAX;
+
+/// The packets' layout ([`Message`] in postcard, its variants in their order): a packet of
+/// another version is refused. Bump it with any change to `Message`; a new variant goes last.
+const VERSION: u8 = 1;
 
 /// A parked session: its id and its slot.
 pub type Parked = (SessionId, u32);
 
 /// One packet between the supervisor and a frontend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Copies of these sessions' connections ride with this packet, in order.
     Park(Vec<Parked>),
@@ -79,84 +91,45 @@ pub enum Message {
 pub enum Malformed {
     #[error("an empty packet")]
     Empty,
-    #[error("unknown packet tag {0:#04x}")]
-    Tag(u8),
-    #[error("a list that is not a whole number of entries")]
-    Ragged,
-    #[error("a packet that should carry nothing carries {0} bytes")]
+    #[error("a packet of format version {0}, not {VERSION}: its sender runs another build")]
+    Version(u8),
+    #[error("an unreadable packet: {0}")]
+    Unreadable(postcard::Error),
+    #[error("{0} bytes after the message")]
     Trailing(usize),
 }
 
 impl Message {
     /// The packet's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let parked = |tag: u8, list: &[Parked]| {
-            let mut out = Vec::with_capacity(1 + 12 * list.len());
-            out.push(tag);
-            for (id, slot) in list {
-                out.extend_from_slice(&id.to_be_bytes());
-                out.extend_from_slice(&slot.to_be_bytes());
-            }
-            out
-        };
-        match self {
-            Message::Park(list) => parked(b'P', list),
-            Message::Adopt(list) => parked(b'A', list),
-            Message::Release(ids) => {
-                let mut out = Vec::with_capacity(1 + 8 * ids.len());
-                out.push(b'R');
-                for id in ids {
-                    out.extend_from_slice(&id.to_be_bytes());
-                }
-                out
-            }
-            Message::State => vec![b'M'],
-            Message::Adopted => vec![b'E'],
-            Message::HandOver => vec![b'H'],
-            Message::Carry => vec![b'C'],
-        }
+        let mut packet = Vec::with_capacity(self.max_len());
+        packet.push(VERSION);
+        postcard::to_extend(self, packet).expect("a Vec takes any length")
     }
 
     pub fn decode(packet: &[u8]) -> Result<Self, Malformed> {
-        let (&tag, rest) = packet.split_first().ok_or(Malformed::Empty)?;
-        let parked = || -> Result<Vec<Parked>, Malformed> {
-            if rest.len() % 12 != 0 {
-                return Err(Malformed::Ragged);
-            }
-            Ok(rest
-                .chunks_exact(12)
-                .map(|c| {
-                    let id = u64::from_be_bytes(c[..8].try_into().expect("8 bytes"));
-                    (id, u32::from_be_bytes(c[8..].try_into().expect("4 bytes")))
-                })
-                .collect())
-        };
-        let ids = || -> Result<Vec<SessionId>, Malformed> {
-            if rest.len() % 8 != 0 {
-                return Err(Malformed::Ragged);
-            }
-            Ok(rest
-                .chunks_exact(8)
-                .map(|c| u64::from_be_bytes(c.try_into().expect("chunks of 8")))
-                .collect())
-        };
-        let nothing = |m: Message| {
-            if rest.is_empty() {
-                Ok(m)
-            } else {
-                Err(Malformed::Trailing(rest.len()))
-            }
-        };
-        match tag {
-            b'P' => Ok(Message::Park(parked()?)),
-            b'R' => Ok(Message::Release(ids()?)),
-            b'A' => Ok(Message::Adopt(parked()?)),
-            b'M' => nothing(Message::State),
-            b'E' => nothing(Message::Adopted),
-            b'H' => nothing(Message::HandOver),
-            b'C' => nothing(Message::Carry),
-            other => Err(Malformed::Tag(other)),
+        let (&version, message) = packet.split_first().ok_or(Malformed::Empty)?;
+        if version != VERSION {
+            return Err(Malformed::Version(version));
         }
+        match postcard::take_from_bytes(message) {
+            Ok((message, [])) => Ok(message),
+            Ok((_, rest)) => Err(Malformed::Trailing(rest.len())),
+            Err(e) => Err(Malformed::Unreadable(e)),
+        }
+    }
+
+    /// Its packet's length at most: the version, the variant, a list's length, and each entry's
+    /// numbers at their longest as varints.
+    fn max_len(&self) -> usize {
+        let entries = match self {
+            Message::Park(list) | Message::Adopt(list) => {
+                list.len() * (varint_len(u64::MAX) + varint_len(u32::MAX.into()))
+            }
+            Message::Release(ids) => ids.len() * varint_len(u64::MAX),
+            _ => 0,
+        };
+        2 + varint_len(usize::MAX as u64) + entries
     }
 
     /// How many descriptors must ride with it.
@@ -169,44 +142,11 @@ impl Message {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_message_comes_back_as_it_went() {
-        for message in [
-            Message::Park(vec![(1, 0), (2, NO_SLOT), (u64::MAX, 7)]),
-            Message::Release(vec![7]),
-            Message::Release(vec![]),
-            Message::Adopt((1..=MAX_FDS as u64).map(|id| (id, id as u32)).collect()),
-            Message::State,
-            Message::Adopted,
-            Message::HandOver,
-            Message::Carry,
-        ] {
-            assert_eq!(Message::decode(&message.encode()), Ok(message));
-        }
-        let most = Message::Release((0..MAX_RELEASES as u64).collect()).encode();
-        assert_eq!(most.len(), MAX_PACKET);
-    }
-
-    #[test]
-    fn a_malformed_packet_is_refused() {
-        assert_eq!(Message::decode(b""), Err(Malformed::Empty));
-        assert_eq!(Message::decode(b"Z"), Err(Malformed::Tag(b'Z')));
-        assert_eq!(Message::decode(b"P12345678"), Err(Malformed::Ragged));
-        assert_eq!(Message::decode(b"R1234567"), Err(Malformed::Ragged));
-        assert_eq!(Message::decode(b"Ex"), Err(Malformed::Trailing(1)));
-    }
-
-    #[test]
-    fn descriptors_ride_with_parks_and_adoptions_only() {
-        assert_eq!(Message::Park(vec![(1, 0), (2, 1)]).fds(), 2);
-        assert_eq!(Message::Adopt(vec![(3, 0)]).fds(), 1);
-        assert_eq!(Message::State.fds(), 1);
-        assert_eq!(Message::Carry.fds(), 1);
-        assert_eq!(Message::Release(vec![1, 2]).fds(), 0);
-        assert_eq!(Message::HandOver.fds(), 0);
-    }
+/// The bytes of `n` as a varint: 7 bits a byte.
+const fn varint_len(n: u64) -> usize {
+    let bits = u64::BITS - n.leading_zeros();
+    if bits == 0 { 1 } else { bits.div_ceil(7) as usize }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,8 @@
 //! of an unfinished line are ever held: past that the line is reported too long at once and the
 //! rest of it is skipped.
 
+use serde::{Deserialize, Serialize};
+
 const SE: u8 = 240;
 const SB: u8 = 250;
 const WILL: u8 = 251;
@@ -28,7 +30,7 @@ pub enum Item {
     Answer([u8; 3]),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum State {
     Data,
     /// After IAC.
@@ -42,7 +44,7 @@ enum State {
 }
 
 /// The input side of one telnet connection.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Decoder {
     max_line: usize,
     line: Vec<u8>,
@@ -179,160 +181,63 @@ impl Decoder {
 
     /// Its whole state, for the next process of this server to take over on a planned restart
     /// ([`restore`](Self::restore)): where it is in a command, a pending `\r`, whether it skips
-    /// the rest of a line, and the unfinished line.
+    /// the rest of a line, and the unfinished line: a version byte, then the state in postcard.
     pub fn save(&self) -> Vec<u8> {
-        let (state, verb) = match self.state {
-            State::Data => (0, 0),
-            State::Command => (1, 0),
-            State::Option(verb) => (2, verb),
-            State::Sub => (3, 0),
-            State::SubCommand => (4, 0),
+        let saved = Saved {
+            state: self.state,
+            cr: self.cr,
+            skipping: self.skipping,
+            line: &self.line,
         };
-        let mut saved = vec![state, verb, u8::from(self.cr), u8::from(self.skipping)];
-        saved.extend_from_slice(&self.line);
-        saved
+        // The version, three bytes of state, the line's length (a varint) and the line.
+        let mut out = Vec::with_capacity(8 + self.line.len());
+        out.push(VERSION);
+        postcard::to_extend(&saved, out).expect("a Vec takes any length")
     }
 
-    /// The decoder [`save`](Self::save) described; `None` if `saved` is not such a state, or its
-    /// line does not fit `max_line` (the server's `max_line` shrank meanwhile).
+    /// The decoder [`save`](Self::save) described; `None` if `saved` is not such a state (another
+    /// version's, cut short or garbled), or its line does not fit `max_line` (the server's
+    /// `max_line` shrank meanwhile).
     pub fn restore(max_line: usize, saved: &[u8]) -> Option<Self> {
-        let (&[state, verb, cr, skipping], line) = saved.split_first_chunk::<4>()?;
-        let state = match (state, verb) {
-            (0, 0) => State::Data,
-            (1, 0) => State::Command,
-            (2, WILL | WONT | DO | DONT) => State::Option(verb),
-            (3, 0) => State::Sub,
-            (4, 0) => State::SubCommand,
-            _ => return None,
-        };
-        if cr > 1 || skipping > 1 || line.len() > max_line {
+        let Some((&VERSION, saved)) = saved.split_first() else {
             return None;
-        }
-        Some(Self {
+        };
+        let (saved, rest): (Saved, _) = postcard::take_from_bytes(saved).ok()?;
+        let command = match saved.state {
+            State::Option(verb) => matches!(verb, WILL | WONT | DO | DONT),
+            _ => true,
+        };
+        (rest.is_empty() && command && saved.line.len() <= max_line).then(|| Self {
             max_line,
-            line: line.to_vec(),
-            cr: cr == 1,
-            skipping: skipping == 1,
-            state,
+            line: saved.line.to_vec(),
+            cr: saved.cr,
+            skipping: saved.skipping,
+            state: saved.state,
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The layout of a saved decoder ([`Saved`] and [`State`] in postcard): a process refuses a state
+/// of another version rather than misread it. Bump it with any change to either.
+const VERSION: u8 = 1;
 
-    fn run(max_line: usize, chunks: &[&[u8]]) -> Vec<Item> {
-        let mut decoder = Decoder::new(max_line);
-        let mut items = Vec::new();
-        for chunk in chunks {
-            decoder.feed(chunk, &mut |i| items.push(i));
-        }
-        items
-    }
-
-    fn line(s: &str) -> Item {
-        Item::Line(s.to_string())
-    }
-
-    #[test]
-    fn lines_end_with_lf_or_crlf() {
-        assert_eq!(run(100, &[b"a\r\nb\nc"]), [line("a"), line("b")]);
-        assert_eq!(run(100, &[b"a\r", b"\n"]), [line("a")]);
-        assert_eq!(run(100, &[b"a\rb\n"]), [line("a\rb")]);
-        assert_eq!(run(100, &[b"\r\n\n"]), [line(""), line("")]);
-    }
-
-    #[test]
-    fn cr_nul_ends_a_line_too() {
-        assert_eq!(
-            run(100, &[b"login a\r\0\r\nwhoami\r\0"]),
-            [line("login a"), line(""), line("whoami")]
-        );
-        assert_eq!(run(100, &[b"a\0b\n"]), [line("a\0b")]);
-    }
-
-    #[test]
-    fn split_anywhere() {
-        let whole = b"msgall hi\r\n\xff\xfd\x01login a\xff\xfa\x18\x01\xff\xf0\n";
-        let expected = run(100, &[whole]);
-        for at in 0..whole.len() {
-            assert_eq!(run(100, &[&whole[..at], &whole[at..]]), expected, "split at {at}");
-        }
-    }
-
-    #[test]
-    fn a_restored_decoder_goes_on_where_the_saved_one_stopped() {
-        let whole = b"msgall hi\r\n\xff\xfd\x01login a\xff\xfa\x18\x01\xff\xf0\r\0abcdefgh\nok\r\n";
-        let expected = run(6, &[whole]);
-        assert!(expected.contains(&Item::TooLong));
-        for at in 0..whole.len() {
-            let mut first = Decoder::new(6);
-            let mut items = Vec::new();
-            first.feed(&whole[..at], &mut |i| items.push(i));
-            let mut next = Decoder::restore(6, &first.save()).expect("a state it saved");
-            next.feed(&whole[at..], &mut |i| items.push(i));
-            assert_eq!(items, expected, "saved at {at}");
-        }
-    }
-
-    #[test]
-    fn a_state_it_cannot_take_is_refused() {
-        let mut decoder = Decoder::new(10);
-        decoder.feed(b"abcdef", &mut |_| {});
-        let saved = decoder.save();
-        assert!(Decoder::restore(10, &saved).is_some());
-        assert!(
-            Decoder::restore(5, &saved).is_none(),
-            "its line is over the new max_line"
-        );
-        assert!(Decoder::restore(10, &saved[..3]).is_none());
-        assert!(Decoder::restore(10, &[2, b'x', 0, 0]).is_none(), "no such command");
-        assert!(Decoder::restore(10, &[0, 0, 2, 0]).is_none());
-    }
-
-    #[test]
-    fn negotiation_is_answered_and_removed() {
-        let items = run(100, &[b"\xff\xfd\x01\xff\xfb\x1fhi\xff\xfc\x01\xff\xfe\x03\xff\xf1\n"]);
-        assert_eq!(
-            items,
-            [Item::Answer([IAC, WONT, 1]), Item::Answer([IAC, DONT, 31]), line("hi"),]
-        );
-    }
-
-    #[test]
-    fn subnegotiation_is_removed() {
-        assert_eq!(run(100, &[b"a\xff\xfa\x18\x00xterm\xff\xff\xff\xf0b\n"]), [line("ab")]);
-    }
-
-    #[test]
-    fn iac_iac_is_a_data_byte() {
-        assert_eq!(run(100, &[b"a\xff\xffb\n"]), [line("a\u{fffd}b")]);
-    }
-
-    #[test]
-    fn invalid_utf8_is_replaced() {
-        assert_eq!(run(100, &[b"h\xc3\xa9 \xc3\n"]), [line("hé \u{fffd}")]);
-    }
-
-    #[test]
-    fn too_long_is_reported_at_once_and_skipped_to_the_end() {
-        let mut decoder = Decoder::new(4);
-        let mut items = Vec::new();
-        decoder.feed(b"abcd", &mut |i| items.push(i));
-        assert!(items.is_empty());
-        decoder.feed(b"e", &mut |i| items.push(i));
-        assert_eq!(items, [Item::TooLong]);
-        decoder.feed(&[b'x'; 10_000], &mut |i| items.push(i));
-        assert_eq!(decoder.buffered(), 0);
-        decoder.feed(b"zz\nok\n", &mut |i| items.push(i));
-        assert_eq!(items, [Item::TooLong, line("ok")]);
-    }
-
-    #[test]
-    fn max_line_counts_content_not_the_line_ending() {
-        assert_eq!(run(4, &[b"abcd\r\n"]), [line("abcd")]);
-        assert_eq!(run(4, &[b"abc\r\r\n"]), [line("abc\r")]);
-        assert_eq!(run(4, &[b"abcd\rx\n"]), [Item::TooLong]);
-    }
+/// What [`Decoder::save`] leaves the next process: the decoder but its `max_line`, which is the
+/// next process's own.
+#[derive(Serialize, Deserialize)]
+struct Saved<'a> {
+    state: State,
+    cr: bool,
+    skipping: bool,
+    /// Copied at once (serde would write a `[u8]` a byte at a time).
+    #[serde(serialize_with = "byte_string")]
+    line: &'a [u8],
 }
+
+/// `bytes` as postcard's byte string: its length, then the bytes (what a sequence of `u8`s is too,
+/// but written in one copy).
+fn byte_string<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests;
