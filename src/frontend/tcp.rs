@@ -130,7 +130,7 @@ fn connection(stream: TcpStream, opening: Opening, telnet: &Telnet) -> impl Futu
 mod tests {
     use super::*;
 
-    /// Every connection's task is this future: its size is memory per connection (issue 11).
+    /// Every connection's task is this future: its size is memory per connection.
     #[tokio::test]
     async fn a_connection_task_stays_small() {
         let (tx, _rx) = tokio::sync::mpsc::channel(8);
@@ -147,8 +147,6 @@ mod tests {
         let task = task(stream, Opening::New(peer), telnet, ticket);
         let size = std::mem::size_of_val(&task);
         eprintln!("a telnet connection's task: {size} bytes");
-        // 1,488 bytes before issue 11's second round (async fns kept every argument twice, and
-        // the waits of `readable()`, `Notify` and the session's opening stayed in the task).
         // tokio adds 104 bytes and rounds the task up to 128: at most 792 keeps it in 896.
         assert!(size <= 792, "a telnet connection's task grew to {size} bytes");
     }

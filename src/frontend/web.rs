@@ -245,7 +245,7 @@ async fn refuse<T>(stream: TcpStream, status: u16, text: &str) -> Option<T> {
 mod tests {
     use super::*;
 
-    /// Every connection's task is this future: its size is memory per WebSocket (issue 11).
+    /// Every connection's task is this future: its size is memory per WebSocket.
     #[tokio::test]
     async fn a_connection_task_stays_small() {
         let (tx, _rx) = tokio::sync::mpsc::channel(8);
@@ -264,8 +264,6 @@ mod tests {
         let task = task(stream, peer, web, ticket);
         let size = std::mem::size_of_val(&task);
         eprintln!("a web connection's task: {size} bytes");
-        // 2,360 bytes before issue 11's second round: the HTTP phase's futures (its refusal's
-        // among them) stayed beside the WebSocket's, and async fns kept every argument twice.
         // tokio adds 104 bytes and rounds the task up to 128: at most 920 keeps it in 1,024.
         assert!(size <= 920, "a web connection's task grew to {size} bytes");
     }

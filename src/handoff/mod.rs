@@ -39,7 +39,7 @@
 //!
 //! [`socket`] does the I/O; this file is the pure encoding.
 
-pub mod socket;
+pub(crate) mod socket;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
