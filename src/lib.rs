@@ -8,9 +8,9 @@
 //! The chat and its protocol, pure code:
 //! - [`chat`]: input parsing, user names, the state, the events and their texts.
 //! - [`wire`]: the kernel ⇄ frontend frames and their encoding.
-//! - `throttle`, `heartbeat`, `instance`, `spelling`: token buckets, the kernel link's heartbeat
-//!   rule, a number for one run of a process, the one spelling of each word that config, command
-//!   line and `status` share.
+//! - `throttle`, `heartbeat`, `instance`, `spelling`, `versioned`: token buckets, the kernel
+//!   link's heartbeat rule, a number for one run of a process, the one spelling of each word that
+//!   config, command line and `status` share, and the format of what one process leaves another.
 //!
 //! The system underneath:
 //! - `sys`: every `unsafe` of the crate, behind small safe functions (the rest denies it).
@@ -68,4 +68,5 @@ pub(crate) mod spelling;
 pub mod supervisor;
 pub(crate) mod sys;
 pub(crate) mod throttle;
+pub(crate) mod versioned;
 pub mod wire;

@@ -87,36 +87,19 @@ pub enum Message {
     Carry,
 }
 
+/// Why a packet was not read as a [`Message`].
 #[derive(Debug, Error, PartialEq, Eq)]
-pub enum Malformed {
-    #[error("an empty packet")]
-    Empty,
-    #[error("a packet of format version {0}, not {VERSION}: its sender runs another build")]
-    Version(u8),
-    #[error("an unreadable packet: {0}")]
-    Unreadable(postcard::Error),
-    #[error("{0} bytes after the message")]
-    Trailing(usize),
-}
+#[error("a malformed handoff packet: {0}")]
+pub struct Malformed(#[from] crate::versioned::Refused);
 
 impl Message {
     /// The packet's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut packet = Vec::with_capacity(self.max_len());
-        packet.push(VERSION);
-        postcard::to_extend(self, packet).expect("a Vec takes any length")
+        crate::versioned::encode(VERSION, self, self.max_len())
     }
 
     pub fn decode(packet: &[u8]) -> Result<Self, Malformed> {
-        let (&version, message) = packet.split_first().ok_or(Malformed::Empty)?;
-        if version != VERSION {
-            return Err(Malformed::Version(version));
-        }
-        match postcard::take_from_bytes(message) {
-            Ok((message, [])) => Ok(message),
-            Ok((_, rest)) => Err(Malformed::Trailing(rest.len())),
-            Err(e) => Err(Malformed::Unreadable(e)),
-        }
+        Ok(crate::versioned::decode(VERSION, packet)?)
     }
 
     /// Its packet's length at most: the version, the variant, a list's length, and each entry's

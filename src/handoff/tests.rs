@@ -46,12 +46,18 @@ fn the_largest_packet_fits() {
 
 #[test]
 fn a_malformed_packet_is_refused() {
+    use crate::versioned::Refused;
     use postcard::Error::*;
-    assert_eq!(Message::decode(b""), Err(Malformed::Empty));
+    let refused = |refused| Err(Malformed(refused));
+    assert_eq!(Message::decode(b""), refused(Refused::Empty));
     // Another version's packet; the first byte of the layout before versions was a letter.
-    assert_eq!(Message::decode(&[VERSION + 1, 3]), Err(Malformed::Version(VERSION + 1)));
-    assert_eq!(Message::decode(b"P12345678"), Err(Malformed::Version(b'P')));
-    let unreadable = |e| Err(Malformed::Unreadable(e));
+    let version = |found| Refused::Version {
+        found,
+        expected: VERSION,
+    };
+    assert_eq!(Message::decode(&[VERSION + 1, 3]), refused(version(VERSION + 1)));
+    assert_eq!(Message::decode(b"P12345678"), refused(version(b'P')));
+    let unreadable = |e| refused(Refused::Unreadable(e));
     assert_eq!(Message::decode(&[VERSION]), unreadable(DeserializeUnexpectedEnd));
     assert_eq!(
         Message::decode(&[VERSION, 7]),
@@ -72,7 +78,7 @@ fn a_malformed_packet_is_refused() {
     past_u64.extend([0xff; 9]);
     past_u64.push(0x02);
     assert_eq!(Message::decode(&past_u64), unreadable(DeserializeBadVarint));
-    assert_eq!(Message::decode(&[VERSION, 4, b'x']), Err(Malformed::Trailing(1)));
+    assert_eq!(Message::decode(&[VERSION, 4, b'x']), refused(Refused::Trailing(1)));
     let packet = Message::Park(vec![(1, 0), (300, 2)]).encode();
     for cut in 0..packet.len() {
         assert!(Message::decode(&packet[..cut]).is_err(), "cut to {cut} bytes");
@@ -84,7 +90,7 @@ fn a_packet_of_another_version_says_so() {
     let error = Message::decode(b"P12345678").unwrap_err().to_string();
     assert_eq!(
         error,
-        format!("a packet of format version 80, not {VERSION}: its sender runs another build")
+        format!("a malformed handoff packet: format version 80, not {VERSION}: its writer runs another build")
     );
 }
 

@@ -5,9 +5,9 @@
 //! its throttle, or for it to read its output).
 //!
 //! Written once, on the hand-over, into a memfd the supervisor passes to the next process; a
-//! crash leaves none (the position file then says what died). The format is postcard (serde's
-//! compact binary format) after a version: a carry of another version is refused whole, and the
-//! next process goes by the position file as after a crash.
+//! crash leaves none (the position file then says what died). The format is postcard after a
+//! version (see [`crate::versioned`]): a carry of another version is refused whole, and the next
+//! process goes by the position file as after a crash.
 
 use std::collections::HashMap;
 use std::io;
@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::SessionId;
 
-/// The version of the layout below; a carry of another is not read.
-const VERSION: u16 = 1;
+/// The version of the layout below (see [`crate::versioned`]); a carry of another is not read.
+const VERSION: u8 = 1;
 
 /// An item a reader had decoded and not yet handled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,16 +42,12 @@ pub struct Part {
 
 /// Every client's part, as the bytes the next process reads.
 pub fn encode(parts: &HashMap<SessionId, Part>) -> Vec<u8> {
-    postcard::to_allocvec(&(VERSION, parts)).expect("serializing to memory does not fail")
+    crate::versioned::encode(VERSION, parts, 0)
 }
 
 /// The parts [`encode`] wrote, by session; `None` if `bytes` are not a carry of this version.
 pub fn decode(bytes: &[u8]) -> Option<HashMap<SessionId, Part>> {
-    let (version, rest) = postcard::take_from_bytes::<u16>(bytes).ok()?;
-    if version != VERSION {
-        return None;
-    }
-    postcard::from_bytes(rest).ok()
+    crate::versioned::decode(VERSION, bytes).ok()
 }
 
 /// A memfd holding every client's part, for the supervisor to pass on.
@@ -117,9 +113,9 @@ mod tests {
         for cut in [0, 1, 2, good.len() / 2, good.len() - 1] {
             assert_eq!(decode(&good[..cut]), None, "cut at {cut}");
         }
-        let other = postcard::to_allocvec(&(VERSION + 1, parts())).unwrap();
+        let other = crate::versioned::encode(VERSION + 1, &parts(), 0);
         assert_eq!(decode(&other), None, "another version");
-        let mut bad_text = postcard::to_allocvec(&VERSION).unwrap();
+        let mut bad_text = vec![VERSION];
         bad_text.extend_from_slice(&[1, 7, 0, 1, 0, 1, 0xff]);
         assert_eq!(decode(&bad_text), None, "a line that is not UTF-8");
     }

@@ -190,24 +190,19 @@ impl Decoder {
             line: &self.line,
         };
         // The version, three bytes of state, the line's length (a varint) and the line.
-        let mut out = Vec::with_capacity(8 + self.line.len());
-        out.push(VERSION);
-        postcard::to_extend(&saved, out).expect("a Vec takes any length")
+        crate::versioned::encode(VERSION, &saved, 8 + self.line.len())
     }
 
     /// The decoder [`save`](Self::save) described; `None` if `saved` is not such a state (another
     /// version's, cut short or garbled), or its line does not fit `max_line` (the server's
     /// `max_line` shrank meanwhile).
     pub fn restore(max_line: usize, saved: &[u8]) -> Option<Self> {
-        let Some((&VERSION, saved)) = saved.split_first() else {
-            return None;
-        };
-        let (saved, rest): (Saved, _) = postcard::take_from_bytes(saved).ok()?;
+        let saved: Saved = crate::versioned::decode(VERSION, saved).ok()?;
         let command = match saved.state {
             State::Option(verb) => matches!(verb, WILL | WONT | DO | DONT),
             _ => true,
         };
-        (rest.is_empty() && command && saved.line.len() <= max_line).then(|| Self {
+        (command && saved.line.len() <= max_line).then(|| Self {
             max_line,
             line: saved.line.to_vec(),
             cr: saved.cr,
@@ -229,14 +224,8 @@ struct Saved<'a> {
     cr: bool,
     skipping: bool,
     /// Copied at once (serde would write a `[u8]` a byte at a time).
-    #[serde(serialize_with = "byte_string")]
+    #[serde(serialize_with = "crate::versioned::byte_string")]
     line: &'a [u8],
-}
-
-/// `bytes` as postcard's byte string: its length, then the bytes (what a sequence of `u8`s is too,
-/// but written in one copy).
-fn byte_string<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_bytes(bytes)
 }
 
 #[cfg(test)]

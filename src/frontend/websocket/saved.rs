@@ -18,15 +18,15 @@ pub(super) const VERSION: u8 = 1;
 #[derive(Serialize, Deserialize)]
 struct Saved<'a> {
     /// A header half read.
-    #[serde(serialize_with = "byte_string")]
+    #[serde(serialize_with = "crate::versioned::byte_string")]
     header: &'a [u8],
     frame: Option<Frame>,
     message: Option<Message>,
     /// The current message's text so far.
-    #[serde(serialize_with = "byte_string")]
+    #[serde(serialize_with = "crate::versioned::byte_string")]
     data: &'a [u8],
     /// The current control frame's payload so far.
-    #[serde(serialize_with = "byte_string")]
+    #[serde(serialize_with = "crate::versioned::byte_string")]
     control: &'a [u8],
     /// It failed or closed: it ignores the rest.
     failed: bool,
@@ -46,20 +46,16 @@ impl Decoder {
             failed: self.failed,
         };
         // The version, a frame and a message at their longest, the byte strings with their lengths.
-        let mut out = Vec::with_capacity(64 + self.header_len + self.data.len() + self.control.len());
-        out.push(VERSION);
-        postcard::to_extend(&saved, out).expect("a Vec takes any length")
+        let capacity = 64 + self.header_len + self.data.len() + self.control.len();
+        crate::versioned::encode(VERSION, &saved, capacity)
     }
 
     /// The decoder [`save`](Self::save) described, with these limits; `None` if `saved` is not
     /// such a state (another version's, cut short or garbled), or does not fit the limits (the
     /// server's `max_line` shrank meanwhile).
     pub fn restore(max_line: usize, max_message: usize, saved: &[u8]) -> Option<Self> {
-        let Some((&VERSION, saved)) = saved.split_first() else {
-            return None;
-        };
-        let (saved, rest): (Saved, _) = postcard::take_from_bytes(saved).ok()?;
-        if !rest.is_empty() || !saved.fits(max_line, max_message as u64) {
+        let saved: Saved = crate::versioned::decode(VERSION, saved).ok()?;
+        if !saved.fits(max_line, max_message as u64) {
             return None;
         }
         let mut decoder = Self::new(max_line, max_message);
@@ -93,11 +89,6 @@ impl Saved<'_> {
         let message = self.message.is_none_or(|message| message.len <= max_message);
         header && frame && message && self.data.len() <= max_line && self.control.len() <= MAX_CONTROL
     }
-}
-
-/// `bytes` as postcard's byte string: its length, then the bytes.
-fn byte_string<S: serde::Serializer>(bytes: &&[u8], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_bytes(bytes)
 }
 
 /// tungstenite's opcode as its number; only those a frame under way can have are read back (the
