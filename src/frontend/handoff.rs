@@ -12,13 +12,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chat::SessionId;
 use crate::handoff::socket::Channel;
-use crate::handoff::{MAX_FDS, MAX_RELEASES, Message, Parked};
+use crate::handoff::{MAX_FDS, MAX_RELEASES, Message, SessionSlot};
 use crate::journal::{Counts, Part, PositionFile, carry};
 use crate::throttle::Warnings;
 
 /// What a client task asks of the handoff task.
 enum Request {
-    Park(Parked, OwnedFd),
+    Park(SessionSlot, OwnedFd),
     Release(SessionId),
     /// What the readers left, on a hand-over (see [`carry`](super::carry)): the last request.
     Carry(OwnedFd),
@@ -238,7 +238,7 @@ async fn serve(
 
 /// Sends `pending` in order: each run of parks or of releases as few packets as it takes.
 async fn send(channel: &Channel, pending: &mut Vec<Request>) -> std::io::Result<()> {
-    let mut parks: Vec<(Parked, OwnedFd)> = Vec::new();
+    let mut parks: Vec<(SessionSlot, OwnedFd)> = Vec::new();
     let mut releases: Vec<SessionId> = Vec::new();
     for request in pending.drain(..) {
         match request {
@@ -280,7 +280,7 @@ async fn send(channel: &Channel, pending: &mut Vec<Request>) -> std::io::Result<
     Ok(())
 }
 
-async fn flush_parks(channel: &Channel, parks: &mut Vec<(Parked, OwnedFd)>) -> std::io::Result<()> {
+async fn flush_parks(channel: &Channel, parks: &mut Vec<(SessionSlot, OwnedFd)>) -> std::io::Result<()> {
     let ids = parks.iter().map(|(parked, _)| *parked).collect();
     let fds: Vec<RawFd> = parks.iter().map(|(_, fd)| fd.as_raw_fd()).collect();
     channel.send(&Message::Park(ids), &fds).await?;

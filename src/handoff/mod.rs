@@ -65,20 +65,20 @@ pub const NO_SLOT: u32 = u32::MAX;
 /// another version is refused. Bump it with any change to `Message`; a new variant goes last.
 const VERSION: u8 = 1;
 
-/// A parked session: its id and its slot.
-pub type Parked = (SessionId, u32);
+/// A session as the handoff socket names it: its id and its slot in the position file.
+pub type SessionSlot = (SessionId, u32);
 
 /// One packet between the supervisor and a frontend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// Copies of these sessions' connections ride with this packet, in order.
-    Park(Vec<Parked>),
+    Park(Vec<SessionSlot>),
     /// These sessions ended: their copies are to be closed.
     Release(Vec<SessionId>),
     /// The server's position file rides with this packet.
     State,
     /// Parked connections for the new process, in order.
-    Adopt(Vec<Parked>),
+    Adopt(Vec<SessionSlot>),
     /// Every parked connection has been sent.
     Adopted,
     /// Stop, flush, and exit leaving every client connected, for the next process to adopt.

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use crate::chat::SessionId;
 use crate::config::Config;
 use crate::handoff::socket::Channel;
-use crate::handoff::{MAX_FDS, Message, Parked as Entry};
+use crate::handoff::{MAX_FDS, Message, SessionSlot};
 
 /// Descriptors the supervisor keeps beyond the parked connections: listeners, logs, sockets.
 pub const FD_HEADROOM: u64 = 1024;
@@ -99,7 +99,7 @@ pub async fn send_for_adoption(
             let result = {
                 // The descriptors stay open while the lock is held, and the send does not wait.
                 let parked = parked.lock();
-                let (ids, fds): (Vec<Entry>, Vec<RawFd>) = chunk
+                let (ids, fds): (Vec<SessionSlot>, Vec<RawFd>) = chunk
                     .iter()
                     .filter_map(|id| parked.fds.get(id).map(|(slot, fd)| ((*id, *slot), fd.as_raw_fd())))
                     .unzip();

@@ -147,7 +147,7 @@ pub fn serve<'a>(
             (session, outbox, reads, carried, true)
         }
     };
-    let parked = sessions.parking().map(|store| Parked {
+    let parked = sessions.parking().map(|store| ParkedCopy {
         store,
         session: session.id,
         socket: std::os::fd::AsRawFd::as_raw_fd(&stream),
@@ -173,13 +173,13 @@ pub fn serve<'a>(
 /// A connection whose copy waits with the supervisor. However its session ends (a panic
 /// included), the connection is shut down, since the copy would keep it open, and the copy is
 /// released.
-struct Parked<'a> {
+struct ParkedCopy<'a> {
     store: &'a Store,
     session: crate::chat::SessionId,
     socket: std::os::fd::RawFd,
 }
 
-impl Drop for Parked<'_> {
+impl Drop for ParkedCopy<'_> {
     fn drop(&mut self) {
         // The socket outlives this guard (it is dropped before it): still the same socket.
         let _ = nix::sys::socket::shutdown(self.socket, nix::sys::socket::Shutdown::Both);

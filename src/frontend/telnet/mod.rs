@@ -31,7 +31,7 @@ pub enum Item {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum State {
+enum Phase {
     Data,
     /// After IAC.
     Command,
@@ -52,7 +52,7 @@ pub struct Decoder {
     cr: bool,
     /// Skipping the rest of a line that was too long.
     skipping: bool,
-    state: State,
+    phase: Phase,
 }
 
 impl Decoder {
@@ -62,7 +62,7 @@ impl Decoder {
             line: Vec::new(),
             cr: false,
             skipping: false,
-            state: State::Data,
+            phase: Phase::Data,
         }
     }
 
@@ -72,7 +72,7 @@ impl Decoder {
 
     /// Whether part of a line (or of a command) waits for the rest.
     pub fn partial(&self) -> bool {
-        !self.line.is_empty() || self.state != State::Data
+        !self.line.is_empty() || self.phase != Phase::Data
     }
 
     /// Drops everything up to the next end of line: its start died with an earlier process.
@@ -87,32 +87,32 @@ impl Decoder {
         let mut used = 0;
         for &byte in input.iter() {
             used += 1;
-            self.state = match (self.state, byte) {
-                (State::Data, IAC) => State::Command,
-                (State::Data, byte) => {
+            self.phase = match (self.phase, byte) {
+                (Phase::Data, IAC) => Phase::Command,
+                (Phase::Data, byte) => {
                     found = self.data(byte);
-                    State::Data
+                    Phase::Data
                 }
-                (State::Command, IAC) => {
+                (Phase::Command, IAC) => {
                     // IAC IAC is a literal 255 data byte.
                     found = self.data(IAC);
-                    State::Data
+                    Phase::Data
                 }
-                (State::Command, WILL | WONT | DO | DONT) => State::Option(byte),
-                (State::Command, SB) => State::Sub,
-                (State::Command, _) => State::Data, // NOP, GA, AYT…: no data, nothing to answer
-                (State::Option(verb), option) => {
+                (Phase::Command, WILL | WONT | DO | DONT) => Phase::Option(byte),
+                (Phase::Command, SB) => Phase::Sub,
+                (Phase::Command, _) => Phase::Data, // NOP, GA, AYT…: no data, nothing to answer
+                (Phase::Option(verb), option) => {
                     found = match verb {
                         DO => Some(Item::Answer([IAC, WONT, option])),
                         WILL => Some(Item::Answer([IAC, DONT, option])),
                         _ => None, // WONT/DONT agree with what we already do
                     };
-                    State::Data
+                    Phase::Data
                 }
-                (State::Sub, IAC) => State::SubCommand,
-                (State::Sub, _) => State::Sub,
-                (State::SubCommand, SE) => State::Data,
-                (State::SubCommand, _) => State::Sub,
+                (Phase::Sub, IAC) => Phase::SubCommand,
+                (Phase::Sub, _) => Phase::Sub,
+                (Phase::SubCommand, SE) => Phase::Data,
+                (Phase::SubCommand, _) => Phase::Sub,
             };
             if found.is_some() {
                 break;
@@ -184,7 +184,7 @@ impl Decoder {
     /// the rest of a line, and the unfinished line: a version byte, then the state in postcard.
     pub fn save(&self) -> Vec<u8> {
         let saved = Saved {
-            state: self.state,
+            phase: self.phase,
             cr: self.cr,
             skipping: self.skipping,
             line: &self.line,
@@ -198,8 +198,8 @@ impl Decoder {
     /// `max_line` shrank meanwhile).
     pub fn restore(max_line: usize, saved: &[u8]) -> Option<Self> {
         let saved: Saved = crate::versioned::decode(VERSION, saved).ok()?;
-        let command = match saved.state {
-            State::Option(verb) => matches!(verb, WILL | WONT | DO | DONT),
+        let command = match saved.phase {
+            Phase::Option(verb) => matches!(verb, WILL | WONT | DO | DONT),
             _ => true,
         };
         (command && saved.line.len() <= max_line).then(|| Self {
@@ -207,12 +207,12 @@ impl Decoder {
             line: saved.line.to_vec(),
             cr: saved.cr,
             skipping: saved.skipping,
-            state: saved.state,
+            phase: saved.phase,
         })
     }
 }
 
-/// The layout of a saved decoder ([`Saved`] and [`State`] in postcard): a process refuses a state
+/// The layout of a saved decoder ([`Saved`] and [`Phase`] in postcard): a process refuses a state
 /// of another version rather than misread it. Bump it with any change to either.
 const VERSION: u8 = 1;
 
@@ -220,7 +220,7 @@ const VERSION: u8 = 1;
 /// next process's own.
 #[derive(Serialize, Deserialize)]
 struct Saved<'a> {
-    state: State,
+    phase: Phase,
     cr: bool,
     skipping: bool,
     /// Copied at once (serde would write a `[u8]` a byte at a time).

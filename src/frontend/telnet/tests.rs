@@ -77,7 +77,7 @@ fn a_state_it_cannot_take_is_refused() {
     let mut other = saved.clone();
     other[0] = VERSION + 1;
     assert!(Decoder::restore(10, &other).is_none(), "another version's state");
-    // The version, then State::Option (variant 2) with its verb, cr, skipping, an empty line.
+    // The version, then Phase::Option (variant 2) with its verb, cr, skipping, an empty line.
     assert!(Decoder::restore(10, &[VERSION, 2, DO, 0, 0, 0]).is_some());
     assert!(
         Decoder::restore(10, &[VERSION, 2, b'x', 0, 0, 0]).is_none(),
@@ -100,20 +100,20 @@ fn a_saved_state_of_every_phase_comes_back_equal() {
         decoder.feed(&[byte], &mut |_| {});
         let restored = Decoder::restore(6, &decoder.save());
         assert_eq!(restored.as_ref(), Some(&decoder), "after {byte:#04x}");
-        let phase = (decoder.state, decoder.cr, decoder.skipping, decoder.line.is_empty());
+        let phase = (decoder.phase, decoder.cr, decoder.skipping, decoder.line.is_empty());
         if !seen.contains(&phase) {
             seen.push(phase);
         }
     }
     for state in [
-        State::Data,
-        State::Command,
-        State::Option(DO),
-        State::Option(WILL),
-        State::Option(WONT),
-        State::Option(DONT),
-        State::Sub,
-        State::SubCommand,
+        Phase::Data,
+        Phase::Command,
+        Phase::Option(DO),
+        Phase::Option(WILL),
+        Phase::Option(WONT),
+        Phase::Option(DONT),
+        Phase::Sub,
+        Phase::SubCommand,
     ] {
         assert!(seen.iter().any(|s| s.0 == state), "{state:?} never seen");
     }
