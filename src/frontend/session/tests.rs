@@ -1,3 +1,5 @@
+//! The flow of lines to the kernel and the link's waits for clients behind, with paused time.
+
 use std::time::Duration;
 
 use bytes::Bytes;

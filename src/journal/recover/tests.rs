@@ -1,3 +1,5 @@
+//! Every decision of an adoption, as tables.
+
 use super::*;
 
 const NOTHING: Counts = Counts {
