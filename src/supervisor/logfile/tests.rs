@@ -1,4 +1,4 @@
-//! Dated log files: the symlink, a file a day, how many are kept, no link followed, output in order.
+//! Dated log files: the symlink, a file a day, how many kept, no link followed, output in order.
 
 use super::*;
 

@@ -1,4 +1,4 @@
-//! A frontend's sessions logged out, carried on or restored after it goes away or the kernel restarts.
+//! A frontend's sessions logged out, carried on or restored after it goes or the kernel restarts.
 
 use super::super::tests::{Harness, NOW, key};
 use super::*;
