@@ -93,8 +93,11 @@ pub async fn run(
 /// answers to the hub's inputs.
 fn cluster_member(m: &Membership, hub: mpsc::Sender<hub::Input>) -> Result<hub::Clustered> {
     tracing::info!(redis = %m.cluster.redis, node = %m.cluster.node, "a member of a cluster");
-    let ttl = crate::cluster::member::PRESENCE_TTL.as_millis().to_string();
-    let presence = [m.cluster.node.clone(), m.instance.clone(), ttl];
+    let presence = crate::cluster::link::Presence {
+        node: m.cluster.node.clone(),
+        instance: m.instance.clone(),
+        ttl: crate::cluster::member::PRESENCE_TTL,
+    };
     let link = crate::cluster::link::Link::start(
         &m.cluster.redis,
         crate::cluster::PREFIX,

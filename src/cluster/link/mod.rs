@@ -47,17 +47,16 @@ pub enum Incoming {
 pub struct Link {
     requests: mpsc::UnboundedSender<Request>,
     reading: watch::Sender<Reading>,
-    epoch: watch::Sender<String>,
+    epoch: watch::Sender<Option<String>>,
 }
 
 impl Link {
     /// Starts the link's tasks for Redis at `url`, keys named from `prefix`; what comes back goes
-    /// to `hub`, made into its input by `wrap`. `presence`: the node and instance, and the
-    /// presence's life in milliseconds (the Alive script's arguments after the epoch).
+    /// to `hub`, made into its input by `wrap`; `presence`: what this node refreshes.
     pub fn start<T: Send + 'static>(
         url: &str,
         prefix: &str,
-        presence: [String; 3],
+        presence: Presence,
         hub: mpsc::Sender<T>,
         wrap: fn(Incoming) -> T,
     ) -> anyhow::Result<Self> {
@@ -65,7 +64,7 @@ impl Link {
         let keys = scripts::keys(prefix);
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let (reading, reading_rx) = watch::channel(Reading::default());
-        let (epoch, epoch_rx) = watch::channel(String::new());
+        let (epoch, epoch_rx) = watch::channel(None);
         let events = keys[scripts::EVENTS].clone();
         tokio::spawn(keep_present(client.clone(), keys.clone(), presence, epoch_rx));
         tokio::spawn(pipeline::run_scripts(
@@ -84,12 +83,12 @@ impl Link {
         })
     }
 
-    /// The epoch the member joined: the presence refresher's guard ("": not joined yet).
-    pub fn joined(&self, epoch: &str) {
+    /// The epoch the member joined, if it has: the presence refresher's guard.
+    pub fn joined(&self, epoch: Option<&str>) {
         self.epoch.send_if_modified(|e| {
-            let changed = e != epoch;
+            let changed = e.as_deref() != epoch;
             if changed {
-                *e = epoch.to_string();
+                *e = epoch.map(str::to_string);
             }
             changed
         });
@@ -168,19 +167,32 @@ impl Outage {
     }
 }
 
+/// What a node refreshes in Redis every second: its name, its run of `up`, and how long the
+/// presence lasts without a refresh.
+pub struct Presence {
+    pub node: String,
+    pub instance: String,
+    pub ttl: Duration,
+}
+
 /// Refreshes the node's presence every second on a connection of its own, once the member has
 /// joined (`epoch`): a kernel busy with a burst, or a backlog of scripts after an outage, does not
 /// let it lapse.
-async fn keep_present(client: Client, keys: [String; 8], presence: [String; 3], mut epoch: watch::Receiver<String>) {
+async fn keep_present(
+    client: Client,
+    keys: [String; 8],
+    presence: Presence,
+    mut epoch: watch::Receiver<Option<String>>,
+) {
+    let presence = [presence.node, presence.instance, presence.ttl.as_millis().to_string()];
     let mut conn: Option<MultiplexedConnection> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let epoch = epoch.borrow_and_update().clone();
-        if epoch.is_empty() {
+        let Some(epoch) = epoch.borrow_and_update().clone() else {
             continue;
-        }
+        };
         if conn.is_none() {
             conn = connect(&client).await.ok();
         }

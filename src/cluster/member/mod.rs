@@ -121,9 +121,9 @@ impl Member {
         self.stream.applied()
     }
 
-    /// The epoch of the Redis data joined ("" until joined).
-    pub fn epoch(&self) -> &str {
-        self.requests.epoch()
+    /// The epoch of the Redis data joined, once joined.
+    pub fn epoch(&self) -> Option<&str> {
+        Some(self.requests.epoch()).filter(|e| !e.is_empty())
     }
 
     /// Every output of entries up to `id` is written to the local frontends.

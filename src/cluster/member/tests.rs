@@ -64,7 +64,7 @@ fn line(m: &mut Member, session: SessionId, frame: u64, text: &str) -> Emitted {
 fn entry(m: &mut Member, at: &str, entry: Entry) -> Emitted {
     let mut out = Emitted::new();
     let generation = m.reading().generation;
-    let epoch = m.epoch().to_string();
+    let epoch = m.epoch().unwrap_or_default().to_string();
     m.entries(generation, vec![(id(at), epoch, Some(entry))], &mut out);
     out
 }
