@@ -84,9 +84,15 @@ impl Downstream {
                 }
                 Downstream::Census { frontends, nodes } => {
                     dst.put_u8(CENSUS_REPLY);
-                    for list in [frontends, nodes] {
+                    // No nodes, no list: a census an earlier build reads too.
+                    let lists = if nodes.is_empty() {
+                        &[frontends][..]
+                    } else {
+                        &[frontends, nodes]
+                    };
+                    for list in lists {
                         put_len(dst, list.len());
-                        for (name, count) in list {
+                        for (name, count) in *list {
                             put_str(dst, name);
                             dst.put_u64(*count);
                         }

@@ -31,7 +31,8 @@
 //!   0x83 Named    session:u64 login                  the session logged in or out
 //!   0x84 Close    session:u64                        close it once the frames before are sent
 //!   0x85 Census   count:u32 (frontend:string users:u64)* [count:u32 (node:string users:u64)*]
-//!                                                    the nodes of a cluster, if any, last
+//!                                                    the other nodes of a cluster, if any, last
+//!                                                    (none: no list, as an earlier build wrote)
 //!   0x86 Ack      seq:u64                            every frame up to seq has been applied
 //!   0x87 Heartbeat                                   sent after a second without other frames
 //!   0x88 Sync     epoch:u64 next:u64 applied:u64     Deliver, Named and Close frames after it are

@@ -238,3 +238,18 @@ fn oversized_frames_are_refused_before_buffering() {
     buf.put_u32(MAX_FRAME as u32 + 1);
     assert!(codec.decode(&mut buf).is_err());
 }
+
+#[test]
+fn a_census_without_nodes_is_laid_out_as_an_earlier_build_reads_it() {
+    let mut buf = BytesMut::new();
+    Downstream::Census {
+        frontends: vec![("web".to_string(), 3)],
+        nodes: vec![],
+    }
+    .encode(&mut buf);
+    // length, tag, one entry (count, name, users), and nothing after it.
+    let mut earlier = vec![0, 0, 0, 20, 0x85, 0, 0, 0, 1, 0, 0, 0, 3];
+    earlier.extend_from_slice(b"web");
+    earlier.extend_from_slice(&3u64.to_be_bytes());
+    assert_eq!(&buf[..], &earlier[..]);
+}
