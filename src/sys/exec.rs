@@ -21,12 +21,13 @@ const ABOVE_PLACES: i32 = 16;
 pub fn die_with_parent(command: &mut Command) {
     let parent = std::process::id();
     // SAFETY: between fork and exec this only makes async-signal-safe calls (prctl, getppid)
-    // and allocates nothing (the error path builds an `io::Error` from a static string).
+    // and allocates nothing: both errors are OS error numbers, which an `io::Error` holds inline.
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             if nix::unistd::getppid().as_raw() as u32 != parent {
-                return Err(io::Error::other("the supervisor died before the child started"));
+                // The supervisor died before the child started.
+                return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
             }
             Ok(())
         });

@@ -91,8 +91,13 @@ static TAKEN: Mutex<Option<HashSet<RawFd>>> = Mutex::new(None);
 
 /// Takes over descriptor `fd`, inherited from whoever started this process, if it is a socket of
 /// `kind` (and made close-on-exec, so that nothing this process starts inherits it). Refused:
-/// the standard streams, a descriptor already taken, a closed one, and any other kind (left
-/// alone, and open).
+/// the standard streams, a descriptor already taken, a closed one, one that is close-on-exec,
+/// and any other kind (left alone, and open).
+///
+/// A descriptor that survived `exec` is not close-on-exec, and every one this process opens is
+/// (Rust's standard library and this crate open all theirs so): so one that is not close-on-exec
+/// was inherited and is owned by nothing here yet, and taking it makes it close-on-exec, so that
+/// it is never taken twice.
 pub fn inherited_socket(fd: RawFd, kind: SockType) -> Option<OwnedFd> {
     if fd < 3 {
         return None;
@@ -106,13 +111,19 @@ pub fn inherited_socket(fd: RawFd, kind: SockType) -> Option<OwnedFd> {
     // by nothing in it until taken, and this one was not (checked above). A closed one fails
     // the look, harmlessly.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let flags = nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_GETFD).ok()?;
+    if nix::fcntl::FdFlag::from_bits_truncate(flags).contains(nix::fcntl::FdFlag::FD_CLOEXEC) {
+        // Opened by this process (or taken already): somebody here owns it.
+        return None;
+    }
     match nix::sys::socket::getsockopt(&borrowed, nix::sys::socket::sockopt::SockType) {
         Ok(found) if found == kind => {}
         _ => return None,
     }
     taken.insert(fd);
-    // SAFETY: an inherited descriptor, open and of the kind expected (checked above), which
-    // nothing in this process owns: taken once (recorded above).
+    // SAFETY: an inherited descriptor (it survived exec: not close-on-exec), open and of the
+    // kind expected (checked above), which nothing in this process owns: taken once (recorded
+    // above, and made close-on-exec below).
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
     Some(fd)
@@ -133,6 +144,11 @@ mod tests {
         let taken = inherited_socket(raw, SockType::SeqPacket).expect("a seqpacket socket");
         assert!(inherited_socket(raw, SockType::SeqPacket).is_none(), "not twice");
         assert!(inherited_socket(1, SockType::SeqPacket).is_none());
+        let (ours, _peer) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
+        assert!(
+            inherited_socket(ours.as_raw_fd(), SockType::SeqPacket).is_none(),
+            "close-on-exec: opened here, and owned"
+        );
         send(b.as_raw_fd(), b"hi", &[]).unwrap();
         let mut buf = [0u8; 8];
         let received = recv(taken.as_raw_fd(), &mut buf).unwrap();
