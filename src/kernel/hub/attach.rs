@@ -4,7 +4,7 @@
 
 use tokio::time::Instant;
 
-use super::engine::{Back, Effects, Emitted};
+use super::engine::{Back, Effects};
 use super::feed::{self, Feed, Replay};
 use super::{Frontend, Hub};
 use crate::chat::{FrontendId, Login, Output, SessionId};
@@ -28,7 +28,7 @@ impl Hub {
             .map(|(id, _)| *id)
             .collect();
         self.frontends.insert(frontend, f);
-        let mut fx = Effects::default();
+        let mut fx = std::mem::take(&mut self.fx);
         match before.split_last() {
             Some((&old, older)) => {
                 for id in older {
@@ -41,7 +41,7 @@ impl Hub {
                 }
                 tracing::info!(frontend = %name, "frontend is back: its sessions carry on");
                 self.engine.attach(frontend, &name, sessions, Back::Away(old), &mut fx);
-                self.resume(frontend, away.feed, away.last_applied, resume, &mut fx.outputs);
+                self.resume(frontend, away.feed, away.last_applied, resume, &mut fx);
             }
             None => {
                 self.sync(frontend, 0);
@@ -54,7 +54,8 @@ impl Hub {
                 self.engine.attach(frontend, &name, sessions, back, &mut fx);
             }
         }
-        self.emit(fx);
+        self.emit(&mut fx);
+        self.fx = fx;
     }
 
     /// Starts a new frontend's numbering: its frames from here on are numbered from its feed's
@@ -74,14 +75,7 @@ impl Hub {
     /// (or its previous process) left off, and that is still kept, it gets what it has not handled
     /// first; before that, the logins of its sessions among `outputs` (its new process does not
     /// know them yet), and the rest numbered as usual.
-    fn resume(
-        &mut self,
-        frontend: FrontendId,
-        feed: Feed,
-        applied: u64,
-        resume: Option<(u64, u64)>,
-        outputs: &mut Emitted,
-    ) {
+    fn resume(&mut self, frontend: FrontendId, feed: Feed, applied: u64, resume: Option<(u64, u64)>, fx: &mut Effects) {
         let replay = feed::replay(&feed, self.epoch, resume);
         let epoch = self.epoch;
         let f = self.frontends.get_mut(&frontend).expect("attached");
@@ -89,18 +83,15 @@ impl Hub {
         match replay {
             Replay::From { after, frames } => {
                 // The logins first, unnumbered: the replay is for sessions as they are now.
-                for (_, batch) in outputs.iter_mut() {
-                    batch.retain(|output| match output {
-                        Output::Named { key, login } if key.frontend == frontend => {
-                            Downstream::Named {
-                                session: key.session,
-                                login: login.clone(),
-                            }
-                            .encode(&mut f.pending);
-                            false
+                let logins = fx.take(|output| matches!(output, Output::Named { key, .. } if key.frontend == frontend));
+                for output in logins {
+                    if let Output::Named { key, login } = output {
+                        Downstream::Named {
+                            session: key.session,
+                            login,
                         }
-                        _ => true,
-                    });
+                        .encode(&mut f.pending);
+                    }
                 }
                 Downstream::Sync {
                     epoch,

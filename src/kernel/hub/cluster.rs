@@ -30,7 +30,7 @@ impl Clustered {
     /// Passes on what the member caused and the frames it finished; sends its requests, where to
     /// read the stream from and the epoch it joined.
     fn settle(&mut self, emitted: Emitted, fx: &mut Effects) {
-        fx.outputs.extend(emitted);
+        fx.extend(emitted);
         for request in self.member.take_requests() {
             self.link.send(request);
         }

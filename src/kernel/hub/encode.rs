@@ -15,19 +15,19 @@ use crate::chat::{FrontendId, Output};
 use crate::wire::{self, Downstream, Origin};
 
 impl Hub {
-    /// Encodes what the engine caused, and notes the frames it finished.
-    pub(super) fn emit(&mut self, fx: Effects) {
-        for (origin, outputs) in &fx.outputs {
-            if !outputs.is_empty() {
-                self.encode(*origin, outputs);
-            }
+    /// Encodes what the engine caused, and notes the frames it finished; `fx` is cleared for the
+    /// next step.
+    pub(super) fn emit(&mut self, fx: &mut Effects) {
+        for (origin, outputs) in fx.batches() {
+            self.encode(origin, outputs);
         }
-        for (frontend, upto) in fx.done {
+        for (frontend, upto) in fx.done.drain(..) {
             if let Some(f) = self.frontends.get_mut(&frontend) {
                 f.applied = Some(upto);
                 f.last_applied = upto;
             }
         }
+        fx.clear();
     }
 
     /// Where a frontend's frames go: its pending buffer and feed, attached or away.

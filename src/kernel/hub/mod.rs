@@ -236,6 +236,8 @@ struct Hub {
     /// Tells this kernel process's frame numbers apart from any other's.
     epoch: u64,
     engine: Box<dyn Engine>,
+    /// What the engine's current step causes; kept from step to step, cleared.
+    fx: Effects,
     /// Events from elsewhere (a cluster's stream entries) applied since the last flush (the
     /// newest), and those whose outputs wait to be written, as a ledger keyed by entry number.
     entries_applied: Option<u64>,
@@ -260,6 +262,7 @@ impl Hub {
         Self {
             epoch: crate::instance::new(),
             engine,
+            fx: Effects::default(),
             entries_applied: None,
             entries_unwritten: Ledger::default(),
             frontends: HashMap::new(),
@@ -351,9 +354,10 @@ impl Hub {
                     seq,
                     instance: f.instance,
                 };
-                let mut fx = Effects::default();
+                let mut fx = std::mem::take(&mut self.fx);
                 self.engine.frame(from, message, self.clock.now(), &mut fx);
-                self.emit(fx);
+                self.emit(&mut fx);
+                self.fx = fx;
             }
             Input::Detach { frontend, wait } => {
                 if let Some(f) = self.frontends.remove(&frontend) {
@@ -379,26 +383,29 @@ impl Hub {
 
     /// What the engine's link brought back.
     fn incoming(&mut self, incoming: crate::cluster::link::Incoming) {
-        let mut fx = Effects::default();
+        let mut fx = std::mem::take(&mut self.fx);
         self.engine.incoming(incoming, &mut fx);
         if let Some(entry) = self.engine.applied() {
             self.entries_applied = Some(entry);
         }
-        self.emit(fx);
+        self.emit(&mut fx);
+        self.fx = fx;
     }
 
     /// A frontend is gone for good: its users are logged out.
     fn frontend_gone(&mut self, frontend: FrontendId) {
-        let mut fx = Effects::default();
+        let mut fx = std::mem::take(&mut self.fx);
         self.engine.gone(frontend, &mut fx);
-        self.emit(fx);
+        self.emit(&mut fx);
+        self.fx = fx;
     }
 
     /// The kernel stops: the engine leaves whatever it is part of.
     fn part(&mut self) {
-        let mut fx = Effects::default();
+        let mut fx = std::mem::take(&mut self.fx);
         self.engine.part(&mut fx);
-        self.emit(fx);
+        self.emit(&mut fx);
+        self.fx = fx;
     }
 
     fn census(&self) -> Census {
