@@ -40,6 +40,7 @@
 //! [`socket`] does the I/O; this file is the pure encoding.
 
 pub(crate) mod socket;
+mod unversioned;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -87,19 +88,52 @@ pub enum Message {
     Carry,
 }
 
+/// How a packet is laid out: versioned, or as the builds before versions wrote it (see
+/// `unversioned`); a channel answers its peer in the layout the peer speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Versioned,
+    Unversioned,
+}
+
 /// Why a packet was not read as a [`Message`].
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("a malformed handoff packet: {0}")]
-pub struct Malformed(#[from] crate::versioned::Refused);
+pub enum Malformed {
+    #[error("a malformed handoff packet: {0}")]
+    Versioned(#[from] crate::versioned::Refused),
+    #[error("a malformed handoff packet of the unversioned layout: {0}")]
+    Unversioned(&'static str),
+}
 
 impl Message {
     /// The packet's bytes.
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
-        crate::versioned::encode(VERSION, self, self.max_len())
+        self.encode_as(Layout::Versioned)
     }
 
+    /// The packet's bytes in `layout`.
+    pub fn encode_as(&self, layout: Layout) -> Vec<u8> {
+        match layout {
+            Layout::Versioned => crate::versioned::encode(VERSION, self, self.max_len()),
+            Layout::Unversioned => unversioned::encode(self),
+        }
+    }
+
+    /// The message a packet carries, in either layout.
+    #[cfg(test)]
     pub fn decode(packet: &[u8]) -> Result<Self, Malformed> {
-        Ok(crate::versioned::decode(VERSION, packet)?)
+        Self::decode_with_layout(packet).map(|(message, _)| message)
+    }
+
+    /// The message a packet carries, and the layout it came in.
+    pub fn decode_with_layout(packet: &[u8]) -> Result<(Self, Layout), Malformed> {
+        match packet.split_first() {
+            Some((&tag, rest)) if unversioned::is_tag(tag) => unversioned::decode(tag, rest)
+                .map(|message| (message, Layout::Unversioned))
+                .map_err(Malformed::Unversioned),
+            _ => Ok((crate::versioned::decode(VERSION, packet)?, Layout::Versioned)),
+        }
     }
 
     /// Its packet's length at most: the version, the variant, a list's length, and each entry's

@@ -8,13 +8,16 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use super::{MAX_FDS, MAX_PACKET, Message};
+use super::{Layout, MAX_FDS, MAX_PACKET, Message};
 
 /// One end of a handoff socket.
 pub struct Channel {
     fd: AsyncFd<OwnedFd>,
     /// The only process whose packets are taken (the supervisor's end: its child's pid).
     sender: Option<u32>,
+    /// The peer speaks the unversioned layout (a supervisor of an earlier build): it is answered
+    /// in it. Set by the first such packet received.
+    unversioned: std::sync::atomic::AtomicBool,
 }
 
 /// A new socket pair: (the supervisor's end, the frontend's end), both close-on-exec. The
@@ -31,7 +34,11 @@ impl Channel {
     /// Serves `fd` (a non-blocking `SOCK_SEQPACKET` socket) on the current runtime.
     pub fn new(fd: OwnedFd) -> io::Result<Self> {
         let fd = crate::sys::fd::register(fd, Interest::READABLE | Interest::WRITABLE)?;
-        Ok(Self { fd, sender: None })
+        Ok(Self {
+            fd,
+            sender: None,
+            unversioned: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// Serves the supervisor's end of [`pair`], taking packets from process `pid` alone, of our
@@ -66,7 +73,7 @@ impl Channel {
     pub async fn send(&self, message: &Message, fds: &[RawFd]) -> io::Result<()> {
         debug_assert_eq!(message.fds(), fds.len());
         debug_assert!(fds.len() <= MAX_FDS);
-        let bytes = message.encode();
+        let bytes = message.encode_as(self.layout());
         loop {
             let mut guard = self.fd.writable().await?;
             match guard.try_io(|inner| send_now(inner.as_raw_fd(), &bytes, fds)) {
@@ -78,7 +85,7 @@ impl Channel {
 
     /// Sends a packet now if the socket has room; `WouldBlock` if not.
     pub fn try_send(&self, message: &Message, fds: &[RawFd]) -> io::Result<()> {
-        send_now(self.fd.as_raw_fd(), &message.encode(), fds)
+        send_now(self.fd.as_raw_fd(), &message.encode_as(self.layout()), fds)
     }
 
     /// Waits until a packet could be sent.
@@ -93,7 +100,7 @@ impl Channel {
     pub async fn recv(&self) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|inner| recv_now(inner.as_raw_fd(), self.sender)) {
+            match guard.try_io(|inner| self.received(recv_now(inner.as_raw_fd(), self.sender))) {
                 Ok(Err(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
                     tracing::warn!(error = %e, "dropped a handoff packet");
                 }
@@ -105,10 +112,36 @@ impl Channel {
 }
 
 impl Channel {
+    /// The layout packets to the peer go in: the one it spoke last.
+    fn layout(&self) -> Layout {
+        match self.unversioned.load(std::sync::atomic::Ordering::Relaxed) {
+            true => Layout::Unversioned,
+            false => Layout::Versioned,
+        }
+    }
+
+    /// Notes the layout a packet came in.
+    #[allow(clippy::type_complexity)]
+    fn received(
+        &self,
+        received: io::Result<Option<(Message, Vec<OwnedFd>, Layout)>>,
+    ) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
+        Ok(received?.map(|(message, fds, layout)| {
+            let unversioned = layout == Layout::Unversioned;
+            if unversioned != self.unversioned.swap(unversioned, std::sync::atomic::Ordering::Relaxed) {
+                tracing::info!(
+                    ?layout,
+                    "the handoff socket's peer speaks another layout: answering in it"
+                );
+            }
+            (message, fds)
+        }))
+    }
+
     /// The next packet if one waits; `None` if none does (or the peer is gone). For reading what
     /// a process sent before it exited.
     pub fn try_recv(&self) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
-        match recv_now(self.fd.as_raw_fd(), self.sender) {
+        match self.received(recv_now(self.fd.as_raw_fd(), self.sender)) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             other => other,
         }
@@ -119,7 +152,8 @@ fn send_now(fd: RawFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
     crate::sys::fd::send(fd, bytes, fds)
 }
 
-fn recv_now(fd: RawFd, sender: Option<u32>) -> io::Result<Option<(Message, Vec<OwnedFd>)>> {
+#[allow(clippy::type_complexity)]
+fn recv_now(fd: RawFd, sender: Option<u32>) -> io::Result<Option<(Message, Vec<OwnedFd>, Layout)>> {
     let mut buf = vec![0u8; MAX_PACKET];
     let crate::sys::fd::Received {
         len: bytes,
@@ -146,8 +180,8 @@ fn recv_now(fd: RawFd, sender: Option<u32>) -> io::Result<Option<(Message, Vec<O
             "a handoff packet was truncated",
         ));
     }
-    let message =
-        Message::decode(&buf[..bytes]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let (message, layout) = Message::decode_with_layout(&buf[..bytes])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     if message.fds() != fds.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -158,7 +192,7 @@ fn recv_now(fd: RawFd, sender: Option<u32>) -> io::Result<Option<(Message, Vec<O
             ),
         ));
     }
-    Ok(Some((message, fds)))
+    Ok(Some((message, fds, layout)))
 }
 
 #[cfg(test)]
@@ -230,5 +264,26 @@ mod tests {
         .unwrap();
         let err = b.recv().await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn a_peer_of_the_unversioned_layout_is_answered_in_it() {
+        let (a, b) = pair().unwrap();
+        let b = Channel::new(b).unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        // A supervisor of an earlier build sends the position file first, as a bare 'M'.
+        send_now(a.as_raw_fd(), b"M", &[file.as_raw_fd()]).unwrap();
+        let (message, _fds) = b.recv().await.unwrap().unwrap();
+        assert_eq!(message, Message::State);
+        b.send(&Message::Release(vec![258]), &[]).await.unwrap();
+        let mut buf = [0u8; 64];
+        let received = crate::sys::fd::recv(a.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..received.len], b"R\0\0\0\0\0\0\x01\x02");
+        // A versioned packet from it again: versioned answers.
+        send_now(a.as_raw_fd(), &Message::HandOver.encode(), &[]).unwrap();
+        assert_eq!(b.recv().await.unwrap().unwrap().0, Message::HandOver);
+        b.send(&Message::Release(vec![1]), &[]).await.unwrap();
+        let received = crate::sys::fd::recv(a.as_raw_fd(), &mut buf).unwrap();
+        assert_eq!(buf[..received.len].to_vec(), Message::Release(vec![1]).encode());
     }
 }

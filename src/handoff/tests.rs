@@ -48,15 +48,19 @@ fn the_largest_packet_fits() {
 fn a_malformed_packet_is_refused() {
     use crate::versioned::Refused;
     use postcard::Error::*;
-    let refused = |refused| Err(Malformed(refused));
+    let refused = |refused| Err(Malformed::Versioned(refused));
     assert_eq!(Message::decode(b""), refused(Refused::Empty));
-    // Another version's packet; the first byte of the layout before versions was a letter.
+    // Another version's packet (not a letter: a letter starts a packet of the unversioned layout).
     let version = |found| Refused::Version {
         found,
         expected: VERSION,
     };
     assert_eq!(Message::decode(&[VERSION + 1, 3]), refused(version(VERSION + 1)));
-    assert_eq!(Message::decode(b"P12345678"), refused(version(b'P')));
+    assert_eq!(Message::decode(b"Z12345678"), refused(version(b'Z')));
+    assert!(
+        matches!(Message::decode(b"P12345678"), Err(Malformed::Unversioned(_))),
+        "an unversioned park of half a session"
+    );
     let unreadable = |e| refused(Refused::Unreadable(e));
     assert_eq!(Message::decode(&[VERSION]), unreadable(DeserializeUnexpectedEnd));
     assert_eq!(
@@ -87,10 +91,10 @@ fn a_malformed_packet_is_refused() {
 
 #[test]
 fn a_packet_of_another_version_says_so() {
-    let error = Message::decode(b"P12345678").unwrap_err().to_string();
+    let error = Message::decode(b"Z12345678").unwrap_err().to_string();
     assert_eq!(
         error,
-        format!("a malformed handoff packet: format version 80, not {VERSION}: its writer runs another build")
+        format!("a malformed handoff packet: format version 90, not {VERSION}: its writer runs another build")
     );
 }
 
