@@ -167,7 +167,7 @@ pub async fn receive(channel: &Channel) -> std::io::Result<Adoption> {
     let mut adoption = Adoption::default();
     loop {
         match channel.recv().await? {
-            Some((Message::State, fds)) => match fds.first().map(PositionFile::map) {
+            Some((Message::PositionFile, fds)) => match fds.first().map(PositionFile::map) {
                 Some(Ok(file)) => adoption.file = Some(file),
                 Some(Err(e)) => tracing::warn!(error = %e, "cannot map the position file"),
                 None => {}

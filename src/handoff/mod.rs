@@ -77,7 +77,7 @@ pub enum Message {
     /// These sessions ended: their copies are to be closed.
     Release(Vec<SessionId>),
     /// The server's position file rides with this packet.
-    State,
+    PositionFile,
     /// Parked connections for the new process, in order.
     Adopt(Vec<SessionSlot>),
     /// Every parked connection has been sent.
@@ -153,7 +153,7 @@ impl Message {
     pub fn fds(&self) -> usize {
         match self {
             Message::Park(list) | Message::Adopt(list) => list.len(),
-            Message::State | Message::Carry => 1,
+            Message::PositionFile | Message::Carry => 1,
             _ => 0,
         }
     }

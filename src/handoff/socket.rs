@@ -274,7 +274,7 @@ mod tests {
         // A supervisor of an earlier build sends the position file first, as a bare 'M'.
         send_now(a.as_raw_fd(), b"M", &[file.as_raw_fd()]).unwrap();
         let (message, _fds) = b.recv().await.unwrap().unwrap();
-        assert_eq!(message, Message::State);
+        assert_eq!(message, Message::PositionFile);
         b.send(&Message::Release(vec![258]), &[]).await.unwrap();
         let mut buf = [0u8; 64];
         let received = crate::sys::fd::recv(a.as_raw_fd(), &mut buf).unwrap();

@@ -12,7 +12,7 @@ fn every_message_comes_back_as_it_went() {
         Message::Release(vec![7]),
         Message::Release(vec![]),
         Message::Adopt((1..=MAX_FDS as u64).map(|id| (id, id as u32)).collect()),
-        Message::State,
+        Message::PositionFile,
         Message::Adopted,
         Message::HandOver,
         Message::Carry,
@@ -102,7 +102,7 @@ fn a_packet_of_another_version_says_so() {
 fn descriptors_ride_with_parks_and_adoptions_only() {
     assert_eq!(Message::Park(vec![(1, 0), (2, 1)]).fds(), 2);
     assert_eq!(Message::Adopt(vec![(3, 0)]).fds(), 1);
-    assert_eq!(Message::State.fds(), 1);
+    assert_eq!(Message::PositionFile.fds(), 1);
     assert_eq!(Message::Carry.fds(), 1);
     assert_eq!(Message::Release(vec![1, 2]).fds(), 0);
     assert_eq!(Message::HandOver.fds(), 0);
@@ -114,7 +114,7 @@ fn message() -> impl Strategy<Value = Message> {
         parked.clone().prop_map(Message::Park),
         prop::collection::vec(any::<u64>(), 0..MAX_RELEASES).prop_map(Message::Release),
         parked.prop_map(Message::Adopt),
-        Just(Message::State),
+        Just(Message::PositionFile),
         Just(Message::Adopted),
         Just(Message::HandOver),
         Just(Message::Carry),

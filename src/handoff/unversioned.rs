@@ -40,7 +40,7 @@ pub(super) fn encode(message: &Message) -> Vec<u8> {
             }
             out
         }
-        Message::State => vec![b'M'],
+        Message::PositionFile => vec![b'M'],
         Message::Adopted => vec![b'E'],
         Message::HandOver => vec![b'H'],
         Message::Carry => vec![b'C'],
@@ -65,7 +65,7 @@ pub(super) fn decode(tag: u8, rest: &[u8]) -> Result<Message, &'static str> {
         b'P' => Ok(Message::Park(sessions()?)),
         b'A' => Ok(Message::Adopt(sessions()?)),
         b'R' => Ok(Message::Release(ids(8)?.map(id).collect())),
-        b'M' => nothing(Message::State),
+        b'M' => nothing(Message::PositionFile),
         b'E' => nothing(Message::Adopted),
         b'H' => nothing(Message::HandOver),
         b'C' => nothing(Message::Carry),
@@ -84,7 +84,7 @@ mod tests {
             Message::Release(vec![7, 300]),
             Message::Release(vec![]),
             Message::Adopt((1..=253).map(|id| (id, id as u32)).collect()),
-            Message::State,
+            Message::PositionFile,
             Message::Adopted,
             Message::HandOver,
             Message::Carry,

@@ -19,7 +19,7 @@ use crate::handoff::socket::Channel;
 pub struct Custody {
     parked: Arc<Mutex<Parked>>,
     /// The position file (see [`crate::journal`]).
-    state: Option<Arc<OwnedFd>>,
+    position_file: Option<Arc<OwnedFd>>,
 }
 
 impl Custody {
@@ -27,13 +27,13 @@ impl Custody {
     pub fn for_server(server: &Server) -> Self {
         let name = &server.settings.name;
         let slots = server.settings.limits.max_connections.min(u32::MAX as usize - 1) as u32;
-        let state = crate::journal::PositionFile::create(name, slots)
+        let position_file = crate::journal::PositionFile::create(name, slots)
             .map_err(|e| tracing::warn!(name = %name, error = %e, "no position file: a restart may lose lines"))
             .ok()
             .map(Arc::new);
         Self {
             parked: Arc::default(),
-            state,
+            position_file,
         }
     }
 
@@ -65,11 +65,11 @@ impl Custody {
             }
         };
         let (name, parked) = (name.to_string(), self.parked.clone());
-        let state = self.state.clone()?;
+        let position_file = self.position_file.clone()?;
         let sending = channel.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            match parked::send_for_adoption(sending, state, parked).await {
+            match parked::send_for_adoption(sending, position_file, parked).await {
                 Ok(0) => {}
                 Ok(clients) => {
                     tracing::info!(name = %name, clients, took = ?started.elapsed(), "handed its parked clients to the new process")

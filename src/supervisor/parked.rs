@@ -49,7 +49,7 @@ impl Parked {
                 self.carried = fds.into_iter().next();
                 true
             }
-            Message::Adopt(_) | Message::State | Message::Adopted | Message::HandOver => false,
+            Message::Adopt(_) | Message::PositionFile | Message::Adopted | Message::HandOver => false,
         }
     }
 
@@ -84,10 +84,12 @@ impl Parked {
 /// Connections released meanwhile are skipped. Returns how many were sent.
 pub async fn send_for_adoption(
     channel: Arc<Channel>,
-    state: Arc<OwnedFd>,
+    position_file: Arc<OwnedFd>,
     parked: Arc<Mutex<Parked>>,
 ) -> io::Result<usize> {
-    channel.send(&Message::State, &[state.as_raw_fd()]).await?;
+    channel
+        .send(&Message::PositionFile, &[position_file.as_raw_fd()])
+        .await?;
     let carried = parked.lock().carried.take();
     if let Some(carried) = carried {
         channel.send(&Message::Carry, &[carried.as_raw_fd()]).await?;
@@ -202,8 +204,8 @@ mod tests {
         parked
             .lock()
             .apply(Message::Park(list), ids.iter().map(|_| null()).collect());
-        let state = Arc::new(crate::journal::PositionFile::create("test", 1000).unwrap());
-        let sending = tokio::spawn(send_for_adoption(ours, state, parked.clone()));
+        let position_file = Arc::new(crate::journal::PositionFile::create("test", 1000).unwrap());
+        let sending = tokio::spawn(send_for_adoption(ours, position_file, parked.clone()));
         let got = crate::frontend::handoff::receive(&theirs).await.unwrap();
         assert_eq!(sending.await.unwrap().unwrap(), 600);
         assert!(got.file.is_some(), "the position file came first");
