@@ -19,23 +19,25 @@
 //!   Park [(session, slot)]  one descriptor per session, in order
 //!   Release [session]       the sessions ended; close their copies
 //!   Carry                   what its readers left (one descriptor, a memfd), the last packet of
-//!                           a hand-over (see `frontend::carry`)
+//!                           a hand-over (see `journal::carry`)
 //! supervisor → frontend
-//!   State                   the server's position file (one descriptor), first
+//!   PositionFile            the server's position file (one descriptor), first
 //!   Carry                   what the previous process's readers left, if it handed over
 //!   Adopt [(session, slot)] one descriptor per session, in order (a batch)
 //!   Adopted                 end of adoption: every parked connection has been sent
 //!   HandOver                stop reading, flush every client, exit without a goodbye
 //! ```
 //!
-//! A session's *slot* is its place in the position file ([`state`]), where the process records
+//! A session's *slot* is its place in the position file (see `journal`), where the process records
 //! how far its output was written; the next process reads it to send each client exactly what it
 //! missed. [`NO_SLOT`]: none.
 //!
-//! A packet is a version byte (`VERSION`) and the message in postcard, serde's compact format:
-//! the variant's index, then its list (a length, then each entry's numbers as varints). A packet
-//! of another version is refused, not misread: the supervisor outlives the binary it was started
-//! from, and a child runs the one installed since.
+//! A packet is a version byte (`VERSION`) and the message in postcard, serde's compact format
+//! (see `versioned`): the variant's index, then its list (a length, then each entry's numbers as
+//! varints). A packet of another version is refused, not misread: the supervisor outlives the
+//! binary it was started from, and a child runs the one installed since. A packet that starts
+//! with a letter is of the layout before versions (`unversioned`), which a frontend reads, and
+//! answers in, for a supervisor of such a build.
 //!
 //! [`socket`] does the I/O; this file is the pure encoding.
 
