@@ -56,7 +56,7 @@ impl Hub {
             let name = f.name.clone();
             self.detach(id, f);
             // A hello from its next process may be waiting for this connection to end.
-            self.release(&name);
+            self.unhold(&name);
         }
     }
 

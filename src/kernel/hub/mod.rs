@@ -221,7 +221,7 @@ pub async fn run(
                 next = inputs.try_recv().ok();
             }
         }
-        restoring.release(&mut hub);
+        restoring.apply_held(&mut hub);
         hub.end_batch(&mut flushing);
         // The writers and readers of this thread run before the next batch, if there is one
         // already (otherwise the hub waits for input anyway).
@@ -367,7 +367,7 @@ impl Hub {
                     } else {
                         self.frontend_gone(frontend);
                     }
-                    self.release(&name);
+                    self.unhold(&name);
                 }
             }
             // Taken by the run loop; answered at once if it ever got here.

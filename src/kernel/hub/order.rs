@@ -6,7 +6,7 @@
 //!   that frontend's users ([`Restoring`]);
 //! - the hello of a frontend whose previous connection has not ended yet (a process that died a
 //!   moment ago), and what follows it, wait until that connection's last frames are applied
-//!   ([`Hub::hold`], [`Hub::release`]).
+//!   ([`Hub::hold`], [`Hub::unhold`]).
 
 use std::collections::{HashSet, VecDeque};
 
@@ -74,7 +74,7 @@ impl Restoring {
             input if !hub.engine.ready() => self.unready.push_back(input),
             input => self.ready(input, hub),
         }
-        self.release(hub);
+        self.apply_held(hub);
     }
 
     /// Applies, once the engine is ready, what nothing else holds back.
@@ -99,7 +99,7 @@ impl Restoring {
     }
 
     /// Once nobody is missing, applies what was held, first.
-    pub(super) fn release(&mut self, hub: &mut Hub) {
+    pub(super) fn apply_held(&mut self, hub: &mut Hub) {
         if self.done {
             for held in self.held.drain(..) {
                 hub.handle(held);
@@ -111,8 +111,8 @@ impl Restoring {
 impl Hub {
     /// Holds what a frontend sends while its previous connection (a process that died a moment
     /// ago, say) has not ended: the frames still unread on that connection come first. Returns
-    /// `input` unless it was held. The previous connection's end releases them (see
-    /// [`Hub::release`]).
+    /// `input` unless it was held. The previous connection's end lets them go on (see
+    /// [`Hub::unhold`]).
     pub(super) fn hold(&mut self, input: Input) -> Option<Input> {
         match &input {
             Input::Attach { frontend, name, .. } if self.frontends.values().any(|f| &f.name == name) => {
@@ -127,7 +127,7 @@ impl Hub {
     }
 
     /// Applies what was held for the frontends named `name`, in order.
-    pub(super) fn release(&mut self, name: &str) {
+    pub(super) fn unhold(&mut self, name: &str) {
         let ids: HashSet<FrontendId> = self
             .held
             .iter()
